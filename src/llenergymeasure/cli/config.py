@@ -1,0 +1,37 @@
+"""`llem config validate|show FILE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+
+from llenergymeasure.cli.console import console
+
+app = typer.Typer(help="Check and display experiment configs.", no_args_is_help=True)
+
+
+@app.command("validate")
+def validate(
+    config_path: Path = typer.Argument(..., help="Experiment YAML file."),
+    overrides: list[str] = typer.Option([], "--set", help="dotted.path=value (repeatable)."),
+) -> None:
+    """Exit 0 when the config is valid; otherwise name the field and exit 2."""
+    from llenergymeasure.config import load_config
+
+    config = load_config(config_path, overrides)
+    console.print(f"{config_path}: valid ({config.name}, model {config.model.name})")
+
+
+@app.command("show")
+def show(
+    config_path: Path = typer.Argument(..., help="Experiment YAML file."),
+    overrides: list[str] = typer.Option([], "--set", help="dotted.path=value (repeatable)."),
+) -> None:
+    """Print the resolved config, every default filled in, as YAML."""
+    from llenergymeasure.config import load_config
+
+    config = load_config(config_path, overrides)
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    console.print(text, markup=False, highlight=False, end="")

@@ -1,0 +1,149 @@
+"""Experiment configuration: the single place where every default lives.
+
+Units are in the field names. Every model forbids unknown fields, so a typo in a
+YAML file is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """Which model to load and how."""
+
+    name: str = Field(
+        min_length=1,
+        description="HF id, local directory, or builtin alias (builtin:smollm2-135m, "
+        "builtin:tiny-llama).",
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on a GPU that supports it, float32 on CPU."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Run code shipped with the model. Recorded in results when true."
+    )
+    revision: str | None = None
+
+
+class PromptsConfig(_Section):
+    """Where prompts come from and which of them run."""
+
+    source: str = Field(
+        "builtin:mixed",
+        min_length=1,
+        description="builtin:<set>, or a path to a .jsonl or .txt file.",
+    )
+    num_prompts: int | None = Field(
+        64, ge=1, le=1_000_000, description="How many prompts to run; null: all of them."
+    )
+    order: Literal["source", "shuffled"] = "source"
+    seed: int = Field(0, description="Seed of the shuffle when order is shuffled.")
+    chat_template: bool = Field(
+        True, description="Wrap each prompt in the tokenizer's chat template when it has one."
+    )
+
+
+class GenerationConfig(_Section):
+    """Decoding settings passed to `generate`."""
+
+    max_new_tokens: int = Field(64, ge=1, le=32_768)
+    min_new_tokens: int = Field(0, ge=0, le=32_768)
+    batch_size: int = Field(1, ge=1, le=4_096)
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0, le=100)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> GenerationConfig:
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens ({self.min_new_tokens}) exceeds "
+                f"max_new_tokens ({self.max_new_tokens})"
+            )
+        return self
+
+
+class EnergyConfig(_Section):
+    """Energy source and sampling."""
+
+    backend: Literal["auto", "nvml", "rapl", "estimate", "none"] = Field(
+        "auto", description="auto picks nvml, then rapl, then the labelled CPU estimate."
+    )
+    sample_interval_ms: int = Field(100, ge=1, le=60_000)
+    cpu_tdp_w: float | None = Field(
+        None,
+        gt=0,
+        le=5_000,
+        description="CPU package power at full load for the estimate; null: 10 W per "
+        "logical core, an assumption recorded in the result.",
+    )
+
+
+class WarmupConfig(_Section):
+    """Warmup until the latency of a repeated batch is stable."""
+
+    enabled: bool = True
+    min_prompts: int = Field(3, ge=0, le=10_000)
+    max_prompts: int = Field(20, ge=1, le=10_000)
+    window_size: int = Field(3, ge=2, le=1_000)
+    cv_threshold: float = Field(0.1, gt=0, le=10)
+    max_new_tokens: int = Field(16, ge=1, le=32_768)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WarmupConfig:
+        if self.min_prompts > self.max_prompts:
+            raise ValueError(
+                f"min_prompts ({self.min_prompts}) exceeds max_prompts ({self.max_prompts})"
+            )
+        return self
+
+
+class BaselineConfig(_Section):
+    """Idle power measured before the model is loaded."""
+
+    enabled: bool = True
+    duration_s: float = Field(5.0, gt=0, le=3_600)
+    cache_ttl_s: float = Field(3_600.0, ge=0, le=7 * 86_400)
+
+
+class TimeseriesConfig(_Section):
+    """The per-process parquet sidecar of power, temperature and memory samples."""
+
+    enabled: bool = True
+    resample_hz: float = Field(1.0, ge=0, le=1_000, description="0 keeps every sample.")
+
+
+class MeasurementConfig(_Section):
+    """How the inference window is measured."""
+
+    energy: EnergyConfig = EnergyConfig()
+    warmup: WarmupConfig = WarmupConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    thermal_floor_s: float | None = Field(
+        None, ge=0, le=3_600, description="Wait after warmup; null: 60 s on GPU, 0 on CPU."
+    )
+    timeseries: TimeseriesConfig = TimeseriesConfig()
+
+
+class ExperimentConfig(_Section):
+    """One experiment: a model, a workload and a deployment configuration."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Used in the experiment id.")
+    model: ModelConfig
+    prompts: PromptsConfig = PromptsConfig()
+    generation: GenerationConfig = GenerationConfig()
+    processes: int = Field(1, ge=1, le=4_096)
+    measurement: MeasurementConfig = MeasurementConfig()
+    results_dir: Path = Path("results")
+    seed: int = 42

@@ -1,0 +1,1 @@
+"""Measurement mechanisms: energy, sampling, baseline, warmup, FLOPs. No orchestration."""

@@ -1,0 +1,328 @@
+"""The measured lifecycle on PyTorch + transformers (DESIGN.md section 1).
+
+environment -> baseline (before the model is loaded) -> load -> warmup until converged
+-> thermal floor -> barrier -> [sync, sampler + energy start] inference over this
+process's prompts [sync, energy + sampler stop] -> FLOPs, breakdown, throttling,
+warnings. Writing files is the worker's job.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from loguru import logger
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.backends.generation import (
+    BatchOutput,
+    build_generation_config,
+    encode_batches,
+    generate_batch,
+)
+from llenergymeasure.core.baseline import (
+    BaselinePower,
+    create_energy_breakdown,
+    measure_baseline_power,
+)
+from llenergymeasure.core.energy_backends import EnergyBackend, select_energy_backend
+from llenergymeasure.core.environment import collect_environment
+from llenergymeasure.core.flops import estimate_flops_palm, non_embedding_parameters
+from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
+from llenergymeasure.core.power_thermal import (
+    CPU_DEVICE_INDEX,
+    CpuSampleSource,
+    PowerThermalSample,
+    PowerThermalSampler,
+)
+from llenergymeasure.core.throttle import throttle_info_from_samples
+from llenergymeasure.core.warmup import (
+    create_warmup_inference_fn,
+    wait_thermal_floor,
+    warmup_until_converged,
+)
+from llenergymeasure.domain.experiment import RawProcessResult
+from llenergymeasure.domain.metrics import (
+    EnergyMeasurement,
+    ExtendedMetrics,
+    LatencySamples,
+    LatencyStats,
+    WarmupResult,
+)
+from llenergymeasure.models import resolve_model
+from llenergymeasure.prompts import Prompt
+
+ProgressFn = Callable[[str, int, int], None]
+GPU_THERMAL_FLOOR_S = 60.0
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where this process stands in the experiment."""
+
+    experiment_id: str
+    process_index: int = 0
+    num_processes: int = 1
+    device: str = "cpu"
+    barrier: Callable[[], None] = lambda: None
+    progress: ProgressFn | None = None
+    baseline_cache_path: Path | None = None
+
+
+@dataclass
+class InferenceWindow:
+    """Everything observed between the energy start and stop."""
+
+    outputs: list[BatchOutput]
+    energy: EnergyMeasurement | None
+    samples: list[PowerThermalSample]
+    sampler_errors: dict[str, str]
+    start_mono_s: float
+    start_unix_s: float
+    duration_s: float
+    peak_memory_mb: float | None
+
+
+@dataclass
+class MeasuredRun:
+    """The result of one process plus the raw samples for its sidecar."""
+
+    result: RawProcessResult
+    samples: list[PowerThermalSample]
+    window_start_mono_s: float
+
+
+class PyTorchBackend:
+    """Runs one process's share of an experiment under measurement."""
+
+    def __init__(self, config: ExperimentConfig, context: RunContext) -> None:
+        self.config = config
+        self.ctx = context
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.model_source: str | None = None
+        self.dtype = resolve_dtype(config.model.dtype, context.device)
+
+    def run(self, prompts: list[Prompt]) -> MeasuredRun:
+        """The measured lifecycle over `prompts` (this process's shard)."""
+        started_at = datetime.now(timezone.utc)
+        measurement = self.config.measurement
+        environment = collect_environment()
+        energy = select_energy_backend(measurement.energy)
+        try:
+            self._progress("baseline", 0, 1)
+            baseline = measure_baseline_power(
+                energy, measurement.baseline, self.ctx.baseline_cache_path
+            )
+            self._progress("baseline", 1, 1)
+            self._progress("loading model", 0, 1)
+            self.load_model()
+            self._progress("loading model", 1, 1)
+            batches = encode_batches(
+                prompts,
+                self.tokenizer,
+                batch_size=self.config.generation.batch_size,
+                use_chat_template=self.config.prompts.chat_template,
+                device=self.ctx.device,
+            )
+            warmup = self.warmup(batches[0].inputs if batches else None)
+            wait_thermal_floor(warmup.thermal_floor_s, self.ctx.progress)
+            self.ctx.barrier()
+            window = self.measure_inference(batches, energy)
+        finally:
+            if energy is not None:
+                energy.close()
+        result = self._assemble(started_at, environment, baseline, warmup, window, energy)
+        return MeasuredRun(result, window.samples, window.start_mono_s)
+
+    def load_model(self) -> None:
+        """Resolve and load the model and its tokenizer (left padding for batching)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        cfg = self.config.model
+        resolved = resolve_model(cfg.name, revision=cfg.revision)
+        if cfg.trust_remote_code:
+            logger.warning(f"trust_remote_code is on: code shipped with {cfg.name} will run")
+        self.model_source = resolved.source
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            resolved.path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            resolved.path,
+            revision=cfg.revision,
+            dtype=self.dtype,
+            trust_remote_code=cfg.trust_remote_code,
+        ).to(self.ctx.device)
+        self.model.eval()
+        logger.info(f"loaded {cfg.name} ({resolved.source}) as {self.dtype} on {self.ctx.device}")
+
+    def warmup(self, inputs: dict[str, torch.Tensor] | None) -> WarmupResult:
+        """Warm up on this process's first batch; the thermal floor is recorded here."""
+        config = self.config.measurement
+        floor_s = config.thermal_floor_s
+        if floor_s is None:
+            floor_s = GPU_THERMAL_FLOOR_S if self.ctx.device.startswith("cuda") else 0.0
+        if inputs is None:  # this process has no prompts: nothing to warm up
+            disabled = config.warmup.model_copy(update={"enabled": False})
+            return warmup_until_converged(lambda: 0.0, disabled, floor_s)
+        gen_config = build_generation_config(
+            self.config.generation, self.model, self.tokenizer, config.warmup.max_new_tokens
+        )
+        run_once = create_warmup_inference_fn(
+            self.model, inputs, {"generation_config": gen_config}, self.synchronize
+        )
+        with torch.inference_mode():
+            return warmup_until_converged(run_once, config.warmup, floor_s, self.ctx.progress)
+
+    def measure_inference(self, batches: list, energy: EnergyBackend | None) -> InferenceWindow:
+        """The energy window: every batch of this process, nothing else."""
+        gen_config = build_generation_config(self.config.generation, self.model, self.tokenizer)
+        sampler = PowerThermalSampler(
+            [CpuSampleSource()], self.config.measurement.energy.sample_interval_ms
+        )
+        total = sum(len(b.prompts) for b in batches)
+        self._progress("inference", 0, total)
+        if self.ctx.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(self.ctx.device)
+        outputs: list[BatchOutput] = []
+        self.synchronize()
+        start_unix_s, start_mono_s = time.time(), time.monotonic()
+        sampler.start()
+        if energy is not None:
+            energy.start()
+        for batch in batches:
+            outputs.append(generate_batch(self.model, batch, gen_config, self.synchronize))
+            self._progress("inference", sum(len(o.requests) for o in outputs), total)
+        self.synchronize()
+        measured = energy.stop() if energy is not None else None
+        duration_s = (
+            measured.duration_s if measured is not None else time.monotonic() - start_mono_s
+        )
+        samples = sampler.stop()
+        return InferenceWindow(
+            outputs=outputs,
+            energy=measured,
+            samples=samples,
+            sampler_errors=dict(sampler.errors),
+            start_mono_s=start_mono_s,
+            start_unix_s=measured.window_start_unix_s if measured is not None else start_unix_s,
+            duration_s=duration_s,
+            peak_memory_mb=self._peak_memory_mb(),
+        )
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so clocks and counters see it finished."""
+        if self.ctx.device.startswith("cuda"):
+            torch.cuda.synchronize(self.ctx.device)
+
+    def _peak_memory_mb(self) -> float | None:
+        if self.ctx.device.startswith("cuda"):
+            return torch.cuda.max_memory_allocated(self.ctx.device) / 2**20
+        return None
+
+    def _progress(self, phase: str, done: int, total: int) -> None:
+        if self.ctx.progress is not None:
+            self.ctx.progress(phase, done, total)
+
+    def _assemble(
+        self,
+        started_at: datetime,
+        environment: Any,
+        baseline: BaselinePower,
+        warmup: WarmupResult,
+        window: InferenceWindow,
+        energy_backend: EnergyBackend | None,
+    ) -> RawProcessResult:
+        requests = [r for o in window.outputs for r in o.requests]
+        samples = LatencySamples.concat([o.latency for o in window.outputs])
+        input_tokens = sum(r.input_tokens for r in requests)
+        output_tokens = sum(r.output_tokens for r in requests)
+        breakdown = create_energy_breakdown(window.energy, baseline, window.duration_s)
+        interval_ms = self.config.measurement.energy.sample_interval_ms
+        on_gpu = self.ctx.device.startswith("cuda")
+        warnings = collect_measurement_warnings(
+            duration_s=window.duration_s,
+            sample_count=len(window.samples),
+            energy=window.energy,
+            energy_requested=self.config.measurement.energy.backend != "none",
+            sampler_errors=window.sampler_errors,
+            has_gpu=on_gpu,
+        )
+        return RawProcessResult(
+            experiment_id=self.ctx.experiment_id,
+            process_index=self.ctx.process_index,
+            num_processes=self.ctx.num_processes,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            config_name=self.config.name,
+            model_name=self.config.model.name,
+            model_source=self.model_source,
+            dtype=str(self.dtype).removeprefix("torch."),
+            device=self.ctx.device,
+            trust_remote_code=self.config.model.trust_remote_code,
+            started_at=started_at,
+            ended_at=datetime.now(timezone.utc),
+            inference_start_unix_s=window.start_unix_s,
+            inference_end_unix_s=window.start_unix_s + window.duration_s,
+            inference_duration_s=window.duration_s,
+            num_requests=len(requests),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            tokens_per_second=output_tokens / window.duration_s if window.duration_s > 0 else None,
+            requests=requests,
+            energy_method=energy_backend.method if energy_backend is not None else "none",
+            energy=window.energy,
+            energy_breakdown=breakdown,
+            energy_per_output_token_j=(
+                breakdown.raw_j / output_tokens
+                if breakdown.raw_j is not None and output_tokens
+                else None
+            ),
+            flops=estimate_flops_palm(
+                non_embedding_parameters(self.model), input_tokens + output_tokens
+            ),
+            latency=LatencyStats.from_samples(samples),
+            latency_samples=samples,
+            warmup=warmup,
+            thermal_throttle=throttle_info_from_samples(window.samples, interval_ms / 1000.0),
+            environment=environment,
+            extended=extended_metrics(window, on_gpu),
+            sample_interval_ms=interval_ms,
+            sample_count=len(window.samples),
+            warnings=warnings,
+        )
+
+
+def extended_metrics(window: InferenceWindow, on_gpu: bool) -> ExtendedMetrics:
+    """Memory and utilisation over the window from the sampler's CPU rows."""
+    cpu_rows = [s for s in window.samples if s.device_index == CPU_DEVICE_INDEX]
+    rss = [s.memory_used_mb for s in cpu_rows if s.memory_used_mb is not None]
+    util = [s.cpu_util_pct for s in cpu_rows if s.cpu_util_pct is not None]
+    sizes = [len(o.requests) for o in window.outputs]
+    return ExtendedMetrics(
+        peak_memory_mb=window.peak_memory_mb if on_gpu else None,
+        process_rss_peak_mb=max(rss) if rss else None,
+        cpu_util_mean_pct=statistics.fmean(util) if util else None,
+        batch_effective_size=statistics.fmean(sizes) if sizes else None,
+    )
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """`auto`: bfloat16 on a GPU that supports it, float32 otherwise."""
+    if name != "auto":
+        return _DTYPES[name]
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32

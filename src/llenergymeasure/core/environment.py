@@ -1,0 +1,86 @@
+"""A snapshot of the host, its software and its devices at the start of a run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import psutil
+
+from llenergymeasure.domain.environment import EnvironmentMetadata
+
+_PACKAGES = ("torch", "transformers", "accelerate", "llenergymeasure")
+
+
+def collect_environment() -> EnvironmentMetadata:
+    """Everything a reader needs to know about where the numbers came from."""
+    versions = {name: _package_version(name) for name in _PACKAGES}
+    cpu_model = _cpu_model()
+    cpu_count = psutil.cpu_count(logical=True)
+    governor = _read_text(Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"))
+    in_container = _in_container()
+    cuda_available, cuda_version = _cuda()
+    summary = (
+        f"{socket.gethostname()}: {cpu_model or 'unknown CPU'} x{cpu_count}"
+        f", governor {governor or 'n/a'}"
+        f"{', container' if in_container else ''}"
+        f", CUDA {cuda_version if cuda_available else 'unavailable'}"
+        f", torch {versions['torch']}, transformers {versions['transformers']}"
+    )
+    return EnvironmentMetadata(
+        host=socket.gethostname(),
+        os=f"{platform.system()} {platform.release()}",
+        python_version=platform.python_version(),
+        cpu_model=cpu_model,
+        cpu_count=cpu_count,
+        cpu_governor=governor,
+        memory_total_mb=psutil.virtual_memory().total / 2**20,
+        in_container=in_container,
+        cuda_available=cuda_available,
+        cuda_version=cuda_version,
+        torch_version=versions["torch"],
+        transformers_version=versions["transformers"],
+        accelerate_version=versions["accelerate"],
+        llenergymeasure_version=versions["llenergymeasure"],
+        summary_line=summary,
+    )
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _cpu_model() -> str | None:
+    cpuinfo = _read_text(Path("/proc/cpuinfo")) or ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def _in_container() -> bool:
+    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
+        return True
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return True
+    cgroup = _read_text(Path("/proc/1/cgroup")) or ""
+    return any(word in cgroup for word in ("docker", "kubepods", "containerd", "lxc"))
+
+
+def _cuda() -> tuple[bool, str | None]:
+    import torch
+
+    return torch.cuda.is_available(), torch.version.cuda

@@ -1,0 +1,1 @@
+"""Pydantic models shared by every layer; this package imports nothing else of llem."""

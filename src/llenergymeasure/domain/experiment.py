@@ -1,0 +1,181 @@
+"""What an experiment writes to disk: manifest, per-process results, aggregate, markers.
+
+Every model carries `schema_version`. Fields added in later versions have defaults, so
+older files still load with those fields as None.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llenergymeasure.domain.environment import EnvironmentMetadata
+from llenergymeasure.domain.metrics import (
+    EnergyBreakdown,
+    EnergyMeasurement,
+    EnergyMethod,
+    ExtendedMetrics,
+    FlopsResult,
+    LatencySamples,
+    LatencyStats,
+    MeasurementWarning,
+    ThermalThrottleInfo,
+    WarmupResult,
+)
+
+SCHEMA_VERSION = 1
+
+ExperimentStatus = Literal["running", "completed", "failed", "interrupted"]
+
+
+class _Stored(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+
+
+class ExperimentManifest(_Stored):
+    """`experiment.json`: what was asked for, written before any worker starts."""
+
+    experiment_id: str
+    config: dict[str, Any]
+    config_hash: str
+    expected_num_processes: int
+    launch_command: list[str] | None = None
+    versions: dict[str, str | None] = Field(default_factory=dict)
+    created_at: datetime
+    status: ExperimentStatus = "running"
+
+
+class CompletionMarker(BaseModel):
+    """`.completed_<i>`: written last; proves `process_<i>.json` is whole."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    process_index: int
+    result_sha256: str
+    written_at: datetime
+
+
+class RequestRecord(BaseModel):
+    """One prompt as this process ran it; token counts exclude padding."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    prompt_id: str
+    input_tokens: int
+    output_tokens: int
+    stopped_by_eos: bool
+
+
+class RawProcessResult(_Stored):
+    """`process_<i>.json`: everything one worker measured over its shard."""
+
+    experiment_id: str
+    process_index: int
+    num_processes: int
+    host: str
+    pid: int
+    config_name: str
+    model_name: str
+    model_source: str | None = None
+    dtype: str | None = None
+    device: str | None = None
+    trust_remote_code: bool = False
+    started_at: datetime
+    ended_at: datetime
+    inference_start_unix_s: float
+    inference_end_unix_s: float
+    inference_duration_s: float
+    num_requests: int
+    input_tokens: int
+    output_tokens: int
+    tokens_per_second: float | None = Field(description="Output tokens per second of window.")
+    requests: list[RequestRecord] = Field(default_factory=list)
+    energy_method: EnergyMethod = "none"
+    energy: EnergyMeasurement | None = None
+    energy_breakdown: EnergyBreakdown | None = None
+    energy_per_output_token_j: float | None = None
+    flops: FlopsResult | None = None
+    latency: LatencyStats | None = None
+    latency_samples: LatencySamples | None = None
+    warmup: WarmupResult | None = None
+    thermal_throttle: ThermalThrottleInfo | None = None
+    environment: EnvironmentMetadata | None = None
+    extended: ExtendedMetrics | None = None
+    sample_interval_ms: int | None = None
+    sample_count: int | None = None
+    timeseries_path: str | None = Field(
+        None, description="Sidecar file name, relative to the experiment directory."
+    )
+    warnings: list[MeasurementWarning] = Field(default_factory=list)
+
+
+class AggregationInfo(BaseModel):
+    """How the processes were combined and what was verified."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    method: str
+    num_processes: int
+    expected_num_processes: int
+    partial: bool = False
+    missing_processes: list[int] = Field(default_factory=list)
+    temporal_overlap_verified: bool
+    gpu_attribution_verified: bool
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ProcessSummary(BaseModel):
+    """One process's share of an aggregate, for per-process views."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    process_index: int
+    host: str
+    device_ids: list[str] = Field(default_factory=list)
+    output_tokens: int
+    energy_j: float | None = None
+    tokens_per_second: float | None = None
+
+
+class AggregatedResult(_Stored):
+    """`results/aggregated/<id>.json`: the experiment as one set of figures."""
+
+    experiment_id: str
+    config_name: str
+    model_name: str
+    aggregation: AggregationInfo
+    hosts: list[str]
+    inference_start_unix_s: float
+    inference_end_unix_s: float
+    wall_window_s: float = Field(description="From the first start to the last end.")
+    num_requests: int
+    input_tokens: int
+    output_tokens: int
+    avg_tokens_per_second: float | None = Field(description="Mean of per-process tokens/s.")
+    total_tokens_per_second: float | None = Field(
+        description="All output tokens over the wall window."
+    )
+    energy_method: EnergyMethod = "none"
+    energy_breakdown: EnergyBreakdown | None = None
+    energy_per_output_token_j: float | None = None
+    total_flops: float | None = None
+    flops_method: str | None = None
+    latency: LatencyStats | None = None
+    thermal_throttle: ThermalThrottleInfo | None = None
+    environments: dict[str, EnvironmentMetadata] = Field(default_factory=dict)
+    extended: ExtendedMetrics | None = None
+    processes: list[ProcessSummary] = Field(default_factory=list)
+    timeseries_paths: list[str] = Field(default_factory=list)
+    warnings: list[MeasurementWarning] = Field(default_factory=list)
+    created_at: datetime | None = None
+
+
+class ExperimentResult(BaseModel):
+    """An experiment as `llem results show` presents it: manifest plus aggregate."""
+
+    manifest: ExperimentManifest
+    aggregated: AggregatedResult | None = None

@@ -1,0 +1,192 @@
+"""Measurement records. Units are in field names; an unknown value is None, never 0."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EnergyMethod = Literal["nvml_counter", "nvml_power_integral", "rapl", "estimate", "none"]
+BaselineMethod = Literal["fresh", "cached", "unavailable"]
+
+
+class _Record(BaseModel):
+    # Results written by newer versions may carry fields we do not know: keep reading.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class DeviceEnergy(_Record):
+    """Energy of one device (a GPU, or a CPU package / the whole CPU) over a window."""
+
+    device_id: str = Field(description="GPU UUID, 'package-0' for RAPL, 'cpu' for the estimate.")
+    kind: Literal["gpu", "cpu"]
+    scope: Literal["device", "machine"] = Field(
+        description="machine: the source covers the whole host (RAPL, CPU estimate) and is "
+        "counted once per host when processes are aggregated."
+    )
+    energy_j: float | None
+    name: str | None = None
+
+
+class EnergyMeasurement(_Record):
+    """What an energy backend's `stop()` returns for one window."""
+
+    method: EnergyMethod
+    host: str
+    devices: list[DeviceEnergy]
+    window_start_unix_s: float
+    window_end_unix_s: float
+    duration_s: float
+    assumptions: list[str] = Field(
+        default_factory=list, description="What an estimate assumed (e.g. TDP)."
+    )
+
+    @property
+    def total_j(self) -> float | None:
+        """Sum over devices; None when any device could not be read."""
+        values = [d.energy_j for d in self.devices]
+        if not values or any(v is None for v in values):
+            return None
+        return float(sum(values))
+
+    @property
+    def is_estimate(self) -> bool:
+        """True when the joules were modelled rather than read from a counter."""
+        return self.method == "estimate"
+
+
+class EnergyBreakdown(_Record):
+    """Raw energy of the inference window and the share above idle."""
+
+    raw_j: float | None
+    adjusted_j: float | None = Field(
+        description="max(0, raw_j - baseline_power_w * inference_duration_s)."
+    )
+    baseline_power_w: float | None
+    baseline_std_w: float | None = None
+    baseline_method: BaselineMethod
+    inference_duration_s: float
+
+
+class ThermalThrottleInfo(_Record):
+    """Clock-event (throttle) reasons seen during the window; None where not observable."""
+
+    detected: bool | None = None
+    thermal: bool | None = None
+    power: bool | None = None
+    sw_thermal: bool | None = None
+    hw_thermal: bool | None = None
+    hw_power: bool | None = None
+    duration_s: float | None = None
+    max_temperature_c: float | None = None
+
+
+class WarmupResult(_Record):
+    """How warmup ended. Warmup work is never counted in tokens, FLOPs or energy."""
+
+    enabled: bool
+    converged: bool
+    final_cv: float | None
+    iterations: int
+    latencies_ms: list[float]
+    cv_threshold: float
+    thermal_floor_s: float
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default method); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+class LatencyStats(_Record):
+    """Percentiles over requests (TTFT, end-to-end) and over token gaps (ITL).
+
+    Built from pooled samples (`from_samples`), never by averaging percentiles.
+    """
+
+    ttft_mean_ms: float | None = None
+    ttft_p50_ms: float | None = None
+    ttft_p95_ms: float | None = None
+    itl_mean_ms: float | None = None
+    itl_p50_ms: float | None = None
+    itl_p95_ms: float | None = None
+    e2e_mean_ms: float | None = None
+    e2e_p50_ms: float | None = None
+    e2e_p95_ms: float | None = None
+    num_requests: int = 0
+    method: Literal["per_step_hook"] = "per_step_hook"
+
+    @classmethod
+    def from_samples(cls, samples: LatencySamples) -> LatencyStats:
+        """Mean, p50 and p95 of each latency kind."""
+        return cls(
+            ttft_mean_ms=_mean(samples.ttft_ms),
+            ttft_p50_ms=percentile(samples.ttft_ms, 50),
+            ttft_p95_ms=percentile(samples.ttft_ms, 95),
+            itl_mean_ms=_mean(samples.itl_ms),
+            itl_p50_ms=percentile(samples.itl_ms, 50),
+            itl_p95_ms=percentile(samples.itl_ms, 95),
+            e2e_mean_ms=_mean(samples.e2e_ms),
+            e2e_p50_ms=percentile(samples.e2e_ms, 50),
+            e2e_p95_ms=percentile(samples.e2e_ms, 95),
+            num_requests=len(samples.e2e_ms),
+        )
+
+
+class LatencySamples(_Record):
+    """The per-request samples behind `LatencyStats`, kept so processes can be pooled."""
+
+    ttft_ms: list[float] = Field(default_factory=list)
+    itl_ms: list[float] = Field(default_factory=list)
+    e2e_ms: list[float] = Field(default_factory=list)
+
+    @classmethod
+    def concat(cls, parts: list[LatencySamples]) -> LatencySamples:
+        """Pool samples (of batches or of processes) without averaging anything."""
+        return cls(
+            ttft_ms=[v for p in parts for v in p.ttft_ms],
+            itl_ms=[v for p in parts for v in p.itl_ms],
+            e2e_ms=[v for p in parts for v in p.e2e_ms],
+        )
+
+
+class FlopsResult(_Record):
+    """Inference FLOPs: 2 x non-embedding parameters x tokens processed."""
+
+    total_flops: float | None
+    method: Literal["palm_2n"] = "palm_2n"
+    non_embedding_params: int | None
+    tokens_processed: int
+
+
+class ExtendedMetrics(_Record):
+    """Resource use during the window; None where the machine cannot tell."""
+
+    peak_memory_mb: float | None = Field(None, description="Peak accelerator memory allocated.")
+    process_rss_peak_mb: float | None = None
+    cpu_util_mean_pct: float | None = None
+    gpu_util_mean_pct: float | None = None
+    gpu_mem_peak_mb: float | None = None
+    batch_effective_size: float | None = Field(
+        None, description="Mean number of requests per generate call."
+    )
+    kv_cache_hit_rate: float | None = Field(None, description="Not measured by this backend.")
+
+
+class MeasurementWarning(_Record):
+    """An informational warning about the quality of a measurement."""
+
+    code: str
+    message: str
+    remediation: str

@@ -1,0 +1,1 @@
+"""Starting workers, running them, and collecting their results."""

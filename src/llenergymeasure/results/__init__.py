@@ -1,0 +1,1 @@
+"""Result files: layout and atomic writes, aggregation, listing."""

@@ -1,0 +1,136 @@
+"""Where results live on disk, and how they are written and read (DESIGN.md section 3).
+
+```
+<root>/raw/<id>/experiment.json
+<root>/raw/<id>/process_<i>.json
+<root>/raw/<id>/process_<i>_timeseries.parquet
+<root>/raw/<id>/.completed_<i>
+<root>/aggregated/<id>.json
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from llenergymeasure.domain.experiment import SCHEMA_VERSION, CompletionMarker
+from llenergymeasure.errors import ResultsError
+from llenergymeasure.fileio import atomic_write_bytes
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_RESULT_BYTES = 512 << 20
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validate_experiment_id(experiment_id: str) -> str:
+    """Refuse ids that are not plain names (and so could escape the results root)."""
+    if not ID_PATTERN.match(experiment_id) or ".." in experiment_id:
+        raise ResultsError(
+            f"invalid experiment id {experiment_id!r}: use letters, digits, '.', '_' and '-'"
+        )
+    return experiment_id
+
+
+class ResultsLayout:
+    """Paths under one results root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.raw_root = self.root / "raw"
+        self.aggregated_root = self.root / "aggregated"
+
+    def experiment_dir(self, experiment_id: str) -> Path:
+        """`raw/<id>`, refusing ids (or symlinks) that lead outside the raw root."""
+        path = self.raw_root / validate_experiment_id(experiment_id)
+        if path.exists() and not path.resolve().is_relative_to(self.raw_root.resolve()):
+            raise ResultsError(f"{path} points outside {self.raw_root}; refusing to use it")
+        return path
+
+    def aggregated_path(self, experiment_id: str) -> Path:
+        """`aggregated/<id>.json`."""
+        return self.aggregated_root / f"{validate_experiment_id(experiment_id)}.json"
+
+
+def manifest_path(experiment_dir: Path) -> Path:
+    """`experiment.json` of an experiment directory."""
+    return experiment_dir / "experiment.json"
+
+
+def process_result_path(experiment_dir: Path, index: int) -> Path:
+    """`process_<i>.json`."""
+    return experiment_dir / f"process_{index}.json"
+
+
+def timeseries_path(experiment_dir: Path, index: int) -> Path:
+    """`process_<i>_timeseries.parquet`."""
+    return experiment_dir / f"process_{index}_timeseries.parquet"
+
+
+def marker_path(experiment_dir: Path, index: int) -> Path:
+    """`.completed_<i>`."""
+    return experiment_dir / f".completed_{index}"
+
+
+def to_json_bytes(model: BaseModel) -> bytes:
+    """Indented JSON; NaN and infinities become null, never a number."""
+    return orjson.dumps(model.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+
+
+def write_model(path: Path, model: BaseModel) -> bytes:
+    """Write a model as JSON atomically; returns the bytes written (for hashing)."""
+    data = to_json_bytes(model)
+    atomic_write_bytes(path, data)
+    return data
+
+
+def write_marker(experiment_dir: Path, index: int, result_bytes: bytes) -> Path:
+    """Write `.completed_<i>` holding the sha256 of the result bytes. Call it last."""
+    marker = CompletionMarker(
+        process_index=index,
+        result_sha256=hashlib.sha256(result_bytes).hexdigest(),
+        written_at=datetime.now(timezone.utc),
+    )
+    path = marker_path(experiment_dir, index)
+    write_model(path, marker)
+    return path
+
+
+def read_model(path: Path, model_type: type[ModelT]) -> ModelT:
+    """Read a result file, with a clear error for a missing, broken or newer file."""
+    data = read_json_object(path)
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ResultsError(
+            f"{path}: schema_version {version!r} is newer than this llem reads "
+            f"({SCHEMA_VERSION}); upgrade llenergymeasure"
+        )
+    try:
+        return model_type.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ResultsError(
+            f"{path}: invalid {model_type.__name__}: {field}: {first['msg']}"
+        ) from None
+
+
+def read_json_object(path: Path) -> dict:
+    """Parse a JSON file that must hold an object."""
+    try:
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            raise ResultsError(f"{path}: larger than {MAX_RESULT_BYTES} bytes; refusing to read")
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: not found") from None
+    except orjson.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON (truncated or corrupted?): {exc}") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object")
+    return data

@@ -1,0 +1,28 @@
+"""Listing and loading experiments under a results root."""
+
+from __future__ import annotations
+
+from llenergymeasure.domain.experiment import AggregatedResult, ExperimentManifest, ExperimentResult
+from llenergymeasure.errors import ResultsError
+from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model
+
+
+def list_experiments(layout: ResultsLayout) -> list[ExperimentResult]:
+    """Every experiment with a readable manifest, newest first; unreadable ones skipped."""
+    if not layout.raw_root.is_dir():
+        return []
+    found = []
+    for path in layout.raw_root.iterdir():
+        try:
+            found.append(load_experiment(layout, path.name))
+        except ResultsError:
+            continue
+    return sorted(found, key=lambda e: e.manifest.created_at, reverse=True)
+
+
+def load_experiment(layout: ResultsLayout, experiment_id: str) -> ExperimentResult:
+    """Manifest plus aggregate (None while the experiment is not aggregated)."""
+    manifest = read_model(manifest_path(layout.experiment_dir(experiment_id)), ExperimentManifest)
+    aggregated_file = layout.aggregated_path(experiment_id)
+    aggregated = read_model(aggregated_file, AggregatedResult) if aggregated_file.exists() else None
+    return ExperimentResult(manifest=manifest, aggregated=aggregated)
