@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 from loguru import logger
 from rich.console import Console
 
 console = Console()
-err_console = Console(stderr=True)
+# Errors and log lines are never wrapped: one message, one line, greppable.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def enable_logging(verbose: bool = False) -> None:
@@ -21,8 +20,6 @@ def enable_logging(verbose: bool = False) -> None:
         level=level,
         format="{time:HH:mm:ss} {level: <7} {message}",
     )
-    if not sys.stderr.isatty():
-        err_console.soft_wrap = True
 
 
 def quiet_third_party() -> None:

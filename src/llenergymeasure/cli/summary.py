@@ -58,9 +58,11 @@ def print_summary(
         table.add_row(name, value)
     console.print(table)
     for warning in result.warnings:
-        console.print(f"[yellow]warning[/] {warning.code}: {warning.message}", highlight=False)
+        console.print(
+            f"[yellow]warning[/] {warning.code}: {warning.message}", highlight=False, soft_wrap=True
+        )
     for note in result.aggregation.warnings:
-        console.print(f"[yellow]warning[/] aggregation: {note}", highlight=False)
+        console.print(f"[yellow]warning[/] aggregation: {note}", highlight=False, soft_wrap=True)
     if experiment_dir is not None:
         console.print(f"raw results:        {experiment_dir}", highlight=False)
     if aggregated_path is not None:

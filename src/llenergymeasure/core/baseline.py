@@ -52,7 +52,7 @@ def measure_baseline_power(
         return UNAVAILABLE
     key = None
     if cache_path is not None and config.cache_ttl_s > 0:
-        key = _cache_key(backend)
+        key = backend.cache_key
         cached = _read_cache(cache_path, key, config.cache_ttl_s)
         if cached is not None:
             return cached
@@ -95,10 +95,6 @@ def create_energy_breakdown(
         baseline_method=baseline.method,
         inference_duration_s=inference_duration_s,
     )
-
-
-def _cache_key(backend: EnergyBackend) -> str:
-    return f"{backend.host}|{backend.method}|{','.join(backend.device_ids)}"
 
 
 def _read_cache(path: Path, key: str, ttl_s: float) -> BaselinePower | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import AggregatedResult
-from llenergymeasure.errors import ConfigError
+from llenergymeasure.errors import ConfigError, PromptsError
 from llenergymeasure.orchestration.ids import new_experiment_id
 from llenergymeasure.orchestration.manifest import set_status, write_manifest
 from llenergymeasure.orchestration.worker import run_worker
@@ -29,6 +29,14 @@ class ExperimentOutcome:
     aggregated_path: Path
 
 
+def check_prompts(config: ExperimentConfig) -> None:
+    """Fail on a bad prompt source before anything is written, naming the field."""
+    try:
+        load_prompts(config.prompts)
+    except PromptsError as exc:
+        raise ConfigError(f"prompts.source: {exc}") from None
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -45,7 +53,7 @@ def run_experiment(
             f"processes: {config.processes}: this version runs experiments in a single "
             "process; set processes: 1"
         )
-    load_prompts(config.prompts)  # a bad prompt source fails before anything is written
+    check_prompts(config)
     layout = ResultsLayout(config.results_dir)
     experiment_id = new_experiment_id(config.name)
     experiment_dir = layout.experiment_dir(experiment_id)

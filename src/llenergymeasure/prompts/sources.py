@@ -24,6 +24,7 @@ from llenergymeasure.errors import PromptsError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from importlib.resources.abc import Traversable
 
     from llenergymeasure.config.models import PromptsConfig
 
@@ -55,7 +56,7 @@ class Prompt:
 
 def list_builtin_sets() -> list[str]:
     """Names of the prompt sets bundled with the package, sorted (e.g. `["mixed"]`)."""
-    data = resources.files(_DATA_PACKAGE).joinpath(_DATA_DIR)
+    data = _data_dir()
     if not data.is_dir():
         return []
     return sorted(
@@ -113,12 +114,16 @@ def load_prompts(config: PromptsConfig) -> list[Prompt]:
     return prompts[: config.num_prompts]
 
 
+def _data_dir() -> Traversable:
+    return resources.files(_DATA_PACKAGE).joinpath(_DATA_DIR)
+
+
 def _read_builtin(name: str) -> list[Prompt]:
     available = list_builtin_sets()
     if name not in available:
         names = ", ".join(BUILTIN_PREFIX + n for n in available) or "none"
         raise PromptsError(f"unknown builtin prompt set '{name}'; available: {names}")
-    resource = resources.files(_DATA_PACKAGE).joinpath(_DATA_DIR, f"{name}.jsonl")
+    resource = _data_dir().joinpath(f"{name}.jsonl")
     label = BUILTIN_PREFIX + name
     return _parse(_decode(resource.read_bytes(), label), ".jsonl", name, label)
 
@@ -138,8 +143,8 @@ def _read_file(path: Path) -> list[Prompt]:
     size_bytes = path.stat().st_size
     if size_bytes > MAX_FILE_BYTES:
         raise PromptsError(
-            f"prompts file {label} is {size_bytes / 2**20:.0f} MiB, over the "
-            f"{MAX_FILE_BYTES // 2**20} MiB limit; keep only the prompts you will run"
+            f"prompts file {label} is larger than the {MAX_FILE_BYTES // 2**20} MiB limit "
+            f"({size_bytes} bytes); keep only the prompts you will run"
         )
     try:
         data = path.read_bytes()

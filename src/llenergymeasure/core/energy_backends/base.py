@@ -44,6 +44,11 @@ class EnergyBackend(ABC):
         self._start_unix_s = self._start_mono_s = None
         return measurement
 
+    @property
+    def cache_key(self) -> str:
+        """Identifies readings that are comparable (used to cache the idle baseline)."""
+        return f"{self.host}|{self.method}|{','.join(self.device_ids)}"
+
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release resources (threads, handles)."""
 

@@ -44,6 +44,11 @@ class CpuEstimateBackend(EnergyBackend):
         ]
         self._busy_start_s = 0.0
 
+    @property
+    def cache_key(self) -> str:
+        """The modelled idle power scales with the assumed TDP, so the TDP is part of it."""
+        return f"{super().cache_key}|tdp={self.tdp_w:g}"
+
     def _begin(self) -> None:
         self._busy_start_s = machine_busy_cpu_s()
 

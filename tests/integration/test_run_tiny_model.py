@@ -1,0 +1,122 @@
+"""A real single-process experiment on the tiny Llama, files read back from disk."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from transformers import AutoTokenizer
+
+from llenergymeasure.config.loader import validate_config
+from llenergymeasure.models import resolve_model
+from llenergymeasure.orchestration.launcher import ExperimentOutcome, run_experiment
+from llenergymeasure.prompts import load_prompts
+
+from conftest import tiny_config_dict
+
+
+def run(tmp_path: Path, **sections) -> ExperimentOutcome:
+    return run_experiment(validate_config(tiny_config_dict(tmp_path / "results", **sections)))
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> ExperimentOutcome:
+    return run(tmp_path_factory.mktemp("tiny"))
+
+
+def process_json(outcome: ExperimentOutcome) -> dict:
+    return orjson.loads((outcome.experiment_dir / "process_0.json").read_bytes())
+
+
+def test_leaves_the_five_files(outcome: ExperimentOutcome) -> None:
+    names = sorted(p.name for p in outcome.experiment_dir.iterdir())
+    assert names == [
+        ".completed_0",
+        "experiment.json",
+        "process_0.json",
+        "process_0_timeseries.parquet",
+    ]
+    assert outcome.aggregated_path.is_file()
+    manifest = orjson.loads((outcome.experiment_dir / "experiment.json").read_bytes())
+    assert manifest["status"] == "completed" and manifest["expected_num_processes"] == 1
+
+
+def test_marker_hash_matches_result(outcome: ExperimentOutcome) -> None:
+    marker = orjson.loads((outcome.experiment_dir / ".completed_0").read_bytes())
+    data = (outcome.experiment_dir / "process_0.json").read_bytes()
+    assert marker["result_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_input_tokens_are_what_the_tokenizer_says_without_padding(
+    outcome: ExperimentOutcome,
+) -> None:
+    result = process_json(outcome)
+    config = validate_config(tiny_config_dict(Path("unused")))
+    prompts = {p.id: p.text for p in load_prompts(config.prompts)}
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("builtin:tiny-llama").path)
+    lengths = []
+    for request in result["requests"]:
+        expected = len(tokenizer(prompts[request["prompt_id"]])["input_ids"])
+        assert request["input_tokens"] == expected, request["prompt_id"]
+        lengths.append(expected)
+    assert len(set(lengths)) > 1, "prompts of one length would not exercise padding"
+    assert result["input_tokens"] == sum(lengths)
+    assert [r["prompt_id"] for r in result["requests"]] == list(prompts)
+
+
+def test_output_tokens_are_counted_per_request(outcome: ExperimentOutcome) -> None:
+    result = process_json(outcome)
+    outputs = [r["output_tokens"] for r in result["requests"]]
+    assert result["output_tokens"] == sum(outputs) == outcome.aggregated.output_tokens
+    for request in result["requests"]:
+        assert 1 <= request["output_tokens"] <= 8
+        assert request["stopped_by_eos"] == (request["output_tokens"] < 8)
+    assert result["flops"]["tokens_processed"] == result["input_tokens"] + result["output_tokens"]
+
+
+def test_warmup_is_not_counted(outcome: ExperimentOutcome, tmp_path: Path) -> None:
+    warm = process_json(outcome)
+    assert warm["warmup"]["iterations"] >= 2
+    cold = run(tmp_path, measurement={"warmup": {"enabled": False}})
+    cold_result = orjson.loads((cold.experiment_dir / "process_0.json").read_bytes())
+    assert cold_result["warmup"]["iterations"] == 0
+    for key in ("num_requests", "input_tokens", "output_tokens"):
+        assert cold_result[key] == warm[key]
+    assert cold_result["flops"]["total_flops"] == warm["flops"]["total_flops"]
+
+
+def test_latency_samples_per_request(outcome: ExperimentOutcome) -> None:
+    result = process_json(outcome)
+    samples = result["latency_samples"]
+    n = result["num_requests"]
+    assert len(samples["ttft_ms"]) == len(samples["e2e_ms"]) == n
+    assert len(samples["itl_ms"]) == result["output_tokens"] - n
+    assert all(t > 0 for t in samples["ttft_ms"])
+    assert all(e >= t for e, t in zip(samples["e2e_ms"], samples["ttft_ms"], strict=True))
+    assert result["latency"]["ttft_p95_ms"] >= result["latency"]["ttft_p50_ms"] > 0
+
+
+def test_unmeasurable_fields_are_null_with_warnings(outcome: ExperimentOutcome) -> None:
+    result = process_json(outcome)
+    assert result["energy_method"] in ("estimate", "rapl")
+    assert result["extended"]["peak_memory_mb"] is None
+    assert result["extended"]["gpu_util_mean_pct"] is None
+    assert result["thermal_throttle"]["detected"] is None
+    assert result["extended"]["kv_cache_hit_rate"] is None
+    codes = {w["code"] for w in result["warnings"]}
+    assert "no_gpu" in codes
+    if result["energy_method"] == "estimate":
+        assert "energy_estimated" in codes
+        assert result["energy"]["assumptions"]
+    assert result["energy_breakdown"]["raw_j"] > 0
+
+
+def test_timeseries_sidecar_is_relative_and_readable(outcome: ExperimentOutcome) -> None:
+    result = process_json(outcome)
+    assert result["timeseries_path"] == "process_0_timeseries.parquet"
+    table = pq.read_table(outcome.experiment_dir / result["timeseries_path"])
+    assert table.num_rows >= 1
+    assert set(table.column("gpu_index").to_pylist()) == {-1}

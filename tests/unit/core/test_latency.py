@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from llenergymeasure.core.latency import request_latencies_ms
+from llenergymeasure.domain.metrics import LatencySamples, LatencyStats, percentile
+
+
+def test_per_request_latencies_from_step_times() -> None:
+    # batch starts at 10.0 s; steps end at +0.1, +0.15, +0.2, +0.3 s
+    steps = [10.1, 10.15, 10.2, 10.3]
+    samples = request_latencies_ms(10.0, steps, [4, 2])
+    assert samples.ttft_ms == pytest.approx([100.0, 100.0])
+    assert samples.e2e_ms == pytest.approx([300.0, 150.0])
+    # request 0 contributes 3 gaps, request 1 (finished after 2 tokens) only 1
+    assert samples.itl_ms == pytest.approx([50.0, 50.0, 100.0, 50.0])
+
+
+def test_percentile_matches_numpy() -> None:
+    rng = random.Random(3)
+    values = [rng.uniform(0, 100) for _ in range(101)]
+    for q in (0, 5, 50, 95, 99, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+    assert percentile([], 50) is None
+
+
+def test_stats_pool_samples_rather_than_average_percentiles() -> None:
+    a = LatencySamples(ttft_ms=[1.0, 1.0, 1.0], e2e_ms=[1.0, 1.0, 1.0])
+    b = LatencySamples(ttft_ms=[100.0], e2e_ms=[100.0])
+    stats = LatencyStats.from_samples(LatencySamples.concat([a, b]))
+    assert stats.ttft_p50_ms == 1.0  # averaging the two p50s would give 50.5
+    assert stats.num_requests == 4
+    assert LatencyStats.from_samples(LatencySamples()).ttft_p50_ms is None
