@@ -16,6 +16,7 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 100_000
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
@@ -53,7 +54,32 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections at the top level")
+    if _exceeds_node_count(data, MAX_CONFIG_NODES):
+        raise ConfigError(
+            f"{path}: more than {MAX_CONFIG_NODES} values once anchors are expanded "
+            "(an alias bomb?); write the config out plainly"
+        )
     return data
+
+
+def _exceeds_node_count(data: Any, limit: int) -> bool:
+    """Count values as validation would visit them, expanding shared (aliased) objects.
+
+    YAML aliases share one object, so loading a "billion laughs" file is cheap but
+    validating it is not. The walk stops as soon as the limit is passed.
+    """
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:

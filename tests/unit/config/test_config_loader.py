@@ -94,3 +94,28 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_example_configs_are_valid() -> None:
     for path in Path(__file__).resolve().parents[3].glob("configs/**/*.yaml"):
         assert isinstance(load_config(path), ExperimentConfig), path
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for k in range(1, 9):
+        lines.append(f"a{k}: &a{k} [{', '.join(['*a' + str(k - 1)] * 10)}]")
+    lines.append("name: bomb")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ConfigError, match="alias bomb"):
+        load_config(path)
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("name: x\n" + "# padding\n" * 120_000)
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config(path)
+
+
+def test_binary_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe\x00\x01name")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
