@@ -1,60 +1,36 @@
-"""Shared fixtures: small real configs and a way to call the real `llem` command."""
+"""Shared fixtures; the helpers they use live in `llem_testing`."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_config_dict(results_dir: Path, **sections: Any) -> dict[str, Any]:
-    """A seconds-long experiment on builtin:tiny-llama writing under `results_dir`."""
-    config: dict[str, Any] = {
-        "name": "tiny",
-        "model": {"name": "builtin:tiny-llama"},
-        "prompts": {"source": "builtin:mixed", "num_prompts": 12},
-        "generation": {"max_new_tokens": 8, "batch_size": 4},
-        "measurement": {
-            "warmup": {"min_prompts": 2, "max_prompts": 4, "window_size": 2},
-            "baseline": {"duration_s": 0.25, "cache_ttl_s": 0},
-        },
-        "results_dir": str(results_dir),
-    }
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = {**config[key], **value}
-        else:
-            config[key] = value
-    return config
+from llem_testing import MultiProcessRun, run_llem, tiny_config_dict, write_yaml
 
 
-def write_yaml(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def run_llem(
-    *args: str, cwd: Path | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    """The real CLI in a child process, as a user would call it."""
-    env = {**os.environ, "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "llenergymeasure", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+@pytest.fixture
+def llem_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point llem's cache at an empty temporary directory."""
+    cache = tmp_path / "llem-cache"
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(cache))
+    return cache
 
 
 @pytest.fixture
 def tiny_config_file(tmp_path: Path) -> Path:
     return write_yaml(tmp_path / "tiny.yaml", tiny_config_dict(tmp_path / "results"))
+
+
+@pytest.fixture(scope="session")
+def two_process_run(tmp_path_factory: pytest.TempPathFactory) -> MultiProcessRun:
+    """One real two-process CPU experiment (accelerate launch, gloo), shared by modules."""
+    root = tmp_path_factory.mktemp("two-process")
+    config_path = write_yaml(root / "tiny.yaml", tiny_config_dict(root / "results"))
+    started = time.monotonic()
+    proc = run_llem("run", config_path, "--processes", "2", cwd=root)
+    wall_s = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    (experiment_dir,) = (root / "results" / "raw").iterdir()
+    return MultiProcessRun(config_path, root / "results", experiment_dir, proc, wall_s)

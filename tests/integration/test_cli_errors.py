@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_llem, tiny_config_dict, write_yaml
+from llem_testing import run_llem, tiny_config_dict, write_yaml
 
 
 @pytest.mark.parametrize(

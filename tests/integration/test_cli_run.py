@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from conftest import run_llem, tiny_config_dict, write_yaml
+from llem_testing import run_llem, tiny_config_dict, write_yaml
 
 
 def test_run_prints_summary_and_results_can_be_listed(

@@ -15,7 +15,7 @@ from llenergymeasure.models import resolve_model
 from llenergymeasure.orchestration.launcher import ExperimentOutcome, run_experiment
 from llenergymeasure.prompts import load_prompts
 
-from conftest import tiny_config_dict
+from llem_testing import tiny_config_dict
 
 
 def run(tmp_path: Path, **sections) -> ExperimentOutcome:

@@ -13,7 +13,7 @@ from llenergymeasure.config.loader import validate_config
 from llenergymeasure.models import resolve_model
 from llenergymeasure.orchestration.launcher import run_experiment
 
-from conftest import tiny_config_dict
+from llem_testing import tiny_config_dict
 
 PROMPTS = [
     "What is the capital of France?",

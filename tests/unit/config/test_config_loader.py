@@ -8,7 +8,7 @@ from llenergymeasure.config import load_config
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import ConfigError
 
-from conftest import tiny_config_dict, write_yaml
+from llem_testing import tiny_config_dict, write_yaml
 
 
 def test_defaults_fill_every_section(tmp_path: Path) -> None:

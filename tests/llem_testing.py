@@ -1,0 +1,70 @@
+"""Test helpers: small real configs and a way to call the real `llem` command.
+
+A module with a unique name (not `conftest`), so that importing it never depends on
+which conftest pytest loaded first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_config_dict(results_dir: Path, **sections: Any) -> dict[str, Any]:
+    """A seconds-long experiment on builtin:tiny-llama writing under `results_dir`."""
+    config: dict[str, Any] = {
+        "name": "tiny",
+        "model": {"name": "builtin:tiny-llama"},
+        "prompts": {"source": "builtin:mixed", "num_prompts": 12},
+        "generation": {"max_new_tokens": 8, "batch_size": 4},
+        "measurement": {
+            "warmup": {"min_prompts": 2, "max_prompts": 4, "window_size": 2},
+            "baseline": {"duration_s": 0.25, "cache_ttl_s": 0},
+        },
+        "results_dir": str(results_dir),
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_llem(
+    *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """The real CLI in a child process, as a user would call it."""
+    env = {**os.environ, "COLUMNS": "120"}
+    return subprocess.run(
+        [sys.executable, "-m", "llenergymeasure", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@dataclass(frozen=True)
+class MultiProcessRun:
+    """A finished `llem run --processes 2` and where it left its files."""
+
+    config_path: Path
+    results_dir: Path
+    experiment_dir: Path
+    proc: subprocess.CompletedProcess
+    wall_s: float
