@@ -33,3 +33,11 @@ class ResultsError(LlemError):
 
 class IncompleteExperiment(ResultsError):
     """An experiment lacks results or markers that aggregation requires."""
+
+
+class UnverifiedExperiment(ResultsError):
+    """The processes do not add up: their windows do not overlap or they share a device."""
+
+
+class WorkerFailed(LlemError):
+    """A worker of a multi-process run failed; the message names its rank and exit status."""

@@ -14,6 +14,12 @@ def aggregate(
     allow_partial: bool = typer.Option(
         False, "--allow-partial", help="Aggregate the complete processes and say so."
     ),
+    allow_unverified: bool = typer.Option(
+        False,
+        "--allow-unverified",
+        help="Aggregate even when the windows do not overlap or a device is claimed twice "
+        "(the result is flagged).",
+    ),
 ) -> None:
     """Check completeness, overlap and attribution, then write aggregated/<id>.json."""
     from llenergymeasure.errors import ResultsError
@@ -25,6 +31,9 @@ def aggregate(
         raise ResultsError(f"{experiment_dir}: no such experiment directory")
     layout = ResultsLayout(experiment_dir.resolve().parent.parent)
     result, path = aggregate_experiment(
-        layout, experiment_dir.resolve().name, allow_partial=allow_partial
+        layout,
+        experiment_dir.resolve().name,
+        allow_partial=allow_partial,
+        allow_unverified=allow_unverified,
     )
     print_summary(result, experiment_dir, path)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from llenergymeasure.cli.console import console, enable_logging, quiet_third_party
+from llenergymeasure.cli.console import console, enable_logging, err_console, quiet_third_party
 from llenergymeasure.cli.summary import print_summary
+
+if TYPE_CHECKING:
+    from llenergymeasure.config.models import ExperimentConfig
+    from llenergymeasure.orchestration.launcher import LaunchOptions
 
 
 def run(
@@ -17,17 +24,42 @@ def run(
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a field: --set generation.batch_size=8 (repeatable)."
     ),
+    processes: int | None = typer.Option(
+        None,
+        "--processes",
+        "-n",
+        help="Processes (one per GPU; several gloo processes on the CPU); "
+        "the same as --set processes=N.",
+    ),
+    accelerate_config: Path | None = typer.Option(
+        None,
+        "--accelerate-config",
+        help="accelerate config file for several processes (see launch/).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the launch command and the resolved config; run nothing."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Run one experiment and aggregate it."""
     from llenergymeasure.config import load_config
+    from llenergymeasure.orchestration.launcher import ConfigSource, LaunchOptions
 
+    if processes is not None:
+        overrides = [*overrides, f"processes={processes}"]
     config = load_config(config_path, overrides)
     enable_logging(verbose)
+    launch = LaunchOptions(ConfigSource(config_path, tuple(overrides)), accelerate_config, verbose)
+    if dry_run:
+        _print_plan(config, launch)
+        return
     quiet_third_party()
     from llenergymeasure.orchestration.launcher import run_experiment
 
-    console.print(f"[bold]llem[/] running [cyan]{config.name}[/] with {config.model.name}")
+    console.print(
+        f"[bold]llem[/] running [cyan]{config.name}[/] with {config.model.name}"
+        + (f" in {config.processes} processes" if config.processes > 1 else "")
+    )
     with _progress() as progress:
         tasks: dict[str, int] = {}
 
@@ -36,8 +68,28 @@ def run(
                 tasks[phase] = progress.add_task(phase, total=max(total, 1))
             progress.update(tasks[phase], completed=done, total=max(total, 1))
 
-        outcome = run_experiment(config, launch_command=sys.argv, progress=report)
+        outcome = run_experiment(
+            config,
+            launch=launch,
+            launch_command=sys.argv,
+            progress=report,
+            output=lambda line: err_console.print(line, markup=False, highlight=False),
+        )
     print_summary(outcome.aggregated, outcome.experiment_dir, outcome.aggregated_path)
+
+
+def _print_plan(config: ExperimentConfig, launch: LaunchOptions) -> None:
+    from llenergymeasure.orchestration.launcher import plan_experiment
+
+    command = plan_experiment(config, launch)
+    if command is None:
+        console.print("# one process: runs inside llem itself, no launch command", highlight=False)
+    else:
+        console.print("# launch command", highlight=False)
+        console.print(shlex.join(command), markup=False, highlight=False, soft_wrap=True)
+    console.print("# resolved config", highlight=False)
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    console.print(text, markup=False, highlight=False, end="")
 
 
 def _progress() -> Progress:

@@ -28,7 +28,7 @@ def print_summary(
     table.add_column("value")
     rows = [
         ("model", result.model_name),
-        ("processes", str(result.aggregation.num_processes)),
+        ("processes", _processes(result)),
         ("requests", str(result.num_requests)),
         ("tokens (in / out)", f"{result.input_tokens:,} / {result.output_tokens:,}"),
         ("inference window", fmt(result.wall_window_s, "s")),
@@ -67,3 +67,10 @@ def print_summary(
         console.print(f"raw results:        {experiment_dir}", highlight=False)
     if aggregated_path is not None:
         console.print(f"aggregated result:  {aggregated_path}", highlight=False)
+
+
+def _processes(result: AggregatedResult) -> str:
+    info = result.aggregation
+    if not info.partial:
+        return str(info.num_processes)
+    return f"{info.num_processes} of {info.expected_num_processes} (partial)"

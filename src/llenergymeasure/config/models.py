@@ -143,7 +143,13 @@ class ExperimentConfig(_Section):
     model: ModelConfig
     prompts: PromptsConfig = PromptsConfig()
     generation: GenerationConfig = GenerationConfig()
-    processes: int = Field(1, ge=1, le=4_096)
+    processes: int = Field(
+        1,
+        ge=1,
+        le=4_096,
+        description="Worker processes, one per GPU (on the CPU: gloo processes sharing the "
+        "cores); more than one are started by accelerate launch.",
+    )
     measurement: MeasurementConfig = MeasurementConfig()
     results_dir: Path = Path("results")
     seed: int = 42

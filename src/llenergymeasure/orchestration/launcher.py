@@ -1,22 +1,69 @@
-"""`llem run`: allocate the experiment, run its worker(s), aggregate."""
+"""`llem run`: allocate the experiment, run its worker(s), aggregate.
+
+One process runs here, through the worker's own `run_worker`. Several processes are
+started by `accelerate launch -m llenergymeasure.orchestration.worker` (DESIGN.md
+section 1): one per GPU, or on the CPU as many gloo processes. `accelerate launch
+--cpu` would start only one, so the multi-GPU form is used on the CPU too; the worker
+picks gloo and the CPU itself. The manifest, with the launch command and the expected
+number of processes, is written before anything starts, and the workers take their
+config from it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import AggregatedResult
-from llenergymeasure.errors import ConfigError, PromptsError
+from llenergymeasure.errors import ConfigError, PromptsError, WorkerFailed
+from llenergymeasure.orchestration import failures
 from llenergymeasure.orchestration.ids import new_experiment_id
-from llenergymeasure.orchestration.manifest import set_status, write_manifest
-from llenergymeasure.orchestration.worker import run_worker
+from llenergymeasure.orchestration.manifest import create_experiment, set_status
+from llenergymeasure.orchestration.protocol import (
+    ProgressCondenser,
+    ProgressFn,
+    is_log_line,
+    parse_progress,
+)
 from llenergymeasure.prompts import load_prompts
 from llenergymeasure.results.aggregation import aggregate_experiment
 from llenergymeasure.results.layout import ResultsLayout
 
-ProgressFn = Callable[[str, int, int], None]
+OutputFn = Callable[[str], None]
+WORKER_MODULE = "llenergymeasure.orchestration.worker"
+# Without a config file: the multi-GPU launcher, which also starts N processes on the CPU.
+DEFAULT_LAUNCH_FLAGS = ("--multi_gpu", "--num_machines", "1", "--mixed_precision", "no")
+DEFAULT_LAUNCH_FLAGS += ("--dynamo_backend", "no")
+KEPT_OUTPUT_LINES = 200
+FAILURE_CONTEXT_LINES = 40
+STOP_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """The config file and `--set` overrides that workers are started with."""
+
+    path: Path
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How several processes are started."""
+
+    source: ConfigSource | None = None
+    accelerate_config: Path | None = None
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -29,38 +76,51 @@ class ExperimentOutcome:
     aggregated_path: Path
 
 
-def check_prompts(config: ExperimentConfig) -> None:
-    """Fail on a bad prompt source before anything is written, naming the field."""
-    try:
-        load_prompts(config.prompts)
-    except PromptsError as exc:
-        raise ConfigError(f"prompts.source: {exc}") from None
-
-
 def run_experiment(
     config: ExperimentConfig,
     *,
+    launch: LaunchOptions = LaunchOptions(),
     launch_command: list[str] | None = None,
     progress: ProgressFn | None = None,
+    output: OutputFn | None = None,
 ) -> ExperimentOutcome:
     """Run one experiment end to end and return its aggregate.
 
+    Args:
+        config: the resolved experiment config.
+        launch: config file and accelerate options for several processes.
+        launch_command: how the user started a one-process run (recorded).
+        progress: called with (phase, done, total), summed over processes.
+        output: receives the workers' log lines (default: stderr).
+
     The manifest is written before any measurement and its status updated at the end
     (`completed`, `failed` or `interrupted`); results already written are never removed.
+
+    Raises:
+        WorkerFailed: a worker failed; the message names its rank and exit status.
+
     """
-    if config.processes > 1:
-        raise ConfigError(
-            f"processes: {config.processes}: this version runs experiments in a single "
-            "process; set processes: 1"
-        )
-    check_prompts(config)
+    from llenergymeasure.orchestration.worker import run_worker
+
+    check_experiment(config, launch)
     layout = ResultsLayout(config.results_dir)
     experiment_id = new_experiment_id(config.name)
-    experiment_dir = layout.experiment_dir(experiment_id)
-    experiment_dir.mkdir(parents=True, exist_ok=False)
-    write_manifest(experiment_dir, experiment_id, config, config.processes, launch_command)
+    command = worker_command(config, launch, experiment_id)
+    experiment_dir = create_experiment(
+        layout, experiment_id, config, config.processes, command or launch_command
+    )
     try:
-        run_worker(config, experiment_id, progress)
+        if command is None:
+            run_worker(config, experiment_id, progress)
+        else:
+            run_workers(
+                command,
+                config.processes,
+                experiment_dir,
+                progress=progress,
+                output=output or _to_stderr,
+                verbose=launch.verbose,
+            )
         aggregated, path = aggregate_experiment(layout, experiment_id)
     except KeyboardInterrupt:
         set_status(experiment_dir, "interrupted")
@@ -70,3 +130,167 @@ def run_experiment(
         raise
     set_status(experiment_dir, "completed")
     return ExperimentOutcome(experiment_id, experiment_dir, aggregated, path)
+
+
+def plan_experiment(config: ExperimentConfig, launch: LaunchOptions) -> list[str] | None:
+    """What `run_experiment` would start, after the same checks; writes nothing.
+
+    Returns:
+        The `accelerate launch` command (with a fresh experiment id), or None when the
+        experiment runs in this process.
+
+    """
+    check_experiment(config, launch)
+    return worker_command(config, launch, new_experiment_id(config.name))
+
+
+def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
+    """Refuse, before anything is written, what cannot run; name the field."""
+    try:
+        num_prompts = len(load_prompts(config.prompts))
+    except PromptsError as exc:
+        raise ConfigError(f"prompts.source: {exc}") from None
+    if config.processes == 1:
+        return
+    if launch.source is None:
+        raise ConfigError(
+            f"processes: {config.processes}: several processes need the config file "
+            "they are started with (llem run CONFIG)"
+        )
+    if config.processes > num_prompts:
+        raise ConfigError(
+            f"processes: {config.processes} exceeds the {num_prompts} prompts; "
+            "some processes would have nothing to run"
+        )
+    gpus = visible_gpu_count()
+    if gpus and config.processes > gpus:
+        raise ConfigError(
+            f"processes: {config.processes}, but {gpus} GPU(s) are visible; "
+            "llem runs one process per GPU"
+        )
+
+
+def visible_gpu_count() -> int:
+    """GPUs this process may use (CUDA_VISIBLE_DEVICES applied); 0 without CUDA."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def worker_command(
+    config: ExperimentConfig, launch: LaunchOptions, experiment_id: str
+) -> list[str] | None:
+    """The `accelerate launch` command for several processes; None for one.
+
+    With an accelerate config file (`launch/`), the file says how to launch and the
+    experiment says how many processes; without one, the multi-GPU launcher is used,
+    which on the CPU really starts every process (`--cpu` would start one).
+    """
+    if config.processes == 1:
+        return None
+    assert launch.source is not None  # check_experiment refused this
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    if launch.accelerate_config is not None:
+        command += ["--config_file", str(launch.accelerate_config)]
+    else:
+        command += DEFAULT_LAUNCH_FLAGS
+    command += ["--num_processes", str(config.processes)]
+    command += ["--main_process_port", str(free_port())]
+    command += ["-m", WORKER_MODULE, "--config", str(launch.source.path)]
+    for override in launch.source.overrides:
+        command += ["--set", override]
+    command += ["--experiment-id", experiment_id]
+    return command + (["--verbose"] if launch.verbose else [])
+
+
+def free_port() -> int:
+    """A TCP port free on this host now, for the processes' rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_workers(
+    command: Sequence[str],
+    num_processes: int,
+    experiment_dir: Path,
+    *,
+    progress: ProgressFn | None,
+    output: OutputFn,
+    verbose: bool,
+) -> None:
+    """Start the workers, stream their progress and logs, wait for all of them.
+
+    Other output (of accelerate, torch.distributed, a traceback) is logged at debug
+    level; after a failure, the workers' part of it is shown.
+
+    Raises:
+        WorkerFailed: the launch ended with a non-zero status.
+
+    """
+    logger.debug(f"launching: {' '.join(command)}")
+    condenser = ProgressCondenser(progress, num_processes) if progress else None
+    kept: deque[str] = deque(maxlen=KEPT_OUTPUT_LINES)
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env=worker_environment(num_processes),
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                route_line(line.rstrip("\n"), condenser, output, kept)
+            code = proc.wait()
+        except KeyboardInterrupt:
+            stop(proc)
+            raise
+    if code != 0:
+        if not verbose:
+            for line in failures.before_agent_report(list(kept))[-FAILURE_CONTEXT_LINES:]:
+                output(line)
+        what = failures.describe(code, "\n".join(kept))
+        raise WorkerFailed(
+            f"{what}; the experiment is marked failed and not aggregated: {experiment_dir}"
+        )
+
+
+def route_line(
+    line: str, condenser: ProgressCondenser | None, output: OutputFn, kept: deque[str]
+) -> None:
+    """Progress to the bars, worker log lines to the user, the rest kept for a failure."""
+    update = parse_progress(line)
+    if update is not None:
+        logger.debug(line)
+        if condenser is not None:
+            condenser.update(update)
+    elif is_log_line(line):
+        output(line)
+    elif line.strip():
+        logger.debug(line)
+        kept.append(line)
+
+
+def worker_environment(num_processes: int) -> dict[str, str]:
+    """The workers' environment: output unbuffered (progress streams), cores split.
+
+    torchrun would set OMP_NUM_THREADS to 1 where it is unset; the host's cores split
+    between the processes is what the workers use (a value set by the user is kept).
+    """
+    threads = max(1, (os.cpu_count() or 1) // num_processes)
+    return {"OMP_NUM_THREADS": str(threads), **os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """After Ctrl-C (which the launcher's process group received too): wait, then kill."""
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,5 +1,18 @@
 """One worker: its share of the prompts, the measured lifecycle, then its three files.
 
+`llem run` runs a one-process experiment through `run_worker` in its own process and
+starts several processes with `accelerate launch -m llenergymeasure.orchestration.worker`.
+The module is also the entry point on a cluster:
+
+    accelerate launch -m llenergymeasure.orchestration.worker --config X.yaml [--set k=v]
+    torchrun --nproc-per-node 4 -m llenergymeasure.orchestration.worker --config X.yaml
+
+Joining an experiment: rank 0 decides and broadcasts the experiment id and the resolved
+config, so that every rank runs exactly the same config. Given the `--experiment-id` of
+an experiment whose manifest exists (as `llem run` does), the config is the manifest's;
+otherwise rank 0 takes that id or allocates one, writes `experiment.json` with the world
+size as the expected number of processes, and records how the experiment ended.
+
 Files are written in this order, each atomically: the time-series sidecar, the result
 `process_<i>.json`, and last the marker `.completed_<i>` holding the result's sha256.
 A worker that fails or is killed before the marker leaves no marker, so aggregation
@@ -8,47 +21,89 @@ never counts a result that is not whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
 from loguru import logger
 
+from llenergymeasure.config.loader import load_config, validate_config
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.backends.pytorch import MeasuredRun, PyTorchBackend, RunContext
 from llenergymeasure.core.timeseries import write_timeseries_parquet
-from llenergymeasure.domain.experiment import RawProcessResult
+from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStatus, RawProcessResult
+from llenergymeasure.errors import ConfigError, LlemError, ResultsError
 from llenergymeasure.models import llem_cache_dir
+from llenergymeasure.orchestration.ids import new_experiment_id
+from llenergymeasure.orchestration.manifest import create_experiment, read_manifest, set_status
+from llenergymeasure.orchestration.protocol import ProgressFn, format_progress, worker_log_format
 from llenergymeasure.prompts import Prompt, load_prompts
 from llenergymeasure.results.layout import (
     ResultsLayout,
+    manifest_path,
     process_result_path,
     timeseries_path,
     write_marker,
     write_model,
 )
 
-ProgressFn = Callable[[str, int, int], None]
+MODULE = "llenergymeasure.orchestration.worker"
+USER_ERROR = 2
 
 
-def shard_prompts(prompts: list[Prompt], index: int, count: int) -> list[Prompt]:
-    """Prompt k goes to process k mod count: disjoint, complete, and balanced in mix."""
-    return prompts[index::count]
+@dataclass(frozen=True)
+class JoinedExperiment:
+    """The experiment every rank agreed on, and whether this run created it."""
+
+    experiment_id: str
+    config: ExperimentConfig
+    experiment_dir: Path
+    owns_manifest: bool
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of one worker process; returns its exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    configure_logging(state.process_index, args.verbose)
+    command = [sys.executable, "-m", MODULE, *argv]
+    joined = None
+    try:
+        joined = join_experiment(state, args, command)
+        run_worker(joined.config, joined.experiment_id, progress_printer(state.process_index))
+        finish_experiment(state, joined)
+    except LlemError as exc:
+        logger.error(str(exc))
+        record_end(joined, "failed")
+        return USER_ERROR
+    except KeyboardInterrupt:
+        record_end(joined, "interrupted")
+        raise
+    except BaseException:
+        record_end(joined, "failed")
+        raise
+    return 0
 
 
 def run_worker(
     config: ExperimentConfig, experiment_id: str, progress: ProgressFn | None = None
 ) -> RawProcessResult:
     """Run this process's part of the experiment and write its files."""
-    from accelerate import PartialState
-
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.device.type == "cpu":
-        torch.set_num_threads(max(1, (psutil.cpu_count(logical=True) or 1) // state.num_processes))
+        torch.set_num_threads(cpu_threads_per_process(state.num_processes))
+        logger.debug(f"{torch.get_num_threads()} torch threads")
     experiment_dir = ResultsLayout(config.results_dir).experiment_dir(experiment_id)
     prompts = shard_prompts(load_prompts(config.prompts), state.process_index, state.num_processes)
-    logger.info(f"[rank {state.process_index}] {len(prompts)} prompts on {state.device}")
+    logger.info(f"{len(prompts)} prompts on {state.device}")
     context = RunContext(
         experiment_id=experiment_id,
         process_index=state.process_index,
@@ -60,6 +115,25 @@ def run_worker(
     )
     run = PyTorchBackend(config, context).run(prompts)
     return write_process_outputs(experiment_dir, run, config)
+
+
+def shard_prompts(prompts: list[Prompt], index: int, count: int) -> list[Prompt]:
+    """Prompt k goes to process k mod count: disjoint, complete, and balanced in mix.
+
+    Every rank loads the same prompt list (a shuffle is seeded), so the shards of
+    ranks 0..count-1 together are exactly that list; their sizes differ by at most one.
+    """
+    return prompts[index::count]
+
+
+def cpu_threads_per_process(num_processes: int) -> int:
+    """Threads for one CPU worker: the host's cores split between its processes.
+
+    `LOCAL_WORLD_SIZE` (set by torchrun and `accelerate launch`) counts the processes
+    on this host; on several hosts it is smaller than the world size.
+    """
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", num_processes))
+    return max(1, (psutil.cpu_count(logical=True) or 1) // max(1, local))
 
 
 def write_process_outputs(
@@ -80,3 +154,145 @@ def write_process_outputs(
     data = write_model(process_result_path(experiment_dir, index), result)
     write_marker(experiment_dir, index, data)
     return result
+
+
+def join_experiment(
+    state: PartialState, args: argparse.Namespace, command: list[str]
+) -> JoinedExperiment:
+    """Agree on one experiment: rank 0 decides, every rank receives its decision.
+
+    Raises:
+        LlemError: rank 0 could not open or create the experiment (on every rank).
+
+    """
+    decision: dict[str, Any] | None = None
+    if state.is_main_process:
+        try:
+            decision = decide_experiment(args, state.num_processes, command)
+        except LlemError as exc:
+            broadcast_object_list([{"error": str(exc)}])
+            raise
+    (decision,) = broadcast_object_list([decision])
+    if "error" in decision:
+        raise LlemError(f"rank 0 could not start the experiment: {decision['error']}")
+    experiment_id = decision["experiment_id"]
+    config = validate_config(decision["config"], source=f"manifest of {experiment_id}")
+    experiment_dir = ResultsLayout(config.results_dir).experiment_dir(experiment_id)
+    return JoinedExperiment(experiment_id, config, experiment_dir, decision["owns_manifest"])
+
+
+def decide_experiment(
+    args: argparse.Namespace, world_size: int, command: list[str]
+) -> dict[str, Any]:
+    """Rank 0: open the experiment `llem run` created, or create one.
+
+    Returns:
+        `experiment_id`, `config` (resolved, as JSON data) and `owns_manifest`: plain
+        data, so that it can be broadcast.
+
+    """
+    config = load_config(args.config, args.overrides)
+    layout = ResultsLayout(config.results_dir)
+    experiment_id = args.experiment_id
+    if experiment_id is not None and manifest_path(layout.experiment_dir(experiment_id)).exists():
+        manifest = open_experiment(layout.experiment_dir(experiment_id), world_size)
+        return {"experiment_id": experiment_id, "config": manifest.config, "owns_manifest": False}
+    if config.processes != world_size:
+        logger.info(f"processes: {world_size}, the world size (the config says {config.processes})")
+        config = config.model_copy(update={"processes": world_size})
+    experiment_id = experiment_id or new_experiment_id(config.name)
+    experiment_dir = create_experiment(layout, experiment_id, config, world_size, command)
+    logger.info(f"experiment {experiment_id} in {experiment_dir}")
+    return {
+        "experiment_id": experiment_id,
+        "config": config.model_dump(mode="json"),
+        "owns_manifest": True,
+    }
+
+
+def open_experiment(experiment_dir: Path, world_size: int) -> ExperimentManifest:
+    """The manifest of a fresh experiment made for exactly this many processes.
+
+    Raises:
+        ConfigError: the manifest expects another number of processes.
+        ResultsError: the experiment has ended or holds results (never overwritten).
+
+    """
+    manifest = read_manifest(experiment_dir)
+    if manifest.expected_num_processes != world_size:
+        raise ConfigError(
+            f"{manifest_path(experiment_dir)} expects {manifest.expected_num_processes} "
+            f"processes but {world_size} were started"
+        )
+    written = sorted(p.name for p in experiment_dir.glob("process_*.json"))
+    if manifest.status != "running" or written:
+        raise ResultsError(
+            f"{experiment_dir} is {manifest.status}"
+            + (f" and holds {', '.join(written)}" if written else "")
+            + "; its results are kept: start a new experiment id"
+        )
+    return manifest
+
+
+def finish_experiment(state: PartialState, joined: JoinedExperiment) -> None:
+    """Once every rank is done, the creator of the manifest marks it completed."""
+    state.wait_for_everyone()
+    if joined.owns_manifest and state.is_main_process:
+        set_status(joined.experiment_dir, "completed")
+        logger.info(
+            f"every process is done ({state.num_processes}); aggregate with: "
+            f"llem aggregate {joined.experiment_dir}"
+        )
+
+
+def record_end(joined: JoinedExperiment | None, status: ExperimentStatus) -> None:
+    """Record how the run ended in a manifest it created (`llem run` records its own)."""
+    if joined is not None and joined.owns_manifest:
+        set_status(joined.experiment_dir, status)
+
+
+def progress_printer(rank: int) -> ProgressFn:
+    """Progress as single lines on stdout, read by the launcher (see `protocol`)."""
+
+    def report(phase: str, done: int, total: int) -> None:
+        print(format_progress(rank, phase, done, total), flush=True)
+
+    return report
+
+
+def configure_logging(rank: int, verbose: bool) -> None:
+    """Log lines on stderr carrying this worker's rank; transformers kept quiet."""
+    from transformers.utils import logging as hf_logging
+
+    logger.remove()
+    logger.enable("llenergymeasure")
+    logger.add(
+        sys.stderr,
+        level="DEBUG" if verbose else "INFO",
+        format=worker_log_format(rank),
+        colorize=False,
+    )
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """`--config FILE [--set k=v ...] [--experiment-id ID] [--verbose]`."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {MODULE}",
+        description="One llem worker; start several with accelerate launch or torchrun.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="Experiment YAML file.")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="dotted.path=value"
+    )
+    parser.add_argument(
+        "--experiment-id",
+        help="Join this experiment (its manifest gives the config) or create it with this id.",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="Debug logging.")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

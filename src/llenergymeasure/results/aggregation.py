@@ -1,19 +1,21 @@
 """Combine the processes of an experiment into one result, refusing what does not add up.
 
-Completeness (manifest count, markers, hashes) -> temporal overlap -> GPU attribution ->
-sums. What is summed, averaged or pooled, and why:
-- energy: device-level readings (one GPU per process) are summed; machine-level ones
-  (RAPL, CPU estimate) cover every process of a host, so they are counted once per
-  host, from that host's first process;
+Completeness -> temporal overlap -> GPU attribution (`verification`) -> sums. What is
+summed, averaged or pooled, and why:
+- energy: device-level readings (each GPU owned by one process) are summed; a
+  machine-level reading (RAPL, CPU estimate) covers every process of its host, so each
+  host counts one: the reading whose window is the longest, which covers the others'
+  when they ran together (a warning says which was taken when it does not);
 - tokens, requests, FLOPs: summed (each process ran a disjoint shard);
-- throughput: the mean of per-process tokens/s, and all tokens over the wall window;
+- throughput: the mean of per-process tokens/s, and all tokens over the wall window
+  (first start to last end);
 - latency: percentiles of the pooled per-request samples, never averaged percentiles;
-- throttling: OR of the flags, the longest duration, the highest temperature.
+- throttling: OR of the flags, the longest duration, the highest temperature;
+- environment: one per host.
 """
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -22,107 +24,93 @@ from pathlib import Path
 from llenergymeasure.domain.experiment import (
     AggregatedResult,
     AggregationInfo,
-    CompletionMarker,
     ExperimentManifest,
     ProcessSummary,
     RawProcessResult,
 )
 from llenergymeasure.domain.metrics import (
     EnergyBreakdown,
+    EnergyMethod,
     ExtendedMetrics,
     LatencySamples,
     LatencyStats,
     ThermalThrottleInfo,
 )
-from llenergymeasure.errors import IncompleteExperiment, ResultsError
-from llenergymeasure.results.layout import (
-    ResultsLayout,
-    manifest_path,
-    marker_path,
-    process_result_path,
-    read_model,
-    write_model,
+from llenergymeasure.errors import IncompleteExperiment, UnverifiedExperiment
+from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model, write_model
+from llenergymeasure.results.verification import (
+    Completeness,
+    Verification,
+    check_completeness,
+    verify_processes,
+)
+from llenergymeasure.results.verification import describe as describe
+from llenergymeasure.results.verification import (
+    load_complete_processes as load_complete_processes,
 )
 
+# `describe` and `load_complete_processes` are re-exported: cli/export.py reads them here.
 METHOD = "sum_device_energy_once_per_host_machine_energy"
-OVERLAP_FRACTION = 0.5
+# A machine-level window missing more than this share of its host's processes' span is
+# reported: energy used outside it is not counted.
+MACHINE_WINDOW_COVERAGE = 0.99
 
 
 def aggregate_experiment(
-    layout: ResultsLayout, experiment_id: str, *, allow_partial: bool = False
+    layout: ResultsLayout,
+    experiment_id: str,
+    *,
+    allow_partial: bool = False,
+    allow_unverified: bool = False,
 ) -> tuple[AggregatedResult, Path]:
-    """Aggregate `raw/<id>` and write `aggregated/<id>.json`.
+    """Verify and aggregate `raw/<id>`, then write `aggregated/<id>.json`.
+
+    Args:
+        layout: the results root.
+        experiment_id: the experiment to aggregate.
+        allow_partial: aggregate the complete processes when some are missing or broken.
+        allow_unverified: aggregate even when the windows do not overlap or a device is
+            claimed twice (the result records it).
 
     Raises:
-        IncompleteExperiment: a process is missing or unverifiable and not allow_partial.
+        IncompleteExperiment: a process is missing or unverifiable (and not allow_partial).
+        UnverifiedExperiment: overlap or attribution failed (and not allow_unverified).
 
     """
     experiment_dir = layout.experiment_dir(experiment_id)
     manifest = read_model(manifest_path(experiment_dir), ExperimentManifest)
-    results, problems = load_complete_processes(experiment_dir, manifest.expected_num_processes)
-    if problems and not allow_partial:
+    completeness = check_completeness(experiment_dir, manifest)
+    if completeness.problems and not allow_partial:
         raise IncompleteExperiment(
-            f"{experiment_dir}: incomplete: {'; '.join(describe(problems))} "
+            f"{experiment_dir}: incomplete: {'; '.join(completeness.problems)} "
             "(rerun, or aggregate with --allow-partial)"
         )
-    if not results:
+    if not completeness.results:
         raise IncompleteExperiment(f"{experiment_dir}: no complete process result to aggregate")
-    aggregated = aggregate_results(manifest, results, problems)
+    verification = verify_processes(completeness.results)
+    if verification.problems and not allow_unverified:
+        raise UnverifiedExperiment(
+            f"{experiment_dir}: not aggregated: {'; '.join(verification.problems)} "
+            "(aggregate with --allow-unverified to keep the sums, flagged as unverified)"
+        )
+    aggregated = aggregate_results(manifest, completeness, verification)
     path = layout.aggregated_path(experiment_id)
     write_model(path, aggregated)
     return aggregated, path
 
 
-def load_complete_processes(
-    experiment_dir: Path, expected: int
-) -> tuple[list[RawProcessResult], dict[int, str]]:
-    """Results whose marker exists and whose hash matches; and what is wrong with the rest."""
-    results, problems = [], {}
-    for index in range(expected):
-        try:
-            results.append(verified_process_result(experiment_dir, index))
-        except ResultsError as exc:
-            problems[index] = str(exc)
-    return results, problems
-
-
-def describe(problems: dict[int, str]) -> list[str]:
-    """One phrase per unusable process."""
-    return [f"process {index}: {problem}" for index, problem in sorted(problems.items())]
-
-
-def verified_process_result(experiment_dir: Path, index: int) -> RawProcessResult:
-    """Load `process_<i>.json` after checking its marker's hash."""
-    marker_file = marker_path(experiment_dir, index)
-    result_file = process_result_path(experiment_dir, index)
-    if not marker_file.exists():
-        raise ResultsError(f"no completion marker {marker_file.name}")
-    marker = read_model(marker_file, CompletionMarker)
-    try:
-        data = result_file.read_bytes()
-    except FileNotFoundError:
-        raise ResultsError(f"{result_file.name} missing although marked complete") from None
-    if hashlib.sha256(data).hexdigest() != marker.result_sha256:
-        raise ResultsError(f"{result_file.name} does not match the hash in {marker_file.name}")
-    result = read_model(result_file, RawProcessResult)
-    if result.process_index != index:
-        raise ResultsError(f"{result_file.name} holds process_index {result.process_index}")
-    return result
-
-
 def aggregate_results(
-    manifest: ExperimentManifest, results: list[RawProcessResult], problems: dict[int, str]
+    manifest: ExperimentManifest, completeness: Completeness, verification: Verification
 ) -> AggregatedResult:
     """Pure combination of verified process results."""
-    results = sorted(results, key=lambda r: r.process_index)
+    results = sorted(completeness.results, key=lambda r: r.process_index)
     first = results[0]
     start = min(r.inference_start_unix_s for r in results)
     end = max(r.inference_end_unix_s for r in results)
     wall_s = end - start
     output_tokens = sum(r.output_tokens for r in results)
-    overlap_ok, overlap_warnings = check_temporal_overlap(results)
-    attribution_ok, attribution_warnings = check_gpu_attribution(results)
-    breakdown = combine_energy(results)
+    breakdown, energy_notes = combine_energy(results)
+    energy_method, method_notes = combine_energy_method(results)
     rates = [r.tokens_per_second for r in results if r.tokens_per_second is not None]
     flops = [r.flops.total_flops if r.flops else None for r in results]
     return AggregatedResult(
@@ -133,11 +121,16 @@ def aggregate_results(
             method=METHOD,
             num_processes=len(results),
             expected_num_processes=manifest.expected_num_processes,
-            partial=bool(problems),
-            missing_processes=sorted(problems),
-            temporal_overlap_verified=overlap_ok,
-            gpu_attribution_verified=attribution_ok,
-            warnings=[*describe(problems), *overlap_warnings, *attribution_warnings],
+            partial=bool(completeness.problems),
+            missing_processes=sorted(completeness.missing),
+            temporal_overlap_verified=verification.temporal_overlap_verified,
+            gpu_attribution_verified=verification.gpu_attribution_verified,
+            warnings=[
+                *completeness.problems,
+                *verification.problems,
+                *energy_notes,
+                *method_notes,
+            ],
         ),
         hosts=sorted({r.host for r in results}),
         inference_start_unix_s=start,
@@ -148,7 +141,7 @@ def aggregate_results(
         output_tokens=output_tokens,
         avg_tokens_per_second=statistics.fmean(rates) if rates else None,
         total_tokens_per_second=output_tokens / wall_s if wall_s > 0 else None,
-        energy_method=first.energy_method,
+        energy_method=energy_method,
         energy_breakdown=breakdown,
         energy_per_output_token_j=(
             breakdown.raw_j / output_tokens
@@ -170,52 +163,36 @@ def aggregate_results(
     )
 
 
-def check_temporal_overlap(results: list[RawProcessResult]) -> tuple[bool, list[str]]:
-    """Windows overlap by at least half of the shortest one (wall-clock, across hosts)."""
-    if len(results) < 2:
-        return True, []
-    overlap = min(r.inference_end_unix_s for r in results) - max(
-        r.inference_start_unix_s for r in results
-    )
-    shortest = min(r.inference_duration_s for r in results)
-    if overlap >= OVERLAP_FRACTION * shortest:
-        return True, []
-    return False, [
-        f"inference windows overlap by {max(overlap, 0.0):.2f} s, under half of the "
-        f"shortest window ({shortest:.2f} s): the processes did not run together"
+def is_machine_level(result: RawProcessResult) -> bool:
+    """True when the process's energy covers its whole host (RAPL, CPU estimate)."""
+    devices = result.energy.devices if result.energy else []
+    return bool(devices) and all(d.scope == "machine" for d in devices)
+
+
+def combine_energy(results: list[RawProcessResult]) -> tuple[EnergyBreakdown | None, list[str]]:
+    """Sum device-level breakdowns and one machine-level breakdown per host.
+
+    Returns:
+        The combined breakdown (None when no process measured energy) and notes on
+        machine-level readings whose window does not cover their host's processes.
+
+    """
+    counted = [
+        r.energy_breakdown
+        for r in results
+        if r.energy_breakdown is not None and not is_machine_level(r)
     ]
-
-
-def check_gpu_attribution(results: list[RawProcessResult]) -> tuple[bool, list[str]]:
-    """No (host, device) with device-level energy is claimed by two processes."""
-    owners: dict[tuple[str, str], list[int]] = defaultdict(list)
+    by_host: dict[str, list[RawProcessResult]] = defaultdict(list)
     for r in results:
-        for device in r.energy.devices if r.energy else []:
-            if device.scope == "device":
-                owners[(r.host, device.device_id)].append(r.process_index)
-    clashes = [
-        f"device {dev} on {host} claimed by processes {procs}"
-        for (host, dev), procs in owners.items()
-        if len(procs) > 1
-    ]
-    return not clashes, clashes
-
-
-def combine_energy(results: list[RawProcessResult]) -> EnergyBreakdown | None:
-    """Sum breakdowns of device-level processes; one per host for machine-level ones."""
-    counted = []
-    seen_machine_hosts = set()
-    for r in results:
-        if r.energy_breakdown is None:
-            continue
-        machine_level = r.energy is not None and all(d.scope == "machine" for d in r.energy.devices)
-        if machine_level:
-            if r.host in seen_machine_hosts:
-                continue
-            seen_machine_hosts.add(r.host)
-        counted.append(r.energy_breakdown)
+        if r.energy_breakdown is not None and is_machine_level(r):
+            by_host[r.host].append(r)
+    notes = []
+    for host, group in sorted(by_host.items()):
+        chosen, note = choose_machine_reading(host, group)
+        counted.append(chosen.energy_breakdown)
+        notes += note
     if not counted:
-        return None
+        return None, notes
     methods = {b.baseline_method for b in counted}
     return EnergyBreakdown(
         raw_j=_sum_or_none([b.raw_j for b in counted]),
@@ -229,7 +206,40 @@ def combine_energy(results: list[RawProcessResult]) -> EnergyBreakdown | None:
             else "fresh"
         ),
         inference_duration_s=max(b.inference_duration_s for b in counted),
+    ), notes
+
+
+def choose_machine_reading(
+    host: str, group: list[RawProcessResult]
+) -> tuple[RawProcessResult, list[str]]:
+    """The one machine-level reading of a host: the one with the longest window.
+
+    A note says which was taken when that window does not cover the span of the host's
+    processes (they did not run together, or one started late).
+    """
+    chosen = max(group, key=lambda r: (r.inference_duration_s, -r.process_index))
+    span_s = max(r.inference_end_unix_s for r in group) - min(
+        r.inference_start_unix_s for r in group
     )
+    if len(group) == 1 or chosen.inference_duration_s >= MACHINE_WINDOW_COVERAGE * span_s:
+        return chosen, []
+    others = ", ".join(str(r.process_index) for r in group if r is not chosen)
+    return chosen, [
+        f"host {host}: machine-level energy ({chosen.energy_method}) counted once, from "
+        f"process {chosen.process_index}, whose window ({chosen.inference_duration_s:.2f} s) "
+        f"covers {chosen.inference_duration_s / span_s:.0%} of the span of processes "
+        f"{chosen.process_index}, {others} ({span_s:.2f} s); energy used outside it is "
+        "not counted"
+    ]
+
+
+def combine_energy_method(results: list[RawProcessResult]) -> tuple[EnergyMethod, list[str]]:
+    """One method when all agree; otherwise the weakest (an estimate wins) and a note."""
+    methods = sorted({r.energy_method for r in results})
+    if len(methods) == 1:
+        return methods[0], []
+    method = "estimate" if "estimate" in methods else results[0].energy_method
+    return method, [f"processes measured energy by different methods ({', '.join(methods)})"]
 
 
 def combine_throttle(results: list[RawProcessResult]) -> ThermalThrottleInfo:

@@ -1,0 +1,190 @@
+"""What aggregation checks before it adds anything up (DESIGN.md section 4).
+
+- completeness: every process the manifest expects (indices 0..N-1) has a marker
+  `.completed_<i>` whose sha256 matches `process_<i>.json`, and that result holds its own
+  index and the experiment's id; no result or marker lies beyond N-1;
+- temporal overlap: the inference windows overlap by at least half of the shortest one.
+  They are wall-clock (unix) times, so processes on different hosts compare;
+- GPU attribution: no (host, device) with device-level energy appears in two processes,
+  and no process mixes device- and machine-level readings (its one energy breakdown
+  could not be split to count the machine part once per host).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from llenergymeasure.domain.experiment import (
+    CompletionMarker,
+    ExperimentManifest,
+    RawProcessResult,
+)
+from llenergymeasure.errors import ResultsError
+from llenergymeasure.results.layout import marker_path, process_result_path, read_model
+
+OVERLAP_FRACTION = 0.5
+_INDEXED_FILE = re.compile(r"^(?:process_(\d+)\.json|\.completed_(\d+))$")
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """The verified results, and what is wrong with the rest."""
+
+    results: list[RawProcessResult]
+    missing: dict[int, str]
+    unexpected: list[str]
+
+    @property
+    def problems(self) -> list[str]:
+        """One phrase per unusable process and per unexpected file."""
+        return describe(self.missing) + self.unexpected
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Whether the processes ran together on devices of their own."""
+
+    temporal_overlap_verified: bool
+    gpu_attribution_verified: bool
+    problems: list[str]
+
+
+def check_completeness(experiment_dir: Path, manifest: ExperimentManifest) -> Completeness:
+    """Check every process the manifest expects, and look for any it does not expect.
+
+    Returns:
+        The results that verify, what is wrong with the others, unexpected files.
+
+    """
+    results, missing = load_complete_processes(
+        experiment_dir, manifest.expected_num_processes, manifest.experiment_id
+    )
+    return Completeness(results, missing, unexpected_files(experiment_dir, manifest))
+
+
+def load_complete_processes(
+    experiment_dir: Path, expected: int, experiment_id: str | None = None
+) -> tuple[list[RawProcessResult], dict[int, str]]:
+    """Results 0..expected-1 whose marker and hash verify; and what is wrong with the rest.
+
+    Args:
+        experiment_dir: `raw/<id>`.
+        expected: the number of processes the manifest expects.
+        experiment_id: when given, a result of another experiment is refused too.
+
+    """
+    results, missing = [], {}
+    for index in range(expected):
+        try:
+            results.append(verified_process_result(experiment_dir, index, experiment_id))
+        except ResultsError as exc:
+            missing[index] = str(exc)
+    return results, missing
+
+
+def describe(problems: dict[int, str]) -> list[str]:
+    """One phrase per unusable process."""
+    return [f"process {index}: {problem}" for index, problem in sorted(problems.items())]
+
+
+def verified_process_result(
+    experiment_dir: Path, index: int, experiment_id: str | None = None
+) -> RawProcessResult:
+    """Load `process_<i>.json` after checking its marker's hash.
+
+    Raises:
+        ResultsError: naming the file and what is wrong with it.
+
+    """
+    marker_file = marker_path(experiment_dir, index)
+    result_file = process_result_path(experiment_dir, index)
+    if not marker_file.exists():
+        raise ResultsError(f"no completion marker {marker_file.name}")
+    marker = read_model(marker_file, CompletionMarker)
+    try:
+        data = result_file.read_bytes()
+    except FileNotFoundError:
+        raise ResultsError(f"{result_file.name} missing although marked complete") from None
+    if hashlib.sha256(data).hexdigest() != marker.result_sha256:
+        raise ResultsError(
+            f"{result_file.name} does not match the hash in {marker_file.name} "
+            "(truncated or changed after it was written)"
+        )
+    result = read_model(result_file, RawProcessResult)
+    if result.process_index != index or marker.process_index != index:
+        raise ResultsError(
+            f"{result_file.name} holds process_index {result.process_index} and "
+            f"{marker_file.name} {marker.process_index}"
+        )
+    if experiment_id is not None and result.experiment_id != experiment_id:
+        raise ResultsError(f"{result_file.name} belongs to experiment {result.experiment_id}")
+    return result
+
+
+def unexpected_files(experiment_dir: Path, manifest: ExperimentManifest) -> list[str]:
+    """Results or markers of processes the manifest does not expect."""
+    found = []
+    for path in sorted(experiment_dir.iterdir()):
+        match = _INDEXED_FILE.match(path.name)
+        if match and int(match[1] or match[2]) >= manifest.expected_num_processes:
+            found.append(path.name)
+    return [
+        f"unexpected {name}: the manifest expects {manifest.expected_num_processes} process(es)"
+        for name in found
+    ]
+
+
+def verify_processes(results: list[RawProcessResult]) -> Verification:
+    """Temporal overlap and GPU attribution of complete process results."""
+    overlap_ok, overlap_problems = check_temporal_overlap(results)
+    attribution_ok, attribution_problems = check_gpu_attribution(results)
+    return Verification(overlap_ok, attribution_ok, overlap_problems + attribution_problems)
+
+
+def check_temporal_overlap(results: list[RawProcessResult]) -> tuple[bool, list[str]]:
+    """The common part of the windows is at least half of the shortest window."""
+    if len(results) < 2:
+        return True, []
+    overlap_s = min(r.inference_end_unix_s for r in results) - max(
+        r.inference_start_unix_s for r in results
+    )
+    shortest = min(results, key=lambda r: r.inference_duration_s)
+    if overlap_s >= OVERLAP_FRACTION * shortest.inference_duration_s:
+        return True, []
+    latest = max(results, key=lambda r: r.inference_start_unix_s).process_index
+    first_done = min(results, key=lambda r: r.inference_end_unix_s).process_index
+    if overlap_s < 0:
+        how = f"do not overlap: process {latest} started {-overlap_s:.2f} s after"
+    else:
+        how = f"overlap by only {overlap_s:.2f} s: process {latest} started shortly before"
+    return False, [
+        f"inference windows {how} process {first_done} ended (they must share at least "
+        f"half of the shortest window, {shortest.inference_duration_s:.2f} s); "
+        "the processes did not run together"
+    ]
+
+
+def check_gpu_attribution(results: list[RawProcessResult]) -> tuple[bool, list[str]]:
+    """No device-level (host, device) in two processes; no process mixing scopes."""
+    owners: dict[tuple[str, str], list[int]] = defaultdict(list)
+    problems = []
+    for r in results:
+        devices = r.energy.devices if r.energy else []
+        if len({d.scope for d in devices}) > 1:
+            problems.append(
+                f"process {r.process_index} mixes device- and machine-level energy readings, "
+                "which cannot be counted once per host"
+            )
+        for device in devices:
+            if device.scope == "device":
+                owners[(r.host, device.device_id)].append(r.process_index)
+    problems += [
+        f"device {device_id} on {host} is claimed by processes {', '.join(map(str, indices))}"
+        for (host, device_id), indices in owners.items()
+        if len(indices) > 1
+    ]
+    return not problems, problems

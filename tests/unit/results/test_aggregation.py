@@ -1,0 +1,273 @@
+"""Aggregation on process results written to disk: what is refused, summed, counted once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llenergymeasure.domain.experiment import ExperimentManifest, RawProcessResult
+from llenergymeasure.domain.metrics import (
+    DeviceEnergy,
+    EnergyBreakdown,
+    EnergyMeasurement,
+    LatencySamples,
+    ThermalThrottleInfo,
+)
+from llenergymeasure.errors import IncompleteExperiment, UnverifiedExperiment
+from llenergymeasure.results.aggregation import aggregate_experiment
+from llenergymeasure.results.layout import (
+    ResultsLayout,
+    manifest_path,
+    process_result_path,
+    write_marker,
+    write_model,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EXP = "exp_20260101T000000_abcd"
+
+
+def result(
+    index: int,
+    *,
+    host: str = "h0",
+    start: float = 1000.0,
+    duration: float = 10.0,
+    energy_j: float = 100.0,
+    device: str | None = None,
+    method: str = "estimate",
+    output_tokens: int = 50,
+    **fields: Any,
+) -> RawProcessResult:
+    """A process result; machine-level CPU energy unless `device` names a GPU."""
+    scope = "device" if device else "machine"
+    energy = EnergyMeasurement(
+        method=method,
+        host=host,
+        devices=[
+            DeviceEnergy(
+                device_id=device or "cpu",
+                kind="gpu" if device else "cpu",
+                scope=scope,
+                energy_j=energy_j,
+            )
+        ],
+        window_start_unix_s=start,
+        window_end_unix_s=start + duration,
+        duration_s=duration,
+    )
+    data: dict[str, Any] = dict(
+        experiment_id=EXP,
+        process_index=index,
+        num_processes=2,
+        host=host,
+        pid=100 + index,
+        config_name="exp",
+        model_name="m",
+        started_at=NOW,
+        ended_at=NOW,
+        inference_start_unix_s=start,
+        inference_end_unix_s=start + duration,
+        inference_duration_s=duration,
+        num_requests=5,
+        input_tokens=200,
+        output_tokens=output_tokens,
+        tokens_per_second=output_tokens / duration,
+        energy_method=method,
+        energy=energy,
+        energy_breakdown=EnergyBreakdown(
+            raw_j=energy_j,
+            adjusted_j=energy_j - 1.0 * duration,
+            baseline_power_w=1.0,
+            baseline_method="fresh",
+            inference_duration_s=duration,
+        ),
+        latency_samples=LatencySamples(
+            ttft_ms=[10.0 * (index + 1)] * 5, itl_ms=[1.0] * 45, e2e_ms=[100.0] * 5
+        ),
+    )
+    data.update(fields)
+    return RawProcessResult(**data)
+
+
+def write_experiment(root: Path, results: list[RawProcessResult], expected: int = 2) -> Path:
+    experiment_dir = ResultsLayout(root).experiment_dir(EXP)
+    experiment_dir.mkdir(parents=True)
+    manifest = ExperimentManifest(
+        experiment_id=EXP,
+        config={},
+        config_hash="x",
+        expected_num_processes=expected,
+        created_at=NOW,
+    )
+    write_model(manifest_path(experiment_dir), manifest)
+    for r in results:
+        data = write_model(process_result_path(experiment_dir, r.process_index), r)
+        write_marker(experiment_dir, r.process_index, data)
+    return experiment_dir
+
+
+def aggregate(root: Path, **options: bool):
+    aggregated, _ = aggregate_experiment(ResultsLayout(root), EXP, **options)
+    return aggregated
+
+
+def test_machine_level_energy_is_counted_once_per_host(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, duration=10.0, energy_j=200.0),
+            result(1, start=1000.01, duration=6.0, energy_j=130.0),
+        ],
+    )
+    agg = aggregate(tmp_path)
+    assert agg.energy_breakdown.raw_j == 200.0  # the longer window, not 330
+    assert agg.energy_breakdown.adjusted_j == pytest.approx(190.0)
+    assert agg.output_tokens == 100 and agg.input_tokens == 400 and agg.num_requests == 10
+    assert agg.energy_per_output_token_j == pytest.approx(2.0)
+    assert agg.aggregation.temporal_overlap_verified and agg.aggregation.gpu_attribution_verified
+    assert agg.aggregation.warnings == []
+
+
+def test_machine_level_reading_that_does_not_cover_is_named(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [result(0, duration=10.0, energy_j=200.0), result(1, start=1004.0, duration=8.0)],
+    )
+    agg = aggregate(tmp_path)
+    assert agg.energy_breakdown.raw_j == 200.0
+    (note,) = agg.aggregation.warnings
+    assert "host h0" in note and "from process 0" in note and "83%" in note
+
+
+def test_each_host_counts_its_own_machine_energy(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path, [result(0, host="a", energy_j=100.0), result(1, host="b", energy_j=120.0)]
+    )
+    agg = aggregate(tmp_path)
+    assert agg.energy_breakdown.raw_j == 220.0
+    assert agg.hosts == ["a", "b"]
+
+
+def test_device_level_energy_is_summed(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, device="GPU-a", method="nvml_counter", energy_j=300.0),
+            result(1, device="GPU-b", method="nvml_counter", energy_j=310.0),
+        ],
+    )
+    agg = aggregate(tmp_path)
+    assert agg.energy_breakdown.raw_j == 610.0
+    assert agg.energy_breakdown.baseline_power_w == 2.0
+    assert agg.energy_method == "nvml_counter"
+    assert [p.device_ids for p in agg.processes] == [["GPU-a"], ["GPU-b"]]
+
+
+def test_throughput_mean_and_over_the_wall_window(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, duration=10.0, output_tokens=100),
+            result(1, start=1002.0, duration=4.0, output_tokens=60),
+        ],
+    )
+    agg = aggregate(tmp_path)
+    assert agg.avg_tokens_per_second == pytest.approx((10.0 + 15.0) / 2)
+    assert agg.wall_window_s == pytest.approx(10.0)
+    assert agg.total_tokens_per_second == pytest.approx(16.0)
+
+
+def test_latency_percentiles_come_from_pooled_samples(tmp_path: Path) -> None:
+    write_experiment(tmp_path, [result(0), result(1)])
+    agg = aggregate(tmp_path)
+    assert agg.latency.ttft_p50_ms == pytest.approx(15.0)  # median of 5 x 10 and 5 x 20
+    assert agg.latency.ttft_mean_ms == pytest.approx(15.0)
+
+
+def test_throttling_is_ored(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, thermal_throttle=ThermalThrottleInfo(detected=False, max_temperature_c=60)),
+            result(1, thermal_throttle=ThermalThrottleInfo(detected=True, max_temperature_c=80)),
+        ],
+    )
+    throttle = aggregate(tmp_path).thermal_throttle
+    assert throttle.detected is True and throttle.max_temperature_c == 80
+
+
+def test_missing_process_is_refused_then_allowed_partial(tmp_path: Path) -> None:
+    write_experiment(tmp_path, [result(0)], expected=2)
+    with pytest.raises(IncompleteExperiment, match="process 1: no completion marker .completed_1"):
+        aggregate(tmp_path)
+    assert not ResultsLayout(tmp_path).aggregated_path(EXP).exists()
+    agg = aggregate(tmp_path, allow_partial=True)
+    assert agg.aggregation.partial and agg.aggregation.missing_processes == [1]
+    assert agg.aggregation.num_processes == 1 and agg.aggregation.expected_num_processes == 2
+
+
+def test_results_beyond_the_expected_count_are_refused(tmp_path: Path) -> None:
+    write_experiment(tmp_path, [result(0), result(1), result(2)], expected=2)
+    with pytest.raises(IncompleteExperiment, match="unexpected .completed_2.*unexpected process_2"):
+        aggregate(tmp_path)
+
+
+def test_result_of_another_experiment_is_refused(tmp_path: Path) -> None:
+    write_experiment(tmp_path, [result(0), result(1, experiment_id="other_1")])
+    with pytest.raises(IncompleteExperiment, match="belongs to experiment other_1"):
+        aggregate(tmp_path)
+
+
+def test_windows_that_do_not_overlap_are_refused(tmp_path: Path) -> None:
+    write_experiment(tmp_path, [result(0), result(1, start=1100.0)])
+    with pytest.raises(UnverifiedExperiment, match="do not overlap: process 1 started 90.00 s"):
+        aggregate(tmp_path)
+    agg = aggregate(tmp_path, allow_unverified=True)
+    assert not agg.aggregation.temporal_overlap_verified
+
+
+def test_windows_overlapping_by_less_than_half_are_refused(tmp_path: Path) -> None:
+    write_experiment(tmp_path, [result(0), result(1, start=1008.0)])
+    with pytest.raises(UnverifiedExperiment, match="overlap by only 2.00 s"):
+        aggregate(tmp_path)
+
+
+def test_a_device_in_two_processes_is_refused(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, device="GPU-a", method="nvml_counter"),
+            result(1, device="GPU-a", method="nvml_counter"),
+        ],
+    )
+    with pytest.raises(
+        UnverifiedExperiment, match="device GPU-a on h0 is claimed by processes 0, 1"
+    ):
+        aggregate(tmp_path)
+    agg = aggregate(tmp_path, allow_unverified=True)
+    assert not agg.aggregation.gpu_attribution_verified
+    assert agg.aggregation.temporal_overlap_verified
+
+
+def test_one_gpu_uuid_on_two_hosts_is_two_devices(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, host="a", device="GPU-a", method="nvml_counter"),
+            result(1, host="b", device="GPU-a", method="nvml_counter"),
+        ],
+    )
+    assert aggregate(tmp_path).aggregation.gpu_attribution_verified
+
+
+def test_different_energy_methods_report_the_weakest(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path, [result(0, host="a", method="rapl"), result(1, host="b", method="estimate")]
+    )
+    agg = aggregate(tmp_path)
+    assert agg.energy_method == "estimate"
+    assert any("different methods" in w for w in agg.aggregation.warnings)
