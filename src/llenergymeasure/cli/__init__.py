@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from llenergymeasure.cli import aggregate, config, results, run
+from llenergymeasure.cli import aggregate, config, export, results, run
 from llenergymeasure.cli.console import err_console
 from llenergymeasure.errors import LlemError
 
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("run")(run.run)
 app.command("aggregate")(aggregate.aggregate)
+app.command("export")(export.export)
 app.add_typer(config.app, name="config")
 app.add_typer(results.app, name="results")
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from llenergymeasure.core.power_thermal import CPU_DEVICE_INDEX, PowerThermalSample
-from llenergymeasure.domain.metrics import ThermalThrottleInfo
-
-# NVML clock-event reason bits (nvmlClocksEventReason*), stable across driver versions.
-SW_POWER_CAP = 0x4
-HW_SLOWDOWN = 0x8
-SW_THERMAL = 0x20
-HW_THERMAL = 0x40
-HW_POWER_BRAKE = 0x80
+from llenergymeasure.domain.metrics import (
+    HW_POWER_BRAKE,
+    HW_THERMAL,
+    SW_POWER_CAP,
+    SW_THERMAL,
+    THROTTLE_MASK,
+    ThermalThrottleInfo,
+)
 
 
 def throttle_info_from_samples(
@@ -26,14 +26,13 @@ def throttle_info_from_samples(
     with_bits = [s for s in devices if s.throttle_reasons is not None]
     if not with_bits:
         return ThermalThrottleInfo(max_temperature_c=max(temps) if temps else None)
-    mask = SW_POWER_CAP | HW_SLOWDOWN | SW_THERMAL | HW_THERMAL | HW_POWER_BRAKE
     bits = 0
     for s in with_bits:
         bits |= s.throttle_reasons
     # A tick counts once however many of this process's devices were throttled in it.
-    throttled = len({s.t_s for s in with_bits if s.throttle_reasons & mask})
+    throttled = len({s.t_s for s in with_bits if s.throttle_reasons & THROTTLE_MASK})
     return ThermalThrottleInfo(
-        detected=bool(bits & mask),
+        detected=bool(bits & THROTTLE_MASK),
         thermal=bool(bits & (SW_THERMAL | HW_THERMAL)),
         power=bool(bits & (SW_POWER_CAP | HW_POWER_BRAKE)),
         sw_thermal=bool(bits & SW_THERMAL),

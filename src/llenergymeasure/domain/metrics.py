@@ -11,6 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 EnergyMethod = Literal["nvml_counter", "nvml_power_integral", "rapl", "estimate", "none"]
 BaselineMethod = Literal["fresh", "cached", "unavailable"]
 
+# NVML clock-event reason bits (nvmlClocksEventReason*), stable across driver versions.
+# They are stored as `throttle_reasons`; a sample with any THROTTLE_MASK bit is throttled.
+SW_POWER_CAP = 0x4
+HW_SLOWDOWN = 0x8
+SW_THERMAL = 0x20
+HW_THERMAL = 0x40
+HW_POWER_BRAKE = 0x80
+THROTTLE_MASK = SW_POWER_CAP | HW_SLOWDOWN | SW_THERMAL | HW_THERMAL | HW_POWER_BRAKE
+
 
 class _Record(BaseModel):
     # Results written by newer versions may carry fields we do not know: keep reading.
@@ -28,6 +37,10 @@ class DeviceEnergy(_Record):
     )
     energy_j: float | None
     name: str | None = None
+    is_mig: bool = Field(
+        False, description="A MIG instance: its energy is that of the whole parent GPU."
+    )
+    parent_uuid: str | None = Field(None, description="UUID of the parent GPU of a MIG instance.")
 
 
 class EnergyMeasurement(_Record):

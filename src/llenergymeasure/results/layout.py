@@ -6,6 +6,7 @@
 <root>/raw/<id>/process_<i>_timeseries.parquet
 <root>/raw/<id>/.completed_<i>
 <root>/aggregated/<id>.json
+<root>/exports/                      CSV and JSON written by `llem export`
 ```
 """
 
@@ -45,6 +46,7 @@ class ResultsLayout:
         self.root = Path(root)
         self.raw_root = self.root / "raw"
         self.aggregated_root = self.root / "aggregated"
+        self.exports_root = self.root / "exports"
 
     def experiment_dir(self, experiment_id: str) -> Path:
         """`raw/<id>`, refusing ids (or symlinks) that lead outside the raw root."""

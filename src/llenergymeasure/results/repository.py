@@ -26,3 +26,15 @@ def load_experiment(layout: ResultsLayout, experiment_id: str) -> ExperimentResu
     aggregated_file = layout.aggregated_path(experiment_id)
     aggregated = read_model(aggregated_file, AggregatedResult) if aggregated_file.exists() else None
     return ExperimentResult(manifest=manifest, aggregated=aggregated)
+
+
+def load_aggregated_results(layout: ResultsLayout) -> tuple[list[AggregatedResult], list[str]]:
+    """Every readable `aggregated/*.json`, oldest window first; and why others were skipped."""
+    results, skipped = [], []
+    paths = sorted(layout.aggregated_root.glob("*.json")) if layout.aggregated_root.is_dir() else []
+    for path in paths:
+        try:
+            results.append(read_model(path, AggregatedResult))
+        except ResultsError as exc:
+            skipped.append(str(exc))
+    return sorted(results, key=lambda r: r.inference_start_unix_s), skipped

@@ -1,0 +1,188 @@
+"""`llem export ID|RAW_DIR|RESULTS_DIR`: results as CSV, or time series as JSON.
+
+```
+llem export ID --csv [--per-process]    one row: results/exports/<id>.csv
+llem export ID --csv --raw              one row per process: results/exports/<id>_processes.csv
+llem export ID --timeseries-json        results/exports/<id>/process_<i>_timeseries.json
+llem export RESULTS_DIR --csv           one row per aggregated experiment: exports/experiments.csv
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from llenergymeasure.cli.console import console
+
+if TYPE_CHECKING:
+    from llenergymeasure.domain.experiment import ExperimentManifest, RawProcessResult
+    from llenergymeasure.results.layout import ResultsLayout
+
+
+def export(
+    target: str = typer.Argument(
+        ..., help="Experiment id, results/raw/<id>, or a results folder (all its experiments)."
+    ),
+    csv: bool = typer.Option(False, "--csv", help="CSV, one row per aggregated experiment."),
+    per_process: bool = typer.Option(
+        False, "--per-process", help="Add process_<i>_* columns to the CSV."
+    ),
+    raw: bool = typer.Option(False, "--raw", help="CSV with one row per process instead."),
+    timeseries_json: bool = typer.Option(
+        False, "--timeseries-json", help="Per-process time-series JSON from the parquet sidecars."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="File (CSV) or folder (JSON) to write; default: <results>/exports/."
+    ),
+    results_dir: Path = typer.Option(
+        Path("results"), "--results-dir", help="Results root to find an experiment id in."
+    ),
+) -> None:
+    """Export results for spreadsheets, pandas, polars or duckdb."""
+    from llenergymeasure.errors import ResultsError
+
+    want_csv = csv or raw
+    if not (want_csv or timeseries_json):
+        raise ResultsError("say what to export: --csv, --csv --raw, or --timeseries-json")
+    if raw and per_process:
+        raise ResultsError("--per-process adds columns to the aggregated CSV; --raw is per process")
+    if want_csv and timeseries_json and out is not None:
+        raise ResultsError("--out names one output: export the CSV and the JSON separately")
+    layout, experiment_id = _resolve(target, results_dir)
+    if experiment_id is None:
+        if raw or timeseries_json:
+            raise ResultsError(f"{target}: --raw and --timeseries-json need one experiment")
+        _export_folder_csv(layout, out, per_process)
+        return
+    if raw:
+        _export_processes_csv(layout, experiment_id, out)
+    elif csv:
+        _export_experiment_csv(layout, experiment_id, out, per_process)
+    if timeseries_json:
+        _export_timeseries_json(layout, experiment_id, out)
+
+
+def _resolve(target: str, results_dir: Path) -> tuple[ResultsLayout, str | None]:
+    """A raw experiment directory, a results folder, or an id under `results_dir`."""
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.layout import ResultsLayout, manifest_path, validate_experiment_id
+
+    path = Path(target)
+    if path.is_dir() and manifest_path(path).is_file():
+        return ResultsLayout(path.resolve().parent.parent), path.resolve().name
+    if path.is_dir() and ((path / "aggregated").is_dir() or (path / "raw").is_dir()):
+        return ResultsLayout(path), None
+    if path.is_dir() or path.parent != Path("."):
+        raise ResultsError(
+            f"{path}: not an experiment directory (results/raw/<id>, with experiment.json) "
+            "nor a results folder (with aggregated/ or raw/)"
+        )
+    layout = ResultsLayout(results_dir)
+    experiment_id = validate_experiment_id(target)
+    if not (
+        layout.experiment_dir(experiment_id).is_dir()
+        or layout.aggregated_path(experiment_id).is_file()
+    ):
+        raise ResultsError(
+            f"no experiment {experiment_id} under {results_dir}: "
+            "pass --results-dir, or the path results/raw/<id>"
+        )
+    return layout, experiment_id
+
+
+def _export_folder_csv(layout: ResultsLayout, out: Path | None, per_process: bool) -> None:
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.exporters import export_aggregated_to_csv
+    from llenergymeasure.results.repository import load_aggregated_results
+
+    results, skipped = load_aggregated_results(layout)
+    for reason in skipped:
+        console.print(f"[yellow]skipped[/] {reason}", highlight=False, soft_wrap=True)
+    if not results:
+        raise ResultsError(f"{layout.aggregated_root}: no aggregated experiment to export")
+    path = export_aggregated_to_csv(
+        results,
+        out or layout.exports_root / "experiments.csv",
+        results_root=layout.root,
+        per_process=per_process,
+    )
+    _wrote(path, _count(len(results), "experiment"))
+
+
+def _export_experiment_csv(
+    layout: ResultsLayout, experiment_id: str, out: Path | None, per_process: bool
+) -> None:
+    from llenergymeasure.domain.experiment import AggregatedResult
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.exporters import export_aggregated_to_csv
+    from llenergymeasure.results.layout import read_model
+
+    aggregated_path = layout.aggregated_path(experiment_id)
+    if not aggregated_path.is_file():
+        raise ResultsError(
+            f"{experiment_id} is not aggregated: run llem aggregate "
+            f"{layout.experiment_dir(experiment_id)} (or export --csv --raw)"
+        )
+    path = export_aggregated_to_csv(
+        [read_model(aggregated_path, AggregatedResult)],
+        out or layout.exports_root / f"{experiment_id}.csv",
+        results_root=layout.root,
+        per_process=per_process,
+    )
+    _wrote(path, _count(1, "experiment"))
+
+
+def _export_processes_csv(layout: ResultsLayout, experiment_id: str, out: Path | None) -> None:
+    from llenergymeasure.results.exporters import export_raw_to_csv
+
+    _, results = _complete_processes(layout, experiment_id)
+    path = export_raw_to_csv(
+        results,
+        out or layout.exports_root / f"{experiment_id}_processes.csv",
+        results_root=layout.root,
+    )
+    _wrote(path, _count(len(results), "process"))
+
+
+def _export_timeseries_json(layout: ResultsLayout, experiment_id: str, out: Path | None) -> None:
+    from llenergymeasure.results.timeseries import export_experiment_timeseries
+
+    manifest, results = _complete_processes(layout, experiment_id)
+    paths = export_experiment_timeseries(
+        layout.experiment_dir(experiment_id),
+        manifest,
+        results,
+        out or layout.exports_root / experiment_id,
+    )
+    for path in paths:
+        _wrote(path, "time series")
+
+
+def _complete_processes(
+    layout: ResultsLayout, experiment_id: str
+) -> tuple[ExperimentManifest, list[RawProcessResult]]:
+    """The verified process results (marker and hash); the others are named and skipped."""
+    from llenergymeasure.domain.experiment import ExperimentManifest
+    from llenergymeasure.errors import IncompleteExperiment
+    from llenergymeasure.results.layout import manifest_path, read_model
+    from llenergymeasure.results.verification import check_completeness
+
+    experiment_dir = layout.experiment_dir(experiment_id)
+    manifest = read_model(manifest_path(experiment_dir), ExperimentManifest)
+    completeness = check_completeness(experiment_dir, manifest)
+    if not completeness.results:
+        raise IncompleteExperiment(f"{experiment_dir}: no complete process result to export")
+    for note in completeness.problems:
+        console.print(f"[yellow]skipped[/] {note}", highlight=False, soft_wrap=True)
+    return manifest, completeness.results
+
+
+def _wrote(path: Path, what: str) -> None:
+    console.print(f"wrote {path} ({what})", highlight=False, soft_wrap=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"

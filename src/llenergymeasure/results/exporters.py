@@ -1,0 +1,289 @@
+"""CSV exports: one row per aggregated experiment, or one row per process.
+
+Columns: the core figures first, then the grouped prefixes in DESIGN.md's order
+(`energy_`, `thermal_`, `env_`, `gpu_`, `latency_`, `batch_`, `kv_cache_`,
+`timeseries_path`), then, on request, `process_<i>_*` columns. A value that was not
+measured, or a field that a result of an older schema does not have, is an empty cell.
+Floats are written in full precision (repr), so they read back to the same number;
+booleans are `true` / `false`, times ISO 8601.
+
+`timeseries_path` holds the absolute paths of the parquet sidecars that exist (`;`
+between processes), resolved against the experiment directory, because results store
+them relative to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.domain.environment import EnvironmentMetadata
+from llenergymeasure.domain.experiment import AggregatedResult, ProcessSummary, RawProcessResult
+from llenergymeasure.fileio import atomic_write_bytes
+from llenergymeasure.results.layout import ResultsLayout
+
+# Column -> attribute path in the result (dotted; digits index lists).
+AGGREGATED_CORE = {
+    "experiment_id": "experiment_id",
+    "config_name": "config_name",
+    "model_name": "model_name",
+    "num_processes": "aggregation.num_processes",
+    "num_requests": "num_requests",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "wall_window_s": "wall_window_s",
+    "avg_tokens_per_second": "avg_tokens_per_second",
+    "total_tokens_per_second": "total_tokens_per_second",
+    "energy_method": "energy_method",
+    "energy_per_output_token_j": "energy_per_output_token_j",
+    "total_flops": "total_flops",
+    "flops_method": "flops_method",
+    "created_at": "created_at",
+}
+RAW_IDENTITY = {
+    "experiment_id": "experiment_id",
+    "process_index": "process_index",
+    "num_processes": "num_processes",
+    "host": "host",
+    "pid": "pid",
+    "device": "device",
+}
+RAW_FIGURES = {
+    "config_name": "config_name",
+    "model_name": "model_name",
+    "dtype": "dtype",
+    "started_at": "started_at",
+    "inference_start_unix_s": "inference_start_unix_s",
+    "inference_duration_s": "inference_duration_s",
+    "num_requests": "num_requests",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "tokens_per_second": "tokens_per_second",
+    "energy_method": "energy_method",
+    "energy_per_output_token_j": "energy_per_output_token_j",
+    "total_flops": "flops.total_flops",
+    "flops_method": "flops.method",
+    "sample_interval_ms": "sample_interval_ms",
+    "sample_count": "sample_count",
+}
+# gpu_uuid: the GPU devices of the process's energy measurement (`;` between several).
+RAW_CORE = (*RAW_IDENTITY, "gpu_uuid", *RAW_FIGURES)
+ENERGY = {
+    "energy_raw_j": "energy_breakdown.raw_j",
+    "energy_adjusted_j": "energy_breakdown.adjusted_j",
+    "energy_baseline_w": "energy_breakdown.baseline_power_w",
+    "energy_baseline_method": "energy_breakdown.baseline_method",
+}
+THERMAL = {
+    "thermal_throttle_detected": "thermal_throttle.detected",
+    "thermal_throttle_duration_sec": "thermal_throttle.duration_s",
+    "thermal_max_temp_c": "thermal_throttle.max_temperature_c",
+}
+# Paths in the EnvironmentMetadata (of the first host for an aggregate); gpus.0: first GPU.
+ENV = {
+    "env_gpu_name": "gpus.0.name",
+    "env_gpu_vram_mb": "gpus.0.vram_mb",
+    "env_cuda_version": "cuda_version",
+    "env_driver_version": "driver_version",
+    "env_gpu_temp_c": "gpus.0.temperature_c",
+    "env_power_limit_w": "gpus.0.power_limit_w",
+    "env_cpu_governor": "cpu_governor",
+    "env_in_container": "in_container",
+    "env_summary": "summary_line",
+}
+GPU = {
+    "gpu_util_mean_pct": "extended.gpu_util_mean_pct",
+    "gpu_mem_peak_mb": "extended.gpu_mem_peak_mb",
+}
+LATENCY = {
+    "latency_e2e_mean_ms": "latency.e2e_mean_ms",
+    "latency_e2e_p95_ms": "latency.e2e_p95_ms",
+    "latency_ttft_p50_ms": "latency.ttft_p50_ms",
+    "latency_ttft_p95_ms": "latency.ttft_p95_ms",
+    "latency_itl_p50_ms": "latency.itl_p50_ms",
+    "latency_itl_p95_ms": "latency.itl_p95_ms",
+}
+BATCH = {"batch_effective_size": "extended.batch_effective_size"}
+KV_CACHE = {"kv_cache_hit_rate": "extended.kv_cache_hit_rate"}
+RESULT_GROUPS = {**ENERGY, **THERMAL, **GPU, **LATENCY, **BATCH, **KV_CACHE}
+GROUPED_COLUMNS = (
+    *ENERGY,
+    *THERMAL,
+    *ENV,
+    *GPU,
+    *LATENCY,
+    *BATCH,
+    *KV_CACHE,
+    "timeseries_path",
+)
+PROCESS_FIELDS = ("gpu_uuid", "tokens", "energy_j", "tokens_per_second")
+PROCESS_COLUMN = re.compile(rf"^process_(\d+)_({'|'.join(PROCESS_FIELDS)})$")
+NVML_UUID_PREFIXES = ("GPU-", "MIG-")
+
+
+def export_aggregated_to_csv(
+    results: Sequence[AggregatedResult],
+    output_path: Path,
+    *,
+    results_root: Path | None = None,
+    per_process: bool = False,
+) -> Path:
+    """Write one row per aggregated experiment, atomically.
+
+    Args:
+        results: the experiments, in the row order wanted.
+        output_path: the CSV file to write.
+        results_root: where their raw directories are, to resolve the sidecar paths;
+            None keeps the names as stored (relative to each experiment directory).
+        per_process: add `process_<i>_gpu_uuid, _tokens, _energy_j, _tokens_per_second`.
+
+    Returns:
+        The path written.
+
+    """
+    rows = [
+        _aggregated_to_row(r, _experiment_dir(results_root, r.experiment_id), per_process)
+        for r in results
+    ]
+    return _write_csv(Path(output_path), rows, tuple(AGGREGATED_CORE))
+
+
+def export_raw_to_csv(
+    results: Sequence[RawProcessResult], output_path: Path, *, results_root: Path | None = None
+) -> Path:
+    """Write one row per process result, atomically (see `export_aggregated_to_csv`)."""
+    rows = [_raw_to_row(r, _experiment_dir(results_root, r.experiment_id)) for r in results]
+    return _write_csv(Path(output_path), rows, RAW_CORE)
+
+
+def _aggregated_to_row(
+    result: AggregatedResult, experiment_dir: Path | None, per_process: bool
+) -> dict[str, Any]:
+    """Core columns, then the grouped ones, then optionally the per-process ones."""
+    row = {column: _lookup(result, path) for column, path in AGGREGATED_CORE.items()}
+    row |= _grouped_columns(
+        result,
+        _first_host_environment(result),
+        _timeseries_cell(experiment_dir, result.timeseries_paths),
+    )
+    if per_process:
+        expected = range(result.aggregation.expected_num_processes)
+        row |= {f"process_{i}_{field}": None for i in expected for field in PROCESS_FIELDS}
+        for process in result.processes:
+            row |= _process_columns(process)
+    return row
+
+
+def _raw_to_row(result: RawProcessResult, experiment_dir: Path | None) -> dict[str, Any]:
+    row = {column: _lookup(result, path) for column, path in RAW_IDENTITY.items()}
+    row["gpu_uuid"] = _gpu_uuids(result)
+    row |= {column: _lookup(result, path) for column, path in RAW_FIGURES.items()}
+    paths = [result.timeseries_path] if result.timeseries_path else []
+    return row | _grouped_columns(
+        result, result.environment, _timeseries_cell(experiment_dir, paths)
+    )
+
+
+def _grouped_columns(
+    result: AggregatedResult | RawProcessResult,
+    environment: EnvironmentMetadata | None,
+    timeseries: str | None,
+) -> dict[str, Any]:
+    return {
+        **{column: _lookup(result, path) for column, path in RESULT_GROUPS.items()},
+        **{column: _lookup(environment, path) for column, path in ENV.items()},
+        "timeseries_path": timeseries,
+    }
+
+
+def _process_columns(process: ProcessSummary) -> dict[str, Any]:
+    """NVML device ids start with GPU- or MIG-; RAPL and estimate ids are not GPUs."""
+    uuids = [d for d in process.device_ids if d.startswith(NVML_UUID_PREFIXES)]
+    prefix = f"process_{process.process_index}_"
+    return {
+        f"{prefix}gpu_uuid": ";".join(uuids) or None,
+        f"{prefix}tokens": process.output_tokens,
+        f"{prefix}energy_j": process.energy_j,
+        f"{prefix}tokens_per_second": process.tokens_per_second,
+    }
+
+
+def _gpu_uuids(result: RawProcessResult) -> str | None:
+    devices = result.energy.devices if result.energy else []
+    return ";".join(d.device_id for d in devices if d.kind == "gpu") or None
+
+
+def _first_host_environment(result: AggregatedResult) -> EnvironmentMetadata | None:
+    """The environment of process 0's host, else of the first host by name."""
+    hosts = [p.host for p in result.processes] + sorted(result.environments)
+    return next((result.environments[h] for h in hosts if h in result.environments), None)
+
+
+def _experiment_dir(results_root: Path | None, experiment_id: str) -> Path | None:
+    if results_root is None:
+        return None
+    return ResultsLayout(results_root).experiment_dir(experiment_id)
+
+
+def _timeseries_cell(experiment_dir: Path | None, names: Sequence[str]) -> str | None:
+    """Sidecar paths resolved against the experiment directory; missing files left out."""
+    if experiment_dir is None:
+        return ";".join(names) or None
+    paths = [Path(experiment_dir).absolute() / name for name in names]
+    return ";".join(str(p) for p in paths if p.is_file()) or None
+
+
+def _lookup(obj: Any, path: str) -> Any:
+    """Follow a dotted attribute path; None where any step is None or absent."""
+    for part in path.split("."):
+        if obj is None:
+            return None
+        if part.isdigit():
+            obj = obj[int(part)] if int(part) < len(obj) else None
+        else:
+            obj = getattr(obj, part)
+    return obj
+
+
+def _order_columns(names: Iterable[str], core: Sequence[str]) -> list[str]:
+    """Core, then each group together in DESIGN.md's order, then process columns by index."""
+    positions = {name: i for i, name in enumerate([*core, *GROUPED_COLUMNS])}
+
+    def key(name: str) -> tuple[int, int, int]:
+        if name in positions:
+            return (0, positions[name], 0)
+        match = PROCESS_COLUMN.match(name)
+        if match is None:
+            raise ValueError(f"no place for CSV column {name!r}")
+        return (1, int(match[1]), PROCESS_FIELDS.index(match[2]))
+
+    return sorted(dict.fromkeys(names), key=key)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], core: Sequence[str]) -> Path:
+    columns = _order_columns([*core, *GROUPED_COLUMNS, *(c for row in rows for c in row)], core)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({column: _cell(value) for column, value in row.items()} for row in rows)
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    return path
+
+
+def _cell(value: Any) -> str:
+    """None, NaN and infinities are empty; floats in full precision."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
