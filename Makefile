@@ -20,7 +20,7 @@ endif
 CONFIG        ?= configs/examples/quickstart.yaml
 NUM_PROCESSES ?= 2
 
-.PHONY: install demo test lint run aggregate clean
+.PHONY: install demo test lint run run-multigpu aggregate clean gpu-check
 
 install: $(STAMP)
 
@@ -47,8 +47,17 @@ lint: $(STAMP)
 run: $(STAMP)
 	$(BIN)/llem run $(CONFIG)
 
+# One process per GPU through accelerate launch (several gloo processes on a CPU).
+run-multigpu: $(STAMP)
+	$(BIN)/llem run $(CONFIG) --processes $(NUM_PROCESSES)
+
 aggregate: $(STAMP)
 	$(BIN)/llem aggregate $(EXP)
+
+# On an NVIDIA GPU: counter energy vs the sampler's power integral, baseline, tokens/s,
+# J/token and sampler overhead on a random ~1.1B Llama (docs/validation/README.md).
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

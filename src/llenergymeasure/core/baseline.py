@@ -1,14 +1,15 @@
 """Idle power before the model is loaded, and the energy above it.
 
-The baseline is measured through the same energy backend as the inference window, in
-a few consecutive sub-windows, so its spread is known. It is cached per host, method
-and device set for `cache_ttl_s`, because idle power changes slowly and measuring it
-costs seconds at every run.
+The baseline is measured through the same energy backend as the inference window: the
+backend's `idle_power` (sub-windows of its counter, or sampled power per GPU). It is
+cached per key (one per GPU UUID, or one per host and method for machine-level sources)
+for `cache_ttl_s`, because idle power changes slowly and measuring it costs seconds at
+every run.
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,9 +20,8 @@ from loguru import logger
 from llenergymeasure.config.models import BaselineConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.domain.metrics import BaselineMethod, EnergyBreakdown, EnergyMeasurement
+from llenergymeasure.errors import DeviceError
 from llenergymeasure.fileio import atomic_write_bytes
-
-BASELINE_SUBWINDOWS = 5
 
 
 @dataclass(frozen=True)
@@ -43,38 +43,48 @@ def measure_baseline_power(
     config: BaselineConfig,
     cache_path: Path | None = None,
 ) -> BaselinePower:
-    """Idle power over `config.duration_s`, or a cached value younger than the TTL.
+    """Idle power over `config.duration_s`, or cached values younger than the TTL.
 
-    Returns the `unavailable` baseline when disabled, without a backend, or when the
+    With several devices (one key each), the baseline is the sum of their means and the
+    root sum of squares of their standard deviations; it is `cached` only when every key
+    is. Returns the `unavailable` baseline when disabled, without a backend, or when the
     backend cannot read a device (never 0 W in place of a missing reading).
     """
     if not config.enabled or backend is None:
         return UNAVAILABLE
-    key = None
-    if cache_path is not None and config.cache_ttl_s > 0:
-        key = backend.cache_key
-        cached = _read_cache(cache_path, key, config.cache_ttl_s)
-        if cached is not None:
-            return cached
-    powers = []
-    chunk_s = config.duration_s / BASELINE_SUBWINDOWS
-    for _ in range(BASELINE_SUBWINDOWS):
-        backend.start()
-        time.sleep(chunk_s)
-        total_j = backend.stop().total_j
-        if total_j is None:
-            return UNAVAILABLE
-        powers.append(total_j / chunk_s)
-    baseline = BaselinePower(
-        power_w=statistics.fmean(powers),
-        std_w=statistics.stdev(powers),
-        method="fresh",
-        duration_s=config.duration_s,
-        measured_at_unix_s=time.time(),
+    cache = cache_path if config.cache_ttl_s > 0 else None
+    if cache is not None:
+        cached = [_read_cache(cache, key, config.cache_ttl_s) for key in backend.baseline_keys]
+        if cached and all(c is not None for c in cached):
+            return _combine([c for c in cached if c is not None], "cached")
+    try:
+        parts = backend.idle_power(config.duration_s)
+    except DeviceError as e:
+        logger.warning(f"baseline: idle power unreadable, adjusted energy will be null: {e}")
+        return UNAVAILABLE
+    if not parts:
+        return UNAVAILABLE
+    now = time.time()
+    fresh = {
+        p.key: BaselinePower(p.power_w, p.std_w, "fresh", config.duration_s, now) for p in parts
+    }
+    if cache is not None:
+        for key, baseline in fresh.items():
+            _write_cache(cache, key, baseline)
+    return _combine(list(fresh.values()), "fresh")
+
+
+def _combine(parts: list[BaselinePower], method: BaselineMethod) -> BaselinePower:
+    """Sum of independent devices: means add, variances add."""
+    stds = [p.std_w for p in parts]
+    times = [p.measured_at_unix_s for p in parts if p.measured_at_unix_s is not None]
+    return BaselinePower(
+        power_w=sum(p.power_w for p in parts if p.power_w is not None),
+        std_w=math.sqrt(sum(s * s for s in stds)) if all(s is not None for s in stds) else None,
+        method=method,
+        duration_s=min(p.duration_s for p in parts),
+        measured_at_unix_s=min(times) if times else None,
     )
-    if key is not None and cache_path is not None:
-        _write_cache(cache_path, key, baseline)
-    return baseline
 
 
 def create_energy_breakdown(

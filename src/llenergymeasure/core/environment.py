@@ -5,28 +5,46 @@ from __future__ import annotations
 import os
 import platform
 import socket
+from collections import Counter
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import psutil
+from loguru import logger
 
-from llenergymeasure.domain.environment import EnvironmentMetadata
+from llenergymeasure.core.energy_backends.nvml_device import (
+    driver_versions,
+    nvml_available,
+    open_cuda_devices,
+    visible_cuda_ordinals,
+)
+from llenergymeasure.domain.environment import EnvironmentMetadata, GpuInfo
+from llenergymeasure.errors import DeviceError
 
 _PACKAGES = ("torch", "transformers", "accelerate", "llenergymeasure")
 
 
-def collect_environment() -> EnvironmentMetadata:
-    """Everything a reader needs to know about where the numbers came from."""
+def collect_environment(cuda_ordinals: Sequence[int] | None = None) -> EnvironmentMetadata:
+    """Everything a reader needs to know about where the numbers came from.
+
+    Args:
+        cuda_ordinals: the CUDA devices (`cuda:N`) this process uses, described through
+            NVML as they are at the start; None: every GPU visible to the process.
+
+    """
     versions = {name: _package_version(name) for name in _PACKAGES}
     cpu_model = _cpu_model()
     cpu_count = psutil.cpu_count(logical=True)
     governor = _read_text(Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"))
     in_container = _in_container()
     cuda_available, cuda_version = _cuda()
+    gpus, driver_version, cuda_driver_version = _gpus(cuda_ordinals)
     summary = (
         f"{socket.gethostname()}: {cpu_model or 'unknown CPU'} x{cpu_count}"
         f", governor {governor or 'n/a'}"
         f"{', container' if in_container else ''}"
+        f"{_gpu_summary(gpus, driver_version)}"
         f", CUDA {cuda_version if cuda_available else 'unavailable'}"
         f", torch {versions['torch']}, transformers {versions['transformers']}"
     )
@@ -41,6 +59,9 @@ def collect_environment() -> EnvironmentMetadata:
         in_container=in_container,
         cuda_available=cuda_available,
         cuda_version=cuda_version,
+        driver_version=driver_version,
+        cuda_driver_version=cuda_driver_version,
+        gpus=gpus,
         torch_version=versions["torch"],
         transformers_version=versions["transformers"],
         accelerate_version=versions["accelerate"],
@@ -84,3 +105,31 @@ def _cuda() -> tuple[bool, str | None]:
     import torch
 
     return torch.cuda.is_available(), torch.version.cuda
+
+
+def _gpus(
+    cuda_ordinals: Sequence[int] | None,
+) -> tuple[list[GpuInfo], str | None, str | None]:
+    """The process's GPUs, the driver version and its CUDA version; empty without NVML."""
+    if (cuda_ordinals is not None and not cuda_ordinals) or not nvml_available():
+        return [], None, None
+    try:
+        ordinals = visible_cuda_ordinals() if cuda_ordinals is None else cuda_ordinals
+        devices = open_cuda_devices(ordinals)
+    except DeviceError as e:
+        logger.warning(f"environment: GPUs not described: {e}")
+        return [], None, None
+    driver_version, cuda_driver_version = driver_versions()
+    return [d.info() for d in devices], driver_version, cuda_driver_version
+
+
+def _gpu_summary(gpus: list[GpuInfo], driver_version: str | None) -> str:
+    """E.g. ", 2x NVIDIA H100 (driver 550.54.15, persistence off)"; empty without GPUs."""
+    if not gpus:
+        return ""
+    names = ", ".join(f"{n}x {name}" for name, n in Counter(g.name for g in gpus).items())
+    persistence = {g.persistence_mode for g in gpus} - {None}
+    mode = (
+        "" if not persistence else (", persistence on" if all(persistence) else ", persistence off")
+    )
+    return f", {names} (driver {driver_version or 'n/a'}{mode})"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+
+from llenergymeasure.core.power_thermal import CPU_DEVICE_INDEX, PowerThermalSample
+from llenergymeasure.domain.environment import GpuInfo
 from llenergymeasure.domain.metrics import EnergyMeasurement, MeasurementWarning
 
 SHORT_MEASUREMENT_S = 10.0
 LOW_SAMPLE_COUNT = 10
+THERMAL_DRIFT_C = 10.0
+CROSS_CHECK_TOLERANCE = 0.05
 
 
 def collect_measurement_warnings(
@@ -16,8 +23,25 @@ def collect_measurement_warnings(
     energy_requested: bool,
     sampler_errors: dict[str, str] | None = None,
     has_gpu: bool = True,
+    samples: Sequence[PowerThermalSample] = (),
+    gpus: Sequence[GpuInfo] = (),
+    power_integral_j: float | None = None,
 ) -> list[MeasurementWarning]:
-    """Every condition that makes the figures less trustworthy, with a remedy."""
+    """Every condition that makes the figures less trustworthy, with a remedy.
+
+    Args:
+        duration_s: length of the inference window.
+        sample_count: power/thermal samples taken in it.
+        energy: what the energy backend measured (None: no backend or none requested).
+        energy_requested: whether the config asked for energy at all.
+        sampler_errors: readings that failed during the window, by reading.
+        has_gpu: whether this process ran on a GPU.
+        samples: the window's samples (GPU rows give the temperature drift).
+        gpus: the process's GPUs at the start (persistence mode).
+        power_integral_j: the trapezoidal integral of the sampled GPU power over the
+            window, compared with the energy counter.
+
+    """
     warnings = []
     if duration_s < SHORT_MEASUREMENT_S:
         warnings.append(
@@ -68,8 +92,90 @@ def collect_measurement_warnings(
             MeasurementWarning(
                 code="sampler_error",
                 message=f"{source} readings failed during the window ({error}); "
-                "those samples are missing",
+                "those readings are null",
                 remediation="check driver and permissions; the window's energy is unaffected",
             )
         )
+    gpu_checks = (
+        _persistence_off(gpus),
+        _thermal_drift(samples),
+        _counter_disagrees(energy, power_integral_j),
+        _mig_shared(energy),
+        _energy_incomplete(energy),
+    )
+    warnings.extend(w for w in gpu_checks if w is not None)
     return warnings
+
+
+def _persistence_off(gpus: Sequence[GpuInfo]) -> MeasurementWarning | None:
+    off = [g.uuid for g in gpus if g.persistence_mode is False]
+    if not off:
+        return None
+    return MeasurementWarning(
+        code="persistence_mode_off",
+        message=f"persistence mode is off on {', '.join(off)}: the driver may tear the GPU "
+        "state down between runs, so start-up and idle power vary from run to run",
+        remediation="enable it with `sudo nvidia-smi -pm 1` (or run nvidia-persistenced)",
+    )
+
+
+def _thermal_drift(samples: Sequence[PowerThermalSample]) -> MeasurementWarning | None:
+    temps: dict[int, list[float]] = defaultdict(list)
+    for s in samples:
+        if s.device_index != CPU_DEVICE_INDEX and s.temperature_c is not None:
+            temps[s.device_index].append(s.temperature_c)
+    drifts = {i: max(t) - min(t) for i, t in temps.items() if max(t) - min(t) > THERMAL_DRIFT_C}
+    if not drifts:
+        return None
+    listed = ", ".join(f"GPU {i}: {d:.0f} C" for i, d in sorted(drifts.items()))
+    return MeasurementWarning(
+        code="thermal_drift",
+        message=f"temperature changed by more than {THERMAL_DRIFT_C:g} C during the window "
+        f"({listed}); power and clocks depend on it",
+        remediation="raise measurement.thermal_floor_s or warm up longer so runs start "
+        "at a steady temperature",
+    )
+
+
+def _counter_disagrees(
+    energy: EnergyMeasurement | None, power_integral_j: float | None
+) -> MeasurementWarning | None:
+    counter_j = energy.total_j if energy is not None and energy.method == "nvml_counter" else None
+    if not counter_j or power_integral_j is None:
+        return None
+    gap = abs(power_integral_j - counter_j) / counter_j
+    if gap <= CROSS_CHECK_TOLERANCE:
+        return None
+    return MeasurementWarning(
+        code="energy_cross_check",
+        message=f"the energy counter ({counter_j:.1f} J) and the integral of sampled power "
+        f"({power_integral_j:.1f} J) differ by {gap:.1%} (more than "
+        f"{CROSS_CHECK_TOLERANCE:.0%}); the counter is reported",
+        remediation="lengthen the window (the averaged power reading lags by up to 1 s) or "
+        "lower measurement.energy.sample_interval_ms; check the driver if it persists",
+    )
+
+
+def _mig_shared(energy: EnergyMeasurement | None) -> MeasurementWarning | None:
+    migs = [d for d in energy.devices if d.is_mig] if energy is not None else []
+    if not migs:
+        return None
+    listed = ", ".join(f"{d.device_id} (GPU {d.parent_uuid})" for d in migs)
+    return MeasurementWarning(
+        code="mig_parent_energy",
+        message=f"MIG instance energy is that of the whole parent GPU: {listed}; other "
+        "instances' work on that GPU is included",
+        remediation="measure on a whole GPU, or keep the other MIG instances idle",
+    )
+
+
+def _energy_incomplete(energy: EnergyMeasurement | None) -> MeasurementWarning | None:
+    if energy is None or energy.total_j is not None:
+        return None
+    missing = [d.device_id for d in energy.devices if d.energy_j is None]
+    return MeasurementWarning(
+        code="energy_incomplete",
+        message=f"energy of {', '.join(missing) or 'every device'} could not be read at the "
+        "window's edges; total energy is null",
+        remediation="check the device with `nvidia-smi -q` and the kernel log, then re-run",
+    )

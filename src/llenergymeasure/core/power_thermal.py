@@ -2,14 +2,19 @@
 
 Each source returns `PowerThermalSample`s stamped with `time.monotonic()`, the clock
 the latency hook uses too. A source that fails yields no sample for that tick plus one
-logged warning; the sampler never stops the run.
+logged warning; a source that fails for one field records null for it. The sampler never
+stops the run.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 import psutil
@@ -34,9 +39,13 @@ class PowerThermalSample:
 
 
 class SampleSource(Protocol):
-    """Something that can be read once per tick."""
+    """Something that can be read once per tick.
+
+    `errors` maps a reading that failed (and was recorded as null) to its last error.
+    """
 
     name: str
+    errors: dict[str, str]
 
     def read(self, t_s: float) -> list[PowerThermalSample]:
         """Return the samples of this tick (one per device)."""
@@ -53,6 +62,7 @@ class CpuSampleSource:
     name = "cpu"
 
     def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
         self._process = psutil.Process()
         self._total_mb = psutil.virtual_memory().total / 2**20
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval
@@ -77,19 +87,28 @@ class PowerThermalSampler:
     not shift the following ones; a tick that is already late is taken at once.
     """
 
-    def __init__(self, sources: list[SampleSource], interval_ms: int = 100) -> None:
+    def __init__(
+        self,
+        sources: list[SampleSource],
+        interval_ms: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sources = sources
         self.interval_s = interval_ms / 1000.0
         self.samples: list[PowerThermalSample] = []
         self.errors: dict[str, str] = {}
         self.thread_native_id: int | None = None
+        self._clock = clock
+        self._start_s = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start sampling in a daemon thread (one sample is taken immediately)."""
+        """Take the first sample now, then one per interval in a daemon thread."""
         self.samples = []
         self._stop.clear()
+        self._start_s = self._clock()
+        self._tick()
         self._thread = threading.Thread(target=self._run, name="llem-sampler", daemon=True)
         self._thread.start()
 
@@ -100,6 +119,8 @@ class PowerThermalSampler:
             self._thread.join()
             self._thread = None
         self._tick()
+        for source in self.sources:
+            self.errors.update(source.errors)
         return self.samples
 
     def __enter__(self) -> PowerThermalSampler:
@@ -111,17 +132,16 @@ class PowerThermalSampler:
 
     def _run(self) -> None:
         self.thread_native_id = threading.get_native_id()
-        start = time.monotonic()
-        tick = 0
-        while True:
+        tick = 1
+        while not self._stop.wait(self._delay_s(tick)):
             self._tick()
             tick += 1
-            delay = start + tick * self.interval_s - time.monotonic()
-            if self._stop.wait(max(0.0, delay)):
-                return
+
+    def _delay_s(self, tick: int) -> float:
+        return max(0.0, self._start_s + tick * self.interval_s - self._clock())
 
     def _tick(self) -> None:
-        t_s = time.monotonic()
+        t_s = self._clock()
         for source in self.sources:
             try:
                 self.samples.extend(source.read(t_s))
@@ -129,3 +149,54 @@ class PowerThermalSampler:
                 if source.name not in self.errors:
                     logger.warning(f"sampler: {source.name} read failed, samples skipped: {exc}")
                 self.errors[source.name] = str(exc)
+
+
+def power_integral_j(
+    samples: Sequence[PowerThermalSample],
+    start_s: float | None = None,
+    end_s: float | None = None,
+) -> float | None:
+    """Trapezoidal integral of sampled device power, summed over devices, in joules.
+
+    Each device's series is clipped to [start_s, end_s] (default: its own first and last
+    sample) with the power interpolated linearly at the bounds. CPU rows carry no power
+    and are skipped. None when no device, or a device, has fewer than two readings.
+    """
+    by_device: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for s in samples:
+        if s.device_index != CPU_DEVICE_INDEX and s.power_w is not None:
+            by_device[s.device_index].append((s.t_s, s.power_w))
+    if not by_device:
+        return None
+    total_j = 0.0
+    for points in by_device.values():
+        energy_j = _trapezoid_j(sorted(points), start_s, end_s)
+        if energy_j is None:
+            return None
+        total_j += energy_j
+    return total_j
+
+
+def _trapezoid_j(
+    points: list[tuple[float, float]], start_s: float | None, end_s: float | None
+) -> float | None:
+    if len(points) < 2:
+        return None
+    lo = points[0][0] if start_s is None else start_s
+    hi = points[-1][0] if end_s is None else end_s
+    if hi <= lo:
+        return 0.0
+    inside = [(t, p) for t, p in points if lo < t < hi]
+    series = [(lo, _power_at(points, lo)), *inside, (hi, _power_at(points, hi))]
+    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairwise(series))
+
+
+def _power_at(points: list[tuple[float, float]], t_s: float) -> float:
+    """Linear between neighbouring readings; the nearest reading outside the series."""
+    if t_s <= points[0][0]:
+        return points[0][1]
+    if t_s >= points[-1][0]:
+        return points[-1][1]
+    i = bisect.bisect_right([t for t, _ in points], t_s)
+    (t0, p0), (t1, p1) = points[i - 1], points[i]
+    return p0 + (p1 - p0) * (t_s - t0) / (t1 - t0)

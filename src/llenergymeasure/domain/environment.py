@@ -16,6 +16,7 @@ class GpuInfo(BaseModel):
     vram_mb: float | None = None
     compute_capability: str | None = None
     is_mig: bool = False
+    parent_uuid: str | None = None
     power_limit_w: float | None = None
     default_power_limit_w: float | None = None
     persistence_mode: bool | None = None
@@ -40,6 +41,9 @@ class EnvironmentMetadata(BaseModel):
     cuda_available: bool = False
     cuda_version: str | None = None
     driver_version: str | None = None
+    cuda_driver_version: str | None = Field(
+        None, description="Newest CUDA version the driver supports (cuda_version: torch's)."
+    )
     gpus: list[GpuInfo] = Field(default_factory=list)
     torch_version: str | None = None
     transformers_version: str | None = None

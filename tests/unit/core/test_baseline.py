@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import orjson
+import pynvml
 import pytest
 
+from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.config.models import BaselineConfig
 from llenergymeasure.core.baseline import (
     UNAVAILABLE,
@@ -12,7 +16,11 @@ from llenergymeasure.core.baseline import (
     measure_baseline_power,
 )
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend
+from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
+
+A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 
 
 def measurement(joules: float | None, duration_s: float = 10.0) -> EnergyMeasurement:
@@ -59,3 +67,67 @@ def test_disabled_or_without_backend_is_unavailable() -> None:
     assert measure_baseline_power(None, BaselineConfig()).method == "unavailable"
     off = BaselineConfig(enabled=False)
     assert measure_baseline_power(CpuEstimateBackend(), off).power_w is None
+
+
+def nvml_backend(monkeypatch: pytest.MonkeyPatch, gpus: list, clock, visible: str):
+    install(monkeypatch, FakeNvml(gpus, clock=clock.monotonic))
+    devices = open_cuda_devices(range(len(visible.split(","))), visible=visible)
+    return NvmlBackend(devices, clock=clock.monotonic, sleep=clock.sleep)
+
+
+def test_nvml_baseline_is_mean_and_spread_of_sampled_power_per_gpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    idle = Steps([(0.0, 58.0), (0.5, 62.0)])  # half the second at 58 W, half at 62 W
+    gpus = [SimGpu(A, power_w=idle), SimGpu(B, power_w=Steps.constant(45.0))]
+    backend = nvml_backend(monkeypatch, gpus, clock, "0,1")
+    baseline = measure_baseline_power(backend, BaselineConfig(duration_s=1.0), tmp_path / "b.json")
+    assert baseline.method == "fresh"
+    assert baseline.power_w == pytest.approx(60.0 + 45.0)
+    assert baseline.std_w == pytest.approx(math.sqrt(10 * 2.0**2 / 9))  # B is steady
+    assert clock.now_s == pytest.approx(0.9)  # ten readings, 100 ms apart
+
+
+def test_nvml_baseline_is_cached_per_gpu_uuid(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cache = tmp_path / "baseline.json"
+    config = BaselineConfig(duration_s=1.0, cache_ttl_s=3600)
+    gpus = [SimGpu(A, power_w=Steps.constant(60.0)), SimGpu(B, power_w=Steps.constant(45.0))]
+    both = nvml_backend(monkeypatch, gpus, ManualClock(), "0,1")
+    assert measure_baseline_power(both, config, cache).method == "fresh"
+    keys = set(orjson.loads(cache.read_bytes()))
+    assert keys == {f"{both.host}|gpu|{A}", f"{both.host}|gpu|{B}"}
+    only_b = nvml_backend(monkeypatch, gpus, ManualClock(), "1")
+    cached = measure_baseline_power(only_b, config, cache)
+    assert (cached.method, cached.power_w) == ("cached", 45.0)
+
+
+def test_baseline_subtraction_uses_the_inference_window_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = ManualClock()
+    # idle 60 W, model load at 250 W from 1 s, inference at 300 W from 3 s to 8 s
+    profile = Steps([(0.0, 60.0), (1.0, 250.0), (3.0, 300.0), (8.0, 60.0)])
+    backend = nvml_backend(monkeypatch, [SimGpu(A, power_w=profile)], clock, "0")
+    baseline = measure_baseline_power(backend, BaselineConfig(duration_s=1.0))
+    assert baseline.power_w == 60.0
+    clock.now_s = 3.0
+    backend.start()
+    clock.advance(5.0)
+    measured = backend.stop()
+    breakdown = create_energy_breakdown(measured, baseline, measured.duration_s)
+    assert breakdown.raw_j == 1500.0
+    assert breakdown.adjusted_j == pytest.approx(1500.0 - 60.0 * 5.0)
+    assert breakdown.baseline_method == "fresh"
+
+
+def test_nvml_baseline_unreadable_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ManualClock()
+    fake = install(monkeypatch, FakeNvml([SimGpu(A)], clock=clock.monotonic))
+    devices = open_cuda_devices([0], visible="0")
+    backend = NvmlBackend(devices, clock=clock.monotonic, sleep=clock.sleep)
+    fake.fail("nvmlDeviceGetFieldValues", pynvml.NVMLError_GpuIsLost, start_s=0.5)
+    baseline = measure_baseline_power(backend, BaselineConfig(duration_s=1.0))
+    assert baseline.method == "unavailable" and baseline.power_w is None

@@ -3,11 +3,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pynvml
 import pytest
 
+from fakes.nvml import FakeNvml, SimGpu, install
 from llenergymeasure.config.models import EnergyConfig
+from llenergymeasure.core.backends.pytorch import cuda_ordinals
 from llenergymeasure.core.energy_backends import select_energy_backend
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend
+from llenergymeasure.core.energy_backends.rapl import RaplBackend
 from llenergymeasure.errors import DeviceError
 
 HAS_RAPL = Path("/sys/class/powercap/intel-rapl:0/energy_uj").exists()
@@ -30,8 +35,41 @@ def test_explicit_rapl_without_counter_is_a_clear_error() -> None:
 
 
 def test_explicit_nvml_unavailable_is_a_clear_error() -> None:
-    with pytest.raises(DeviceError, match="'nvml'"):
+    with pytest.raises(DeviceError, match="'nvml' needs a CUDA device"):
         select_energy_backend(EnergyConfig(backend="nvml"))
+
+
+def test_auto_picks_nvml_for_a_process_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, FakeNvml([SimGpu("GPU-a"), SimGpu("GPU-b")]))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    backend = select_energy_backend(EnergyConfig(backend="auto", sample_interval_ms=50), [0])
+    assert isinstance(backend, NvmlBackend)
+    assert backend.method == "nvml_counter" and backend.device_ids == ["GPU-b"]
+    assert backend.interval_ms == 50
+
+
+def test_auto_on_cpu_never_asks_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = install(monkeypatch, FakeNvml([SimGpu("GPU-a")]))
+    backend = select_energy_backend(EnergyConfig(backend="auto"), [])
+    assert isinstance(backend, (RaplBackend, CpuEstimateBackend))
+    assert fake.calls["nvmlInit"] == 0
+
+
+def test_auto_without_a_driver_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, FakeNvml([], init_error=pynvml.NVMLError_LibraryNotFound))
+    backend = select_energy_backend(EnergyConfig(backend="auto"), [0])
+    assert isinstance(backend, (RaplBackend, CpuEstimateBackend))
+
+
+def test_explicit_nvml_without_a_driver_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, FakeNvml([], init_error=pynvml.NVMLError_LibraryNotFound))
+    with pytest.raises(DeviceError, match="install the driver or set measurement.energy.backend"):
+        select_energy_backend(EnergyConfig(backend="nvml"), [0])
+
+
+def test_process_owns_the_cuda_device_it_runs_on() -> None:
+    assert cuda_ordinals("cpu") == []
+    assert cuda_ordinals("cuda:1") == [1]
 
 
 def test_estimate_grows_with_busy_time_and_says_it_is_an_estimate() -> None:

@@ -34,6 +34,7 @@ from llenergymeasure.core.baseline import (
     measure_baseline_power,
 )
 from llenergymeasure.core.energy_backends import EnergyBackend, select_energy_backend
+from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.flops import estimate_flops_palm, non_embedding_parameters
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
@@ -42,6 +43,8 @@ from llenergymeasure.core.power_thermal import (
     CpuSampleSource,
     PowerThermalSample,
     PowerThermalSampler,
+    SampleSource,
+    power_integral_j,
 )
 from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.core.warmup import (
@@ -49,6 +52,7 @@ from llenergymeasure.core.warmup import (
     wait_thermal_floor,
     warmup_until_converged,
 )
+from llenergymeasure.domain.environment import EnvironmentMetadata
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.domain.metrics import (
     EnergyMeasurement,
@@ -111,13 +115,14 @@ class PyTorchBackend:
         self.tokenizer: Any = None
         self.model_source: str | None = None
         self.dtype = resolve_dtype(config.model.dtype, context.device)
+        self.cuda_ordinals = cuda_ordinals(context.device)
 
     def run(self, prompts: list[Prompt]) -> MeasuredRun:
         """The measured lifecycle over `prompts` (this process's shard)."""
         started_at = datetime.now(timezone.utc)
         measurement = self.config.measurement
-        environment = collect_environment()
-        energy = select_energy_backend(measurement.energy)
+        environment = collect_environment(self.cuda_ordinals)
+        energy = select_energy_backend(measurement.energy, self.cuda_ordinals)
         try:
             self._progress("baseline", 0, 1)
             baseline = measure_baseline_power(
@@ -189,9 +194,11 @@ class PyTorchBackend:
     def measure_inference(self, batches: list, energy: EnergyBackend | None) -> InferenceWindow:
         """The energy window: every batch of this process, nothing else."""
         gen_config = build_generation_config(self.config.generation, self.model, self.tokenizer)
-        sampler = PowerThermalSampler(
-            [CpuSampleSource()], self.config.measurement.energy.sample_interval_ms
-        )
+        sources: list[SampleSource] = [CpuSampleSource()]
+        gpu_source = open_gpu_sample_source(self.cuda_ordinals)
+        if gpu_source is not None:
+            sources.append(gpu_source)
+        sampler = PowerThermalSampler(sources, self.config.measurement.energy.sample_interval_ms)
         total = sum(len(b.prompts) for b in batches)
         self._progress("inference", 0, total)
         if self.ctx.device.startswith("cuda"):
@@ -239,7 +246,7 @@ class PyTorchBackend:
     def _assemble(
         self,
         started_at: datetime,
-        environment: Any,
+        environment: EnvironmentMetadata,
         baseline: BaselinePower,
         warmup: WarmupResult,
         window: InferenceWindow,
@@ -259,6 +266,11 @@ class PyTorchBackend:
             energy_requested=self.config.measurement.energy.backend != "none",
             sampler_errors=window.sampler_errors,
             has_gpu=on_gpu,
+            samples=window.samples,
+            gpus=environment.gpus,
+            power_integral_j=power_integral_j(
+                window.samples, window.start_mono_s, window.start_mono_s + window.duration_s
+            ),
         )
         return RawProcessResult(
             experiment_id=self.ctx.experiment_id,
@@ -306,17 +318,30 @@ class PyTorchBackend:
 
 
 def extended_metrics(window: InferenceWindow, on_gpu: bool) -> ExtendedMetrics:
-    """Memory and utilisation over the window from the sampler's CPU rows."""
+    """Memory and utilisation over the window from the sampler's CPU and GPU rows."""
     cpu_rows = [s for s in window.samples if s.device_index == CPU_DEVICE_INDEX]
+    gpu_rows = [s for s in window.samples if s.device_index != CPU_DEVICE_INDEX]
     rss = [s.memory_used_mb for s in cpu_rows if s.memory_used_mb is not None]
     util = [s.cpu_util_pct for s in cpu_rows if s.cpu_util_pct is not None]
+    gpu_util = [s.sm_utilisation_pct for s in gpu_rows if s.sm_utilisation_pct is not None]
+    gpu_mem = [s.memory_used_mb for s in gpu_rows if s.memory_used_mb is not None]
     sizes = [len(o.requests) for o in window.outputs]
     return ExtendedMetrics(
         peak_memory_mb=window.peak_memory_mb if on_gpu else None,
         process_rss_peak_mb=max(rss) if rss else None,
         cpu_util_mean_pct=statistics.fmean(util) if util else None,
+        gpu_util_mean_pct=statistics.fmean(gpu_util) if gpu_util else None,
+        gpu_mem_peak_mb=max(gpu_mem) if gpu_mem else None,
         batch_effective_size=statistics.fmean(sizes) if sizes else None,
     )
+
+
+def cuda_ordinals(device: str) -> list[int]:
+    """The CUDA device indices a process on `device` uses; empty off the GPU."""
+    if not device.startswith("cuda"):
+        return []
+    index = torch.device(device).index
+    return [index if index is not None else torch.cuda.current_device()]
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import socket
+import statistics
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from llenergymeasure.domain.metrics import EnergyMeasurement, EnergyMethod
+
+IDLE_SUBWINDOWS = 5
+
+
+@dataclass(frozen=True)
+class IdlePower:
+    """Idle power of one cacheable unit (a GPU, or everything a machine-level source reads)."""
+
+    key: str
+    power_w: float
+    std_w: float
 
 
 class EnergyBackend(ABC):
@@ -19,23 +33,24 @@ class EnergyBackend(ABC):
 
     method: EnergyMethod
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.host = socket.gethostname()
         self.device_ids: list[str] = []
+        self._clock = clock
         self._start_unix_s: float | None = None
         self._start_mono_s: float | None = None
 
     def start(self) -> None:
         """Open the window: remember the counters and the start time."""
         self._start_unix_s = time.time()
-        self._start_mono_s = time.monotonic()
+        self._start_mono_s = self._clock()
         self._begin()
 
     def stop(self) -> EnergyMeasurement:
         """Close the window and return what was measured over it."""
         if self._start_unix_s is None or self._start_mono_s is None:
             raise RuntimeError(f"{type(self).__name__}.stop() called before start()")
-        duration_s = time.monotonic() - self._start_mono_s
+        duration_s = self._clock() - self._start_mono_s
         measurement = self._end(
             window_start_unix_s=self._start_unix_s,
             window_end_unix_s=self._start_unix_s + duration_s,
@@ -48,6 +63,27 @@ class EnergyBackend(ABC):
     def cache_key(self) -> str:
         """Identifies readings that are comparable (used to cache the idle baseline)."""
         return f"{self.host}|{self.method}|{','.join(self.device_ids)}"
+
+    @property
+    def baseline_keys(self) -> list[str]:
+        """The cache keys of what `idle_power` returns, known before measuring."""
+        return [self.cache_key]
+
+    def idle_power(self, duration_s: float) -> list[IdlePower] | None:
+        """Idle power over `duration_s`; None when a device cannot be read.
+
+        This default measures `IDLE_SUBWINDOWS` consecutive windows through `start` and
+        `stop`: the mean and sample standard deviation of their power.
+        """
+        powers_w = []
+        for _ in range(IDLE_SUBWINDOWS):
+            self.start()
+            time.sleep(duration_s / IDLE_SUBWINDOWS)
+            measured = self.stop()
+            if measured.total_j is None or measured.duration_s <= 0:
+                return None
+            powers_w.append(measured.total_j / measured.duration_s)
+        return [IdlePower(self.cache_key, statistics.fmean(powers_w), statistics.stdev(powers_w))]
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release resources (threads, handles)."""

@@ -55,7 +55,10 @@ class CpuEstimateBackend(EnergyBackend):
     def _end(
         self, *, window_start_unix_s: float, window_end_unix_s: float, duration_s: float
     ) -> EnergyMeasurement:
+        # /proc/stat counts in 10 ms ticks: on a short window the difference can exceed
+        # what the cores could do, which is physically impossible, so it is capped.
         busy_s = max(0.0, machine_busy_cpu_s() - self._busy_start_s)
+        busy_s = min(busy_s, self.logical_cores * duration_s)
         energy_j = self.tdp_w * busy_s / self.logical_cores
         return EnergyMeasurement(
             method="estimate",

@@ -1,0 +1,196 @@
+"""Real-device check: NVML counter energy against the sampler's power integral.
+
+On cuda:0, with no weights to fetch: measure idle power through NVML, load a randomly
+initialised Llama of about 1.1B parameters (TinyLlama's shape) in bf16, warm up until
+the latency is stable, then run one fixed `generate` workload four times: sampler off,
+sampler at 100 ms, sampler at 10 ms, sampler off again. For each run it prints the
+counter energy, the trapezoidal integral of the sampled power and their ratio, tokens/s,
+J/token, and the sampler's cost in tokens/s against the mean of the two sampler-off
+runs. Record the output in docs/validation/README.md.
+
+    make gpu-check        (or .venv/bin/python bench/gpu_check.py --help)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from llenergymeasure.config.models import BaselineConfig, WarmupConfig
+from llenergymeasure.core.baseline import measure_baseline_power
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
+from llenergymeasure.core.energy_backends.nvml_device import nvml_available
+from llenergymeasure.core.environment import collect_environment
+from llenergymeasure.core.power_thermal import PowerThermalSampler, power_integral_j
+from llenergymeasure.core.warmup import create_warmup_inference_fn, warmup_until_converged
+
+SAMPLER_SETTINGS_MS = (None, 100, 10, None)  # None: sampler off
+
+
+def require_gpu() -> None:
+    """Exit with a clear message where there is no CUDA device or no NVML."""
+    import torch
+
+    if not torch.cuda.is_available():
+        sys.exit(
+            "gpu-check needs an NVIDIA GPU: torch sees no CUDA device here "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Run `make gpu-check` "
+            "on a GPU machine and record its output in docs/validation/README.md."
+        )
+    if not nvml_available():
+        sys.exit("gpu-check needs NVML (the NVIDIA driver's libnvidia-ml.so.1); it did not start.")
+
+
+def build_model(layers: int) -> Any:
+    """A randomly initialised Llama with TinyLlama-1.1B's shape, bf16 on cuda:0."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=layers,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+    )
+    torch.manual_seed(0)
+    with torch.device("cuda:0"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+    return model
+
+
+def random_inputs(batch_size: int, prompt_tokens: int) -> dict[str, Any]:
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(100, 32000, (batch_size, prompt_tokens), generator=generator)
+    return {"input_ids": ids.to("cuda:0"), "attention_mask": torch.ones_like(ids).to("cuda:0")}
+
+
+def measured_run(
+    model: Any,
+    inputs: dict[str, Any],
+    new_tokens: int,
+    backend: NvmlBackend,
+    interval_ms: int | None,
+) -> dict[str, Any]:
+    """One window: sync, [sampler], counter start, generate, sync, counter stop."""
+    import torch
+
+    sampler = None
+    if interval_ms is not None:
+        sampler = PowerThermalSampler([NvmlSampleSource(backend.devices)], interval_ms)
+    torch.cuda.synchronize()
+    if sampler is not None:
+        sampler.start()
+    start_s = time.monotonic()
+    backend.start()
+    with torch.inference_mode():
+        model.generate(
+            **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+        )
+    torch.cuda.synchronize()
+    measured = backend.stop()
+    samples = sampler.stop() if sampler is not None else []
+    tokens = new_tokens * inputs["input_ids"].shape[0]
+    counter_j = measured.total_j
+    integral_j = power_integral_j(samples, start_s, start_s + measured.duration_s)
+    return {
+        "sampler_interval_ms": interval_ms,
+        "duration_s": measured.duration_s,
+        "output_tokens": tokens,
+        "tokens_per_s": tokens / measured.duration_s,
+        "counter_j": counter_j,
+        "power_integral_j": integral_j,
+        "integral_over_counter": integral_j / counter_j if integral_j and counter_j else None,
+        "j_per_token": counter_j / tokens if counter_j is not None else None,
+        "samples": len(samples),
+        "sampler_errors": dict(sampler.errors) if sampler is not None else {},
+    }
+
+
+def add_overheads(rows: list[dict[str, Any]]) -> None:
+    """Tokens/s lost to the sampler, against the mean of the sampler-off runs."""
+    off_tps = statistics.fmean(r["tokens_per_s"] for r in rows if r["sampler_interval_ms"] is None)
+    for r in rows:
+        r["sampler_overhead_pct"] = 100.0 * (off_tps - r["tokens_per_s"]) / off_tps
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def print_report(summary: str, method: str, baseline: Any, rows: list[dict[str, Any]]) -> None:
+    print(summary)
+    std = fmt(baseline.std_w, ".2f")
+    print(f"energy method {method}; baseline {fmt(baseline.power_w, '.2f')} W (std {std} W)")
+    print(
+        f"{'sampler':>8} {'window s':>9} {'tok/s':>9} {'counter J':>10} {'integral J':>11} "
+        f"{'ratio':>7} {'J/token':>9} {'overhead':>9}"
+    )
+    for r in rows:
+        interval = "off" if r["sampler_interval_ms"] is None else f"{r['sampler_interval_ms']} ms"
+        print(
+            f"{interval:>8} {r['duration_s']:>9.2f} {r['tokens_per_s']:>9.1f} "
+            f"{fmt(r['counter_j'], '.1f'):>10} {fmt(r['power_integral_j'], '.1f'):>11} "
+            f"{fmt(r['integral_over_counter'], '.4f'):>7} {fmt(r['j_per_token'], '.4f'):>9} "
+            f"{r['sampler_overhead_pct']:>8.2f}%"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=22, help="22 layers: about 1.1B parameters")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--prompt-tokens", type=int, default=128)
+    parser.add_argument("--new-tokens", type=int, default=512)
+    parser.add_argument("--baseline-s", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=Path("results/bench/gpu_check.json"))
+    args = parser.parse_args()
+    require_gpu()
+    import torch
+
+    environment = collect_environment([0])
+    backend = NvmlBackend.for_cuda_devices([0])
+    baseline = measure_baseline_power(backend, BaselineConfig(duration_s=args.baseline_s))
+    model = build_model(args.layers)
+    inputs = random_inputs(args.batch_size, args.prompt_tokens)
+    warmup = warmup_until_converged(
+        create_warmup_inference_fn(
+            model, inputs, {"max_new_tokens": 32, "min_new_tokens": 32}, torch.cuda.synchronize
+        ),
+        WarmupConfig(),
+    )
+    rows = [
+        measured_run(model, inputs, args.new_tokens, backend, interval)
+        for interval in SAMPLER_SETTINGS_MS
+    ]
+    add_overheads(rows)
+    print_report(environment.summary_line, backend.method, baseline, rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "date": datetime.now(timezone.utc).isoformat(),
+        "environment": environment.model_dump(mode="json"),
+        "energy_method": backend.method,
+        "baseline_power_w": baseline.power_w,
+        "baseline_std_w": baseline.std_w,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "warmup": warmup.model_dump(mode="json"),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "rows": rows,
+    }
+    args.out.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

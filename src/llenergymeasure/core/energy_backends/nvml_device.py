@@ -1,0 +1,401 @@
+"""The one place that talks to NVML (`pynvml`): start-up, device mapping, readings.
+
+Everything NVML raises is translated here, once, into `DeviceError` with a message that
+says how to fix it; the rest of llem sees `NvmlDevice` and plain numbers. A reading that
+the device does not support (`NVMLError_NotSupported`, or a function the driver lacks)
+returns None and is remembered, so it is not retried at every sampler tick.
+
+Devices are found from what CUDA calls them in this process: `CUDA_VISIBLE_DEVICES`
+entries (indices, `GPU-` UUIDs or `MIG-` UUIDs) name the NVML device behind each CUDA
+ordinal. NVML index i is not assumed to be CUDA index i.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pynvml
+from loguru import logger
+
+from llenergymeasure.domain.environment import GpuInfo
+from llenergymeasure.errors import DeviceError
+
+T = TypeVar("T")
+MIB = 2**20
+
+_FALLBACK_HINT = "or set measurement.energy.backend to rapl, estimate or none"
+_HINTS = {
+    pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "no NVIDIA driver (libnvidia-ml.so.1) on this machine; "
+    f"install the driver {_FALLBACK_HINT}",
+    pynvml.NVML_ERROR_DRIVER_NOT_LOADED: "the NVIDIA kernel driver is not loaded; "
+    f"check `nvidia-smi` {_FALLBACK_HINT}",
+    pynvml.NVML_ERROR_NO_PERMISSION: "this user may not read the GPU; run with access to "
+    f"/dev/nvidia* {_FALLBACK_HINT}",
+    pynvml.NVML_ERROR_NOT_FOUND: "no such device; list devices with `nvidia-smi -L` and check "
+    "CUDA_VISIBLE_DEVICES",
+    pynvml.NVML_ERROR_GPU_IS_LOST: "the GPU has fallen off the bus; check `nvidia-smi` and "
+    "the kernel log, then reset or reboot",
+    pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: "the NVML library and the kernel driver differ "
+    "in version; reboot after a driver update",
+}
+
+_lock = threading.Lock()
+_initialised_library: object | None = None
+
+
+def nvml_error(error: Exception, action: str) -> DeviceError:
+    """The `DeviceError` for an `NVMLError` raised while doing `action`."""
+    hint = _HINTS.get(getattr(error, "value", None), "see `nvidia-smi -q` for the device state")
+    return DeviceError(f"NVML could not {action} ({error}): {hint}")
+
+
+def init_nvml() -> None:
+    """Start NVML once per process (later calls return at once).
+
+    Raises:
+        DeviceError: no driver, no permission, or a driver/library mismatch.
+
+    """
+    global _initialised_library
+    with _lock:
+        if _initialised_library is pynvml:
+            return
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as e:
+            raise nvml_error(e, "start") from e
+        _initialised_library = pynvml
+
+
+def nvml_available() -> bool:
+    """True when NVML starts on this machine."""
+    try:
+        init_nvml()
+    except DeviceError as e:
+        logger.debug(f"NVML unavailable: {e}")
+        return False
+    return True
+
+
+def _call(action: str, fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return fn(*args)
+    except pynvml.NVMLError as e:
+        raise nvml_error(e, action) from e
+
+
+def parse_cuda_visible_devices(value: str | None) -> list[str] | None:
+    """The entries of `CUDA_VISIBLE_DEVICES` as CUDA reads them; None when unset.
+
+    CUDA stops at the first invalid entry (a negative or malformed index), so "0,2,-1,1"
+    exposes devices 0 and 2 only; an empty value exposes none.
+    """
+    if value is None:
+        return None
+    entries: list[str] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if entry.startswith(("GPU-", "MIG-")):
+            entries.append(entry)
+        elif entry.isdigit():
+            entries.append(str(int(entry)))
+        else:
+            break
+    return entries
+
+
+def visible_cuda_ordinals(visible: str | None = None) -> list[int]:
+    """The CUDA ordinals this process can use (every GPU when CUDA_VISIBLE_DEVICES is unset)."""
+    return list(range(len(_visible_entries(visible))))
+
+
+def open_cuda_devices(
+    ordinals: Sequence[int],
+    visible: str | None = None,
+    device_order: str | None = None,
+) -> list[NvmlDevice]:
+    """The NVML devices behind CUDA ordinals `ordinals` of this process.
+
+    Args:
+        ordinals: CUDA device indices as this process sees them (`cuda:N`).
+        visible: `CUDA_VISIBLE_DEVICES`; read from the environment when None.
+        device_order: `CUDA_DEVICE_ORDER`; read from the environment when None.
+
+    Raises:
+        DeviceError: an ordinal CUDA does not expose, an entry NVML does not know, an
+            index on a machine whose CUDA order may differ from NVML's, or a GPU in MIG mode
+            named by index.
+
+    """
+    entries = _visible_entries(visible)
+    if device_order is None:
+        device_order = os.environ.get("CUDA_DEVICE_ORDER", "")
+    devices = []
+    for ordinal in ordinals:
+        if not 0 <= ordinal < len(entries):
+            raise DeviceError(
+                f"CUDA device {ordinal} is not visible to this process "
+                f"(CUDA_VISIBLE_DEVICES exposes {len(entries)}); check CUDA_VISIBLE_DEVICES"
+            )
+        devices.append(_open_entry(ordinal, entries[ordinal], device_order))
+    return devices
+
+
+def _visible_entries(visible: str | None) -> list[str]:
+    """CUDA_VISIBLE_DEVICES entries; every NVML index when it is unset."""
+    init_nvml()
+    if visible is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    entries = parse_cuda_visible_devices(visible)
+    if entries is None:
+        return [str(i) for i in range(_call("count devices", pynvml.nvmlDeviceGetCount))]
+    return entries
+
+
+def _open_entry(ordinal: int, entry: str, order: str) -> NvmlDevice:
+    if entry.startswith(("GPU-", "MIG-")):
+        handle = _call(f"find device {entry}", pynvml.nvmlDeviceGetHandleByUUID, entry)
+    else:
+        _check_index_order(order)
+        handle = _call(f"open GPU {entry}", pynvml.nvmlDeviceGetHandleByIndex, int(entry))
+        if _mig_enabled(handle):
+            raise DeviceError(
+                f"GPU {entry} is in MIG mode, so CUDA runs on one of its instances: name the "
+                "instance in CUDA_VISIBLE_DEVICES by its MIG- UUID (`nvidia-smi -L`)"
+            )
+    parent = None
+    if _is_mig_handle(handle):
+        parent = _call(
+            f"find the parent GPU of {entry}",
+            pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle,
+            handle,
+        )
+    return NvmlDevice(ordinal, handle, parent)
+
+
+def _check_index_order(order: str) -> None:
+    """Index entries name NVML devices only when CUDA enumerates in PCI order.
+
+    CUDA's default order (FASTEST_FIRST) matches PCI bus order among identical GPUs; on a
+    machine with different GPU models it may not, and attribution would be wrong.
+    """
+    if order == "PCI_BUS_ID":
+        return
+    names = set()
+    for i in range(_call("count devices", pynvml.nvmlDeviceGetCount)):
+        handle = _call(f"open GPU {i}", pynvml.nvmlDeviceGetHandleByIndex, i)
+        names.add(_call(f"read the name of GPU {i}", pynvml.nvmlDeviceGetName, handle))
+    if len(names) > 1:
+        raise DeviceError(
+            f"this machine mixes GPU models ({', '.join(sorted(names))}), so CUDA's device "
+            "order may differ from NVML's: set CUDA_DEVICE_ORDER=PCI_BUS_ID or list GPU "
+            "UUIDs in CUDA_VISIBLE_DEVICES"
+        )
+
+
+def _supported(action: str, fn: Callable[..., T], *args: Any) -> T | None:
+    """`fn(*args)`; None where the device or driver does not support it."""
+    try:
+        return fn(*args)
+    except (pynvml.NVMLError_NotSupported, pynvml.NVMLError_FunctionNotFound):
+        return None
+    except pynvml.NVMLError as e:
+        raise nvml_error(e, action) from e
+
+
+def _mig_enabled(handle: Any) -> bool:
+    mode = _supported("read the MIG mode", pynvml.nvmlDeviceGetMigMode, handle)
+    return mode is not None and mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE
+
+
+def _is_mig_handle(handle: Any) -> bool:
+    flag = _supported("tell a MIG instance from a GPU", pynvml.nvmlDeviceIsMigDeviceHandle, handle)
+    return bool(getattr(flag, "value", flag))  # pynvml returns a c_uint here
+
+
+def driver_versions() -> tuple[str | None, str | None]:
+    """The driver version and the newest CUDA version it supports ("12.4")."""
+    init_nvml()
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+    except pynvml.NVMLError as e:
+        logger.warning(f"NVML: driver version unreadable: {e}")
+        return None, None
+    return driver, f"{cuda // 1000}.{cuda % 1000 // 10}"
+
+
+class NvmlDevice:
+    """One CUDA device of this process, as NVML sees it; handles are looked up once.
+
+    For a MIG instance, identity and memory are the instance's, while power, energy,
+    temperature, clocks and throttle reasons are the parent GPU's (NVML reports them for
+    the whole GPU only).
+
+    Readings return None when the device does not support them (remembered, not retried)
+    and raise `DeviceError` on any other NVML error.
+    """
+
+    def __init__(self, cuda_ordinal: int, handle: Any, parent_handle: Any | None = None) -> None:
+        self.cuda_ordinal = cuda_ordinal
+        self.handle = handle
+        self.power_handle = parent_handle if parent_handle is not None else handle
+        self.is_mig = parent_handle is not None
+        self.uuid: str = _call("read a device UUID", pynvml.nvmlDeviceGetUUID, handle)
+        self.parent_uuid: str | None = (
+            _call("read a GPU UUID", pynvml.nvmlDeviceGetUUID, parent_handle)
+            if parent_handle is not None
+            else None
+        )
+        self.name: str = _call("read a device name", pynvml.nvmlDeviceGetName, handle)
+        self.nvml_index: int = _call(
+            "read a GPU index", pynvml.nvmlDeviceGetIndex, self.power_handle
+        )
+        self.power_uuid = self.parent_uuid or self.uuid
+        self._unsupported: set[str] = set()
+
+    def energy_mj(self) -> int | None:
+        """The total-energy counter (mJ since the driver loaded; Volta and newer)."""
+        return self._read(
+            "total_energy", pynvml.nvmlDeviceGetTotalEnergyConsumption, self.power_handle
+        )
+
+    @property
+    def power_field(self) -> str:
+        """Which NVML reading `power_w` returns now."""
+        if "power_instant" not in self._unsupported:
+            return "NVML_FI_DEV_POWER_INSTANT"
+        return "nvmlDeviceGetPowerUsage (1 s average)"
+
+    def power_w(self) -> float | None:
+        """Board power: the instant field where supported, else the 1 s averaged reading."""
+        milliwatts = self._instant_power_mw()
+        if milliwatts is None:
+            milliwatts = self._read(
+                "power_usage", pynvml.nvmlDeviceGetPowerUsage, self.power_handle
+            )
+        return milliwatts / 1000.0 if milliwatts is not None else None
+
+    def temperature_c(self) -> float | None:
+        """GPU core temperature."""
+        celsius = self._read(
+            "temperature",
+            pynvml.nvmlDeviceGetTemperature,
+            self.power_handle,
+            pynvml.NVML_TEMPERATURE_GPU,
+        )
+        return float(celsius) if celsius is not None else None
+
+    def memory_mb(self) -> tuple[float, float] | None:
+        """(used, total) device memory in MiB (the instance's for MIG)."""
+        info = self._read("memory", pynvml.nvmlDeviceGetMemoryInfo, self.handle)
+        return (info.used / MIB, info.total / MIB) if info is not None else None
+
+    def sm_utilisation_pct(self) -> float | None:
+        """Share of the last sample period in which a kernel ran (not supported on MIG)."""
+        rates = self._read("utilisation", pynvml.nvmlDeviceGetUtilizationRates, self.handle)
+        return float(rates.gpu) if rates is not None else None
+
+    def clock_event_reasons(self) -> int | None:
+        """nvmlClocksEventReason* bits; drivers before 535 answer the older throttle call."""
+        bits = self._read(
+            "clocks_event_reasons", pynvml.nvmlDeviceGetCurrentClocksEventReasons, self.power_handle
+        )
+        if bits is None:
+            bits = self._read(
+                "clocks_throttle_reasons",
+                pynvml.nvmlDeviceGetCurrentClocksThrottleReasons,
+                self.power_handle,
+            )
+        return bits
+
+    def info(self) -> GpuInfo:
+        """The device's static description and state now; unreadable fields are None."""
+        h = self.power_handle
+        memory = self._static(self.memory_mb)
+        capability = self._static(
+            self._read, "compute_capability", pynvml.nvmlDeviceGetCudaComputeCapability, h
+        )
+        persistence = self._static(
+            self._read, "persistence", pynvml.nvmlDeviceGetPersistenceMode, h
+        )
+        limit_mw = self._static(
+            self._read, "power_limit", pynvml.nvmlDeviceGetPowerManagementLimit, h
+        )
+        default_mw = self._static(
+            self._read, "default_limit", pynvml.nvmlDeviceGetPowerManagementDefaultLimit, h
+        )
+        sm_mhz, memory_mhz = (
+            self._static(self._read, f"clock_{c}", pynvml.nvmlDeviceGetClockInfo, h, c)
+            for c in (pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM)
+        )
+        return GpuInfo(
+            index=self.nvml_index,
+            uuid=self.uuid,
+            name=self.name,
+            vram_mb=memory[1] if memory else None,
+            compute_capability=f"{capability[0]}.{capability[1]}" if capability else None,
+            is_mig=self.is_mig,
+            parent_uuid=self.parent_uuid,
+            power_limit_w=limit_mw / 1000.0 if limit_mw is not None else None,
+            default_power_limit_w=default_mw / 1000.0 if default_mw is not None else None,
+            persistence_mode=(
+                persistence == pynvml.NVML_FEATURE_ENABLED if persistence is not None else None
+            ),
+            sm_clock_mhz=float(sm_mhz) if sm_mhz is not None else None,
+            memory_clock_mhz=float(memory_mhz) if memory_mhz is not None else None,
+            temperature_c=self._static(self.temperature_c),
+        )
+
+    def _instant_power_mw(self) -> float | None:
+        if "power_instant" in self._unsupported:
+            return None
+        values = self._read(
+            "power_instant",
+            pynvml.nvmlDeviceGetFieldValues,
+            self.power_handle,
+            [pynvml.NVML_FI_DEV_POWER_INSTANT],
+        )
+        if values is None:
+            return None
+        value = values[0]
+        if value.nvmlReturn != pynvml.NVML_SUCCESS:
+            logger.info(
+                f"NVML: {self.uuid} has no instant power field (code {value.nvmlReturn}); "
+                "power is read from nvmlDeviceGetPowerUsage (a 1 s average)"
+            )
+            self._unsupported.add("power_instant")
+            return None
+        return _field_number(value)
+
+    def _static(self, fn: Callable[..., T | None], *args: Any) -> T | None:
+        try:
+            return fn(*args)
+        except DeviceError as e:
+            logger.warning(f"NVML: {self.uuid}: {e}")
+            return None
+
+    def _read(self, reading: str, fn: Callable[..., T], *args: Any) -> T | None:
+        if reading in self._unsupported:
+            return None
+        value = _supported(f"read {reading} of {self.uuid}", fn, *args)
+        if value is None:
+            logger.debug(f"NVML: {reading} is not supported on {self.uuid}")
+            self._unsupported.add(reading)
+        return value
+
+
+def _field_number(value: Any) -> float:
+    """The number in an nvmlFieldValue_t, read through the member its type names."""
+    member = {
+        pynvml.NVML_VALUE_TYPE_DOUBLE: "dVal",
+        pynvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
+        pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal",
+        pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
+        pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
+        pynvml.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
+    }.get(value.valueType, "uiVal")
+    return float(getattr(value.value, member))

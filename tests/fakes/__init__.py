@@ -1,0 +1,1 @@
+"""Simulated hardware for tests, swapped in at the vendor-library boundary."""
