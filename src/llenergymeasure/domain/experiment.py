@@ -92,7 +92,7 @@ class RawProcessResult(_Stored):
     num_requests: int
     input_tokens: int
     output_tokens: int
-    tokens_per_second: float | None = Field(description="Output tokens per second of window.")
+    tokens_per_second: float | None = Field(None, description="Output tokens per second of window.")
     requests: list[RequestRecord] = Field(default_factory=list)
     energy_method: EnergyMethod = "none"
     energy: EnergyMeasurement | None = None
@@ -155,9 +155,9 @@ class AggregatedResult(_Stored):
     num_requests: int
     input_tokens: int
     output_tokens: int
-    avg_tokens_per_second: float | None = Field(description="Mean of per-process tokens/s.")
+    avg_tokens_per_second: float | None = Field(None, description="Mean of per-process tokens/s.")
     total_tokens_per_second: float | None = Field(
-        description="All output tokens over the wall window."
+        None, description="All output tokens over the wall window."
     )
     energy_method: EnergyMethod = "none"
     energy_breakdown: EnergyBreakdown | None = None

@@ -169,7 +169,11 @@ def check_temporal_overlap(results: list[RawProcessResult]) -> tuple[bool, list[
 
 
 def check_gpu_attribution(results: list[RawProcessResult]) -> tuple[bool, list[str]]:
-    """No device-level (host, device) in two processes; no process mixing scopes."""
+    """No device-level (host, device) in two processes; no process mixing scopes.
+
+    A MIG instance's energy is its parent GPU's, so MIG readings are owned by the
+    parent's UUID: two processes on sibling instances would count the parent twice.
+    """
     owners: dict[tuple[str, str], list[int]] = defaultdict(list)
     problems = []
     for r in results:
@@ -181,7 +185,8 @@ def check_gpu_attribution(results: list[RawProcessResult]) -> tuple[bool, list[s
             )
         for device in devices:
             if device.scope == "device":
-                owners[(r.host, device.device_id)].append(r.process_index)
+                owner = device.parent_uuid if device.is_mig and device.parent_uuid else None
+                owners[(r.host, owner or device.device_id)].append(r.process_index)
     problems += [
         f"device {device_id} on {host} is claimed by processes {', '.join(map(str, indices))}"
         for (host, device_id), indices in owners.items()

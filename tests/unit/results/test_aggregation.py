@@ -253,6 +253,19 @@ def test_a_device_in_two_processes_is_refused(tmp_path: Path) -> None:
     assert agg.aggregation.temporal_overlap_verified
 
 
+def test_sibling_mig_instances_share_their_parent_gpu(tmp_path: Path) -> None:
+    def on_mig(index: int, instance: str) -> RawProcessResult:
+        r = result(index, device=instance, method="nvml_counter")
+        device = r.energy.devices[0].model_copy(update={"is_mig": True, "parent_uuid": "GPU-p"})
+        return r.model_copy(update={"energy": r.energy.model_copy(update={"devices": [device]})})
+
+    write_experiment(tmp_path, [on_mig(0, "MIG-1"), on_mig(1, "MIG-2")])
+    with pytest.raises(
+        UnverifiedExperiment, match="device GPU-p on h0 is claimed by processes 0, 1"
+    ):
+        aggregate(tmp_path)
+
+
 def test_one_gpu_uuid_on_two_hosts_is_two_devices(tmp_path: Path) -> None:
     write_experiment(
         tmp_path,
