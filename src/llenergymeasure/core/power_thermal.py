@@ -98,6 +98,7 @@ class PowerThermalSampler:
         self.samples: list[PowerThermalSample] = []
         self.errors: dict[str, str] = {}
         self.thread_native_id: int | None = None
+        self.thread_cpu_s = 0.0
         self._clock = clock
         self._start_s = 0.0
         self._stop = threading.Event()
@@ -132,10 +133,15 @@ class PowerThermalSampler:
 
     def _run(self) -> None:
         self.thread_native_id = threading.get_native_id()
+        cpu_start_s = time.thread_time()
         tick = 1
-        while not self._stop.wait(self._delay_s(tick)):
-            self._tick()
-            tick += 1
+        try:
+            while not self._stop.wait(self._delay_s(tick)):
+                self._tick()
+                tick += 1
+        finally:
+            # The sampler's own cost, read on its own thread's CPU clock.
+            self.thread_cpu_s = time.thread_time() - cpu_start_s
 
     def _delay_s(self, tick: int) -> float:
         return max(0.0, self._start_s + tick * self.interval_s - self._clock())

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import statistics
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 EnergyMethod = Literal["nvml_counter", "nvml_power_integral", "rapl", "estimate", "none"]
@@ -110,22 +109,25 @@ class WarmupResult(_Record):
 
 def percentile(values: list[float], q: float) -> float | None:
     """Linear-interpolated percentile (numpy's default method); None for no values."""
-    if not values:
+    if not len(values):
         return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
-def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
+def _pooled_summary(parts: list[list[float]]) -> tuple[float | None, ...]:
+    """Mean, p50 and p95 of the pooled values: one concatenation, one partition."""
+    arrays = [np.asarray(p, dtype=np.float64) for p in parts if len(p)]
+    if not arrays:
+        return None, None, None
+    pooled = np.concatenate(arrays)
+    p50, p95 = np.percentile(pooled, [50, 95])
+    return float(pooled.mean()), float(p50), float(p95)
 
 
 class LatencyStats(_Record):
     """Percentiles over requests (TTFT, end-to-end) and over token gaps (ITL).
 
-    Built from pooled samples (`from_samples`), never by averaging percentiles.
+    Built from pooled samples (`pooled`), never by averaging percentiles.
     """
 
     ttft_mean_ms: float | None = None
@@ -142,18 +144,30 @@ class LatencyStats(_Record):
 
     @classmethod
     def from_samples(cls, samples: LatencySamples) -> LatencyStats:
-        """Mean, p50 and p95 of each latency kind."""
+        """Mean, p50 and p95 of each latency kind of one set of samples."""
+        return cls.pooled([samples])
+
+    @classmethod
+    def pooled(cls, parts: list[LatencySamples]) -> LatencyStats:
+        """Statistics of several sets of samples taken together (processes, batches).
+
+        Concatenates per kind with numpy rather than building a pooled model, so that
+        thousands of processes with thousands of samples each aggregate in seconds.
+        """
+        ttft = _pooled_summary([p.ttft_ms for p in parts])
+        itl = _pooled_summary([p.itl_ms for p in parts])
+        e2e = _pooled_summary([p.e2e_ms for p in parts])
         return cls(
-            ttft_mean_ms=_mean(samples.ttft_ms),
-            ttft_p50_ms=percentile(samples.ttft_ms, 50),
-            ttft_p95_ms=percentile(samples.ttft_ms, 95),
-            itl_mean_ms=_mean(samples.itl_ms),
-            itl_p50_ms=percentile(samples.itl_ms, 50),
-            itl_p95_ms=percentile(samples.itl_ms, 95),
-            e2e_mean_ms=_mean(samples.e2e_ms),
-            e2e_p50_ms=percentile(samples.e2e_ms, 50),
-            e2e_p95_ms=percentile(samples.e2e_ms, 95),
-            num_requests=len(samples.e2e_ms),
+            ttft_mean_ms=ttft[0],
+            ttft_p50_ms=ttft[1],
+            ttft_p95_ms=ttft[2],
+            itl_mean_ms=itl[0],
+            itl_p50_ms=itl[1],
+            itl_p95_ms=itl[2],
+            e2e_mean_ms=e2e[0],
+            e2e_p50_ms=e2e[1],
+            e2e_p95_ms=e2e[2],
+            num_requests=sum(len(p.e2e_ms) for p in parts),
         )
 
 

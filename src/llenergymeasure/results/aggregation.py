@@ -32,7 +32,6 @@ from llenergymeasure.domain.metrics import (
     EnergyBreakdown,
     EnergyMethod,
     ExtendedMetrics,
-    LatencySamples,
     LatencyStats,
     ThermalThrottleInfo,
 )
@@ -150,9 +149,7 @@ def aggregate_results(
         ),
         total_flops=None if any(f is None for f in flops) else float(sum(flops)),
         flops_method=first.flops.method if first.flops else None,
-        latency=LatencyStats.from_samples(
-            LatencySamples.concat([r.latency_samples for r in results if r.latency_samples])
-        ),
+        latency=LatencyStats.pooled([r.latency_samples for r in results if r.latency_samples]),
         thermal_throttle=combine_throttle(results),
         environments={r.host: r.environment for r in reversed(results) if r.environment},
         extended=combine_extended(results),

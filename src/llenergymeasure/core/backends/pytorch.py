@@ -94,6 +94,7 @@ class InferenceWindow:
     start_unix_s: float
     duration_s: float
     peak_memory_mb: float | None
+    measurement_cpu_s: float = 0.0  # CPU seconds of the sampler and energy-backend threads
 
 
 @dataclass
@@ -227,6 +228,8 @@ class PyTorchBackend:
             start_unix_s=measured.window_start_unix_s if measured is not None else start_unix_s,
             duration_s=duration_s,
             peak_memory_mb=self._peak_memory_mb(),
+            measurement_cpu_s=sampler.thread_cpu_s
+            + (energy.thread_cpu_s if energy is not None else 0.0),
         )
 
     def synchronize(self) -> None:

@@ -36,6 +36,8 @@ class EnergyBackend(ABC):
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.host = socket.gethostname()
         self.device_ids: list[str] = []
+        # CPU seconds this backend's own threads spent in the last window (its overhead).
+        self.thread_cpu_s = 0.0
         self._clock = clock
         self._start_unix_s: float | None = None
         self._start_mono_s: float | None = None

@@ -216,7 +216,10 @@ class NvmlBackend(EnergyBackend):
         return (end_mj - start_mj) / 1000.0
 
     def _power_integrals_j(self) -> list[float | None]:
-        samples = self._sampler.stop() if self._sampler is not None else []
+        samples = []
+        if self._sampler is not None:
+            samples = self._sampler.stop()
+            self.thread_cpu_s = self._sampler.thread_cpu_s
         self._sampler = None
         return [
             power_integral_j([s for s in samples if s.device_index == d.nvml_index])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,8 +95,12 @@ class RaplBackend(EnergyBackend):
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            self._update_all()
+        cpu_start_s = time.thread_time()
+        try:
+            while not self._stop.wait(self.poll_interval_s):
+                self._update_all()
+        finally:
+            self.thread_cpu_s = time.thread_time() - cpu_start_s
 
     def _update_all(self) -> None:
         with self._lock:

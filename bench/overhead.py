@@ -1,0 +1,202 @@
+"""Measurement overhead: a bare `generate` loop against the full llem measurement.
+
+Same model, prompts and batches, one process. Arms:
+- bare: `model.generate` over the batches, nothing else;
+- llem@100ms / llem@10ms: `PyTorchBackend.measure_inference` (sampler at that interval,
+  the energy backend, the per-step latency hook), exactly as a run measures;
+- control: bare against bare, which shows the noise floor of this machine.
+
+Each comparison runs in ABBA quads (bare, measured, measured, bare) so drifts cancel;
+a quad gives one throughput ratio measured/bare. Quads are added round-robin until the
+95 % bootstrap interval of the median ratio is within +-1 % for every arm, or the time
+budget ends (then the table says the interval is wider). The CPU time of the
+measurement threads (read on their own thread clocks) as a share of the CPU time of
+the inference is the low-noise figure.
+
+    .venv/bin/python bench/overhead.py [--max-minutes 8] [--model builtin:smollm2-135m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import orjson
+import torch
+
+from llenergymeasure.config.loader import validate_config
+from llenergymeasure.core.backends.generation import build_generation_config, encode_batches
+from llenergymeasure.core.backends.pytorch import PyTorchBackend, RunContext
+from llenergymeasure.core.energy_backends import select_energy_backend
+from llenergymeasure.prompts import read_prompt_source
+
+TARGET_HALF_WIDTH = 0.01
+
+
+@dataclass
+class Arm:
+    """One comparison against bare: its quads' ratios and CPU shares."""
+
+    name: str
+    ratios: list[float] = field(default_factory=list)
+    tokens_per_s: list[float] = field(default_factory=list)
+    cpu_shares: list[float] = field(default_factory=list)
+
+    def interval(self) -> tuple[float, float, float]:
+        """Median ratio and its 95 % bootstrap interval (seeded)."""
+        values = np.array(self.ratios)
+        rng = np.random.default_rng(0)
+        medians = np.median(rng.choice(values, (5000, len(values)), replace=True), axis=1)
+        low, high = np.percentile(medians, [2.5, 97.5])
+        return float(np.median(values)), float(low), float(high)
+
+    def half_width(self) -> float:
+        if len(self.ratios) < 5:
+            return float("inf")
+        _, low, high = self.interval()
+        return (high - low) / 2
+
+
+def make_backend(model_name: str, interval_ms: int, batch_size: int, max_new: int):
+    config = validate_config(
+        {
+            "name": "bench-overhead",
+            "model": {"name": model_name},
+            "generation": {"max_new_tokens": max_new, "batch_size": batch_size},
+            "measurement": {"energy": {"sample_interval_ms": interval_ms}},
+        }
+    )
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    return PyTorchBackend(config, RunContext(experiment_id="bench", device=device))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="builtin:smollm2-135m")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--max-minutes", type=float, default=8.0)
+    parser.add_argument("--out", type=Path, default=Path("results/bench/overhead.json"))
+    args = parser.parse_args()
+
+    base = make_backend(args.model, 100, args.batch_size, args.max_new_tokens)
+    base.load_model()
+    fast = make_backend(args.model, 10, args.batch_size, args.max_new_tokens)
+    fast.model, fast.tokenizer, fast.model_source = base.model, base.tokenizer, base.model_source
+    # Short questions keep one run under a second, so many quads fit in the budget.
+    prompts = [p for p in read_prompt_source("builtin:mixed") if p.task == "qa"][: args.prompts]
+    batches = encode_batches(
+        prompts,
+        base.tokenizer,
+        batch_size=args.batch_size,
+        use_chat_template=True,
+        device=base.ctx.device,
+    )
+    gen_config = build_generation_config(base.config.generation, base.model, base.tokenizer)
+    energy = select_energy_backend(base.config.measurement.energy, base.cuda_ordinals)
+
+    def bare() -> tuple[float, int]:
+        base.synchronize()
+        start = time.perf_counter()
+        tokens = 0
+        with torch.inference_mode():
+            for b in batches:
+                out = base.model.generate(**b.inputs, generation_config=gen_config)
+                tokens += out.shape[0] * (out.shape[1] - b.inputs["input_ids"].shape[1])
+        base.synchronize()
+        return time.perf_counter() - start, tokens
+
+    def measured(backend: PyTorchBackend) -> tuple[float, int, float]:
+        cpu_start = time.process_time()
+        start = time.perf_counter()
+        window = backend.measure_inference(batches, energy)
+        wall_s = time.perf_counter() - start
+        inference_cpu_s = time.process_time() - cpu_start - window.measurement_cpu_s
+        tokens = sum(r.output_tokens for o in window.outputs for r in o.requests)
+        return wall_s, tokens, window.measurement_cpu_s / inference_cpu_s
+
+    arms = {
+        "llem@100ms": Arm("llem@100ms"),
+        "llem@10ms": Arm("llem@10ms"),
+        "control": Arm("control"),
+    }
+    runners = {
+        "llem@100ms": lambda: measured(base),
+        "llem@10ms": lambda: measured(fast),
+        "control": lambda: (*bare(), None),
+    }
+    for _ in range(3):
+        bare()
+    deadline = time.monotonic() + args.max_minutes * 60
+    rounds = 0
+    while time.monotonic() < deadline:
+        for name, arm in arms.items():
+            a1, _ = bare()
+            b1, tokens_b1, share1 = runners[name]()
+            b2, tokens_b2, share2 = runners[name]()
+            a2, tokens_a = bare()
+            arm.ratios.append((a1 + a2) / (b1 + b2))
+            arm.tokens_per_s.append((tokens_b1 + tokens_b2) / (b1 + b2))
+            arm.cpu_shares += [s for s in (share1, share2) if s is not None]
+        rounds += 1
+        if rounds >= 10 and all(a.half_width() <= TARGET_HALF_WIDTH for a in arms.values()):
+            break
+    report(args, arms, rounds, tokens_a / a2)
+
+
+def report(args: argparse.Namespace, arms: dict[str, Arm], rounds: int, bare_tps: float) -> None:
+    print(
+        f"model {args.model}, batch {args.batch_size}, {args.prompts} prompts, "
+        f"{args.max_new_tokens} new tokens, {rounds} ABBA quads per arm"
+    )
+    print(
+        f"{'arm':<11} {'tok/s':>8} {'ratio (median)':>15} {'95 % interval':>19} {'cpu share':>10}"
+    )
+    print(f"{'bare':<11} {bare_tps:>8.1f}")
+    rows = {}
+    for name, arm in arms.items():
+        median, low, high = arm.interval()
+        share = statistics.median(arm.cpu_shares) if arm.cpu_shares else None
+        wide = "" if (high - low) / 2 <= TARGET_HALF_WIDTH else "  (wider than +-1 %)"
+        share_text = f"{100 * share:>9.3f}%" if share is not None else f"{'-':>10}"
+        print(
+            f"{name:<11} {statistics.median(arm.tokens_per_s):>8.1f} {median:>15.4f} "
+            f"[{low:.4f}, {high:.4f}] {share_text}{wide}"
+        )
+        rows[name] = {
+            "median_ratio": median,
+            "ci95": [low, high],
+            "ratios": arm.ratios,
+            "tokens_per_s": arm.tokens_per_s,
+            "cpu_share_median": share,
+        }
+    m100, m10 = arms["llem@100ms"], arms["llem@10ms"]
+    print(
+        f"headline: measured/bare {m100.interval()[0]:.4f} at 100 ms (target >= 0.99), "
+        f"{m10.interval()[0]:.4f} at 10 ms; measurement CPU "
+        f"{100 * statistics.median(m100.cpu_shares):.3f} % at 100 ms (target < 0.5 %), "
+        f"{100 * statistics.median(m10.cpu_shares):.3f} % at 10 ms (target < 3 %)"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "date": datetime.now(timezone.utc).isoformat(),
+        "machine": f"{platform.node()} {platform.machine()} x{os.cpu_count()}",
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "model": args.model,
+        "rounds": rounds,
+        "bare_tokens_per_s": bare_tps,
+        "arms": rows,
+    }
+    args.out.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+
+
+if __name__ == "__main__":
+    main()
