@@ -23,6 +23,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,6 +78,77 @@ def make_backend(model_name: str, interval_ms: int, batch_size: int, max_new: in
     return PyTorchBackend(config, RunContext(experiment_id="bench", device=device))
 
 
+class Workload:
+    """One model and one set of batches, run bare or under llem's measurement."""
+
+    def __init__(self, model: str, batch_size: int, prompts: int, max_new_tokens: int) -> None:
+        self.backend = make_backend(model, 100, batch_size, max_new_tokens)
+        self.backend.load_model()
+        self.fast = make_backend(model, 10, batch_size, max_new_tokens)
+        self.fast.model, self.fast.tokenizer = self.backend.model, self.backend.tokenizer
+        # Short questions keep one run around a second, so many quads fit in the budget.
+        chosen = [p for p in read_prompt_source("builtin:mixed") if p.task == "qa"][:prompts]
+        self.batches = encode_batches(
+            chosen,
+            self.backend.tokenizer,
+            batch_size=batch_size,
+            use_chat_template=True,
+            device=self.backend.ctx.device,
+        )
+        b = self.backend
+        self.gen_config = build_generation_config(b.config.generation, b.model, b.tokenizer)
+        self.energy = select_energy_backend(b.config.measurement.energy, b.cuda_ordinals)
+
+    def bare(self) -> tuple[float, int, None]:
+        """Wall seconds and tokens of a plain `generate` loop."""
+        self.backend.synchronize()
+        start = time.perf_counter()
+        tokens = 0
+        with torch.inference_mode():
+            for b in self.batches:
+                out = self.backend.model.generate(**b.inputs, generation_config=self.gen_config)
+                tokens += out.shape[0] * (out.shape[1] - b.inputs["input_ids"].shape[1])
+        self.backend.synchronize()
+        return time.perf_counter() - start, tokens, None
+
+    def measured(self, backend: PyTorchBackend) -> tuple[float, int, float]:
+        """Wall seconds, tokens and measurement CPU share of a measured window."""
+        cpu_start = time.process_time()
+        start = time.perf_counter()
+        window = backend.measure_inference(self.batches, self.energy)
+        wall_s = time.perf_counter() - start
+        inference_cpu_s = time.process_time() - cpu_start - window.measurement_cpu_s
+        tokens = sum(r.output_tokens for o in window.outputs for r in o.requests)
+        return wall_s, tokens, window.measurement_cpu_s / inference_cpu_s
+
+
+def run_abba(
+    arms: dict[str, Arm], runners: dict[str, Callable], bare: Callable, max_minutes: float
+) -> tuple[int, float]:
+    """Add one ABBA quad per arm, round-robin, until every interval is +-1 % or time ends.
+
+    Returns the number of rounds and the last bare throughput (tokens/s).
+    """
+    for _ in range(3):
+        bare()
+    deadline = time.monotonic() + max_minutes * 60
+    rounds, bare_tps = 0, 0.0
+    while time.monotonic() < deadline:
+        for name, arm in arms.items():
+            a1, _, _ = bare()
+            b1, tokens_b1, share1 = runners[name]()
+            b2, tokens_b2, share2 = runners[name]()
+            a2, tokens_a, _ = bare()
+            arm.ratios.append((a1 + a2) / (b1 + b2))
+            arm.tokens_per_s.append((tokens_b1 + tokens_b2) / (b1 + b2))
+            arm.cpu_shares += [s for s in (share1, share2) if s is not None]
+            bare_tps = tokens_a / a2
+        rounds += 1
+        if rounds >= 10 and all(a.half_width() <= TARGET_HALF_WIDTH for a in arms.values()):
+            break
+    return rounds, bare_tps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="builtin:smollm2-135m")
@@ -86,70 +158,22 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=8.0)
     parser.add_argument("--out", type=Path, default=Path("results/bench/overhead.json"))
     args = parser.parse_args()
-
-    base = make_backend(args.model, 100, args.batch_size, args.max_new_tokens)
-    base.load_model()
-    fast = make_backend(args.model, 10, args.batch_size, args.max_new_tokens)
-    fast.model, fast.tokenizer, fast.model_source = base.model, base.tokenizer, base.model_source
-    # Short questions keep one run under a second, so many quads fit in the budget.
-    prompts = [p for p in read_prompt_source("builtin:mixed") if p.task == "qa"][: args.prompts]
-    batches = encode_batches(
-        prompts,
-        base.tokenizer,
-        batch_size=args.batch_size,
-        use_chat_template=True,
-        device=base.ctx.device,
-    )
-    gen_config = build_generation_config(base.config.generation, base.model, base.tokenizer)
-    energy = select_energy_backend(base.config.measurement.energy, base.cuda_ordinals)
-
-    def bare() -> tuple[float, int]:
-        base.synchronize()
-        start = time.perf_counter()
-        tokens = 0
-        with torch.inference_mode():
-            for b in batches:
-                out = base.model.generate(**b.inputs, generation_config=gen_config)
-                tokens += out.shape[0] * (out.shape[1] - b.inputs["input_ids"].shape[1])
-        base.synchronize()
-        return time.perf_counter() - start, tokens
-
-    def measured(backend: PyTorchBackend) -> tuple[float, int, float]:
-        cpu_start = time.process_time()
-        start = time.perf_counter()
-        window = backend.measure_inference(batches, energy)
-        wall_s = time.perf_counter() - start
-        inference_cpu_s = time.process_time() - cpu_start - window.measurement_cpu_s
-        tokens = sum(r.output_tokens for o in window.outputs for r in o.requests)
-        return wall_s, tokens, window.measurement_cpu_s / inference_cpu_s
-
-    arms = {
-        "llem@100ms": Arm("llem@100ms"),
-        "llem@10ms": Arm("llem@10ms"),
-        "control": Arm("control"),
-    }
+    work = Workload(args.model, args.batch_size, args.prompts, args.max_new_tokens)
+    arms = {name: Arm(name) for name in ("llem@100ms", "llem@10ms", "control")}
     runners = {
-        "llem@100ms": lambda: measured(base),
-        "llem@10ms": lambda: measured(fast),
-        "control": lambda: (*bare(), None),
+        "llem@100ms": lambda: work.measured(work.backend),
+        "llem@10ms": lambda: work.measured(work.fast),
+        "control": work.bare,
     }
-    for _ in range(3):
-        bare()
-    deadline = time.monotonic() + args.max_minutes * 60
-    rounds = 0
-    while time.monotonic() < deadline:
-        for name, arm in arms.items():
-            a1, _ = bare()
-            b1, tokens_b1, share1 = runners[name]()
-            b2, tokens_b2, share2 = runners[name]()
-            a2, tokens_a = bare()
-            arm.ratios.append((a1 + a2) / (b1 + b2))
-            arm.tokens_per_s.append((tokens_b1 + tokens_b2) / (b1 + b2))
-            arm.cpu_shares += [s for s in (share1, share2) if s is not None]
-        rounds += 1
-        if rounds >= 10 and all(a.half_width() <= TARGET_HALF_WIDTH for a in arms.values()):
-            break
-    report(args, arms, rounds, tokens_a / a2)
+    rounds, bare_tps = run_abba(arms, runners, work.bare, args.max_minutes)
+    report(args, arms, rounds, bare_tps)
+    m100, m10 = arms["llem@100ms"], arms["llem@10ms"]
+    print(
+        f"headline: measured/bare {m100.interval()[0]:.4f} at 100 ms (target >= 0.99), "
+        f"{m10.interval()[0]:.4f} at 10 ms; measurement CPU "
+        f"{100 * statistics.median(m100.cpu_shares):.3f} % at 100 ms (target < 0.5 %), "
+        f"{100 * statistics.median(m10.cpu_shares):.3f} % at 10 ms (target < 3 %)"
+    )
 
 
 def report(args: argparse.Namespace, arms: dict[str, Arm], rounds: int, bare_tps: float) -> None:
@@ -178,13 +202,6 @@ def report(args: argparse.Namespace, arms: dict[str, Arm], rounds: int, bare_tps
             "tokens_per_s": arm.tokens_per_s,
             "cpu_share_median": share,
         }
-    m100, m10 = arms["llem@100ms"], arms["llem@10ms"]
-    print(
-        f"headline: measured/bare {m100.interval()[0]:.4f} at 100 ms (target >= 0.99), "
-        f"{m10.interval()[0]:.4f} at 10 ms; measurement CPU "
-        f"{100 * statistics.median(m100.cpu_shares):.3f} % at 100 ms (target < 0.5 %), "
-        f"{100 * statistics.median(m10.cpu_shares):.3f} % at 10 ms (target < 3 %)"
-    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "date": datetime.now(timezone.utc).isoformat(),

@@ -115,13 +115,25 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def _pooled_summary(parts: list[list[float]]) -> tuple[float | None, ...]:
-    """Mean, p50 and p95 of the pooled values: one concatenation, one partition."""
+    """Mean, p50 and p95 of the pooled values: one concatenation, one in-place partition."""
     arrays = [np.asarray(p, dtype=np.float64) for p in parts if len(p)]
     if not arrays:
         return None, None, None
     pooled = np.concatenate(arrays)
-    p50, p95 = np.percentile(pooled, [50, 95])
-    return float(pooled.mean()), float(p50), float(p95)
+    mean = float(pooled.mean())
+    p50, p95 = _linear_quantiles(pooled, (0.50, 0.95))
+    return mean, p50, p95
+
+
+def _linear_quantiles(values: np.ndarray, quantiles: tuple[float, ...]) -> list[float]:
+    """Quantiles by numpy's default (linear) method, partitioning `values` in place."""
+    positions = [q * (len(values) - 1) for q in quantiles]
+    bounds = [(int(np.floor(p)), int(np.ceil(p))) for p in positions]
+    values.partition(sorted({k for pair in bounds for k in pair}))
+    return [
+        float(values[lo] + (values[hi] - values[lo]) * (p - lo))
+        for p, (lo, hi) in zip(positions, bounds, strict=True)
+    ]
 
 
 class LatencyStats(_Record):

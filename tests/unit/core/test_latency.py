@@ -34,3 +34,25 @@ def test_stats_pool_samples_rather_than_average_percentiles() -> None:
     assert stats.ttft_p50_ms == 1.0  # averaging the two p50s would give 50.5
     assert stats.num_requests == 4
     assert LatencyStats.from_samples(LatencySamples()).ttft_p50_ms is None
+
+
+def test_pooled_percentiles_match_numpy_on_the_concatenation() -> None:
+    rng = random.Random(7)
+    parts = [
+        LatencySamples(
+            ttft_ms=[rng.uniform(0, 50) for _ in range(n)],
+            itl_ms=[rng.expovariate(0.1) for _ in range(10 * n)],
+            e2e_ms=[rng.uniform(50, 500) for _ in range(n)],
+        )
+        for n in (1, 7, 30, 0, 101)
+    ]
+    stats = LatencyStats.pooled(parts)
+    pooled = LatencySamples.concat(parts)
+    for kind in ("ttft", "itl", "e2e"):
+        values = getattr(pooled, f"{kind}_ms")
+        assert getattr(stats, f"{kind}_p50_ms") == pytest.approx(np.percentile(values, 50))
+        assert getattr(stats, f"{kind}_p95_ms") == pytest.approx(np.percentile(values, 95))
+        assert getattr(stats, f"{kind}_mean_ms") == pytest.approx(np.mean(values))
+    assert stats.num_requests == 139
+    single = LatencyStats.pooled([LatencySamples(ttft_ms=[3.0], e2e_ms=[4.0])])
+    assert single.ttft_p95_ms == 3.0 and single.itl_p50_ms is None
