@@ -6,6 +6,8 @@ one line and exits with code 2. Messages say what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import signal
+
 
 class LlemError(Exception):
     """An error the user can act on (bad input, missing file, unavailable hardware)."""
@@ -41,3 +43,29 @@ class UnverifiedExperiment(ResultsError):
 
 class WorkerFailed(LlemError):
     """A worker of a multi-process run failed; the message names its rank and exit status."""
+
+
+class StorageError(LlemError):
+    """A file could not be written (disk full, no permission); the previous version stands."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT or SIGTERM; files already written are kept.
+
+    A `KeyboardInterrupt`, so that everything that cleans up after Ctrl-C does the same
+    after SIGTERM. The message, when there is one, says where the experiment was left.
+    """
+
+    def __init__(self, signum: int = signal.SIGINT, message: str = "") -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process ended by that signal."""
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        """`SIGINT`, `SIGTERM`, ..."""
+        return signal.Signals(self.signum).name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -29,10 +30,13 @@ def aggregate(
     experiment_dir = Path(experiment_dir)
     if not experiment_dir.is_dir():
         raise ResultsError(f"{experiment_dir}: no such experiment directory")
-    layout = ResultsLayout(experiment_dir.resolve().parent.parent)
+    # Made absolute without following a symlink, which the layout refuses when it
+    # leads out of the results root.
+    absolute = Path(os.path.abspath(experiment_dir))
+    layout = ResultsLayout(absolute.parent.parent)
     result, path = aggregate_experiment(
         layout,
-        experiment_dir.resolve().name,
+        absolute.name,
         allow_partial=allow_partial,
         allow_unverified=allow_unverified,
     )

@@ -5,18 +5,25 @@ from __future__ import annotations
 from loguru import logger
 from rich.console import Console
 
+from llenergymeasure.redaction import redact
+
 console = Console()
 # Errors and log lines are never wrapped: one message, one line, greppable.
 err_console = Console(stderr=True, soft_wrap=True)
 
 
 def enable_logging(verbose: bool = False) -> None:
-    """Route llem's log lines through the rich console, above any progress bar."""
+    """Route llem's log lines through the rich console, above any progress bar.
+
+    Tokens are masked in every line (`redaction`).
+    """
     logger.remove()
     logger.enable("llenergymeasure")
     level = "DEBUG" if verbose else "INFO"
     logger.add(
-        lambda message: err_console.print(message.rstrip("\n"), markup=False, highlight=False),
+        lambda message: err_console.print(
+            redact(message.rstrip("\n")), markup=False, highlight=False
+        ),
         level=level,
         format="{time:HH:mm:ss} {level: <7} {message}",
     )

@@ -10,6 +10,7 @@ llem export RESULTS_DIR --csv           one row per aggregated experiment: expor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,9 @@ def _resolve(target: str, results_dir: Path) -> tuple[ResultsLayout, str | None]
 
     path = Path(target)
     if path.is_dir() and manifest_path(path).is_file():
-        return ResultsLayout(path.resolve().parent.parent), path.resolve().name
+        # Absolute without following a symlink: the layout refuses one leading out.
+        absolute = Path(os.path.abspath(path))
+        return ResultsLayout(absolute.parent.parent), absolute.name
     if path.is_dir() and ((path / "aggregated").is_dir() or (path / "raw").is_dir()):
         return ResultsLayout(path), None
     if path.is_dir() or path.parent != Path("."):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llenergymeasure.cli.console import console, enable_logging, err_console, quiet_third_party
@@ -41,7 +42,11 @@ def run(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
-    """Run one experiment and aggregate it."""
+    """Run one experiment and aggregate it.
+
+    SIGINT (Ctrl-C) or SIGTERM stops it: exit code 130 or 143, the experiment marked
+    interrupted, the files already written kept.
+    """
     from llenergymeasure.config import load_config
     from llenergymeasure.orchestration.launcher import ConfigSource, LaunchOptions
 
@@ -54,10 +59,11 @@ def run(
         _print_plan(config, launch)
         return
     quiet_third_party()
+    from llenergymeasure.errors import Interrupted
     from llenergymeasure.orchestration.launcher import run_experiment
 
     console.print(
-        f"[bold]llem[/] running [cyan]{config.name}[/] with {config.model.name}"
+        f"[bold]llem[/] running [cyan]{config.name}[/] with {escape(config.model.name)}"
         + (f" in {config.processes} processes" if config.processes > 1 else "")
     )
     with _progress() as progress:
@@ -68,13 +74,20 @@ def run(
                 tasks[phase] = progress.add_task(phase, total=max(total, 1))
             progress.update(tasks[phase], completed=done, total=max(total, 1))
 
-        outcome = run_experiment(
-            config,
-            launch=launch,
-            launch_command=sys.argv,
-            progress=report,
-            output=lambda line: err_console.print(line, markup=False, highlight=False),
-        )
+        try:
+            outcome = run_experiment(
+                config,
+                launch=launch,
+                launch_command=sys.argv,
+                progress=report,
+                output=lambda line: err_console.print(line, markup=False, highlight=False),
+            )
+        except Interrupted as exc:
+            progress.stop()
+            err_console.print(
+                f"interrupted by {exc.signal_name}: {exc}", markup=False, highlight=False
+            )
+            raise typer.Exit(exc.exit_code) from None
     print_summary(outcome.aggregated, outcome.experiment_dir, outcome.aggregated_path)
 
 

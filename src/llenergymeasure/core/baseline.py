@@ -20,7 +20,7 @@ from loguru import logger
 from llenergymeasure.config.models import BaselineConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.domain.metrics import BaselineMethod, EnergyBreakdown, EnergyMeasurement
-from llenergymeasure.errors import DeviceError
+from llenergymeasure.errors import DeviceError, StorageError
 from llenergymeasure.fileio import atomic_write_bytes
 
 
@@ -137,5 +137,5 @@ def _write_cache(path: Path, key: str, baseline: BaselinePower) -> None:
     cache[key] = asdict(baseline)
     try:
         atomic_write_bytes(path, orjson.dumps(cache, option=orjson.OPT_INDENT_2))
-    except OSError as exc:
+    except StorageError as exc:
         logger.warning(f"baseline: could not write the cache {path}: {exc}")

@@ -37,7 +37,12 @@ class _Stored(BaseModel):
 
 
 class ExperimentManifest(_Stored):
-    """`experiment.json`: what was asked for, written before any worker starts."""
+    """`experiment.json`: what was asked for, written before any worker starts.
+
+    `launcher_host` and `launcher_pid` name the process that created it (`llem run`, or
+    rank 0 of workers started without it), so that an experiment whose status is still
+    `running` can be told apart from one whose run was killed.
+    """
 
     experiment_id: str
     config: dict[str, Any]
@@ -47,6 +52,8 @@ class ExperimentManifest(_Stored):
     versions: dict[str, str | None] = Field(default_factory=dict)
     created_at: datetime
     status: ExperimentStatus = "running"
+    launcher_host: str | None = None
+    launcher_pid: int | None = None
 
 
 class CompletionMarker(BaseModel):

@@ -25,17 +25,28 @@ from loguru import logger
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import AggregatedResult
-from llenergymeasure.errors import ConfigError, PromptsError, WorkerFailed
+from llenergymeasure.errors import ConfigError, Interrupted, PromptsError, WorkerFailed
 from llenergymeasure.orchestration import failures
 from llenergymeasure.orchestration.ids import new_experiment_id
-from llenergymeasure.orchestration.manifest import create_experiment, set_status
+from llenergymeasure.orchestration.manifest import (
+    claim_experiment,
+    record_end,
+    set_status,
+    write_manifest,
+)
 from llenergymeasure.orchestration.protocol import (
     ProgressCondenser,
     ProgressFn,
     is_log_line,
     parse_progress,
 )
+from llenergymeasure.orchestration.signals import (
+    forward_stop_signals,
+    raise_on_stop_signals,
+    signal_group,
+)
 from llenergymeasure.prompts import load_prompts
+from llenergymeasure.redaction import redact
 from llenergymeasure.results.aggregation import aggregate_experiment
 from llenergymeasure.results.layout import ResultsLayout
 
@@ -83,6 +94,7 @@ def run_experiment(
     launch_command: list[str] | None = None,
     progress: ProgressFn | None = None,
     output: OutputFn | None = None,
+    experiment_id: str | None = None,
 ) -> ExperimentOutcome:
     """Run one experiment end to end and return its aggregate.
 
@@ -92,43 +104,52 @@ def run_experiment(
         launch_command: how the user started a one-process run (recorded).
         progress: called with (phase, done, total), summed over processes.
         output: receives the workers' log lines (default: stderr).
+        experiment_id: the id to create (a campaign records it before the run);
+            default: a fresh one.
 
     The manifest is written before any measurement and its status updated at the end
     (`completed`, `failed` or `interrupted`); results already written are never removed.
+    SIGINT and SIGTERM stop the run (`signals`): its workers stop, and no marker is
+    written for work they did not finish.
 
     Raises:
         WorkerFailed: a worker failed; the message names its rank and exit status.
+        Interrupted: SIGINT or SIGTERM stopped the run; the message names the experiment.
 
     """
     from llenergymeasure.orchestration.worker import run_worker
 
     check_experiment(config, launch)
     layout = ResultsLayout(config.results_dir)
-    experiment_id = new_experiment_id(config.name)
-    command = worker_command(config, launch, experiment_id)
-    experiment_dir = create_experiment(
-        layout, experiment_id, config, config.processes, command or launch_command
-    )
-    try:
-        if command is None:
-            run_worker(config, experiment_id, progress)
-        else:
-            run_workers(
-                command,
-                config.processes,
-                experiment_dir,
-                progress=progress,
-                output=output or _to_stderr,
-                verbose=launch.verbose,
-            )
-        aggregated, path = aggregate_experiment(layout, experiment_id)
-    except KeyboardInterrupt:
-        set_status(experiment_dir, "interrupted")
-        raise
-    except BaseException:
-        set_status(experiment_dir, "failed")
-        raise
-    set_status(experiment_dir, "completed")
+    with raise_on_stop_signals():
+        experiment_id, experiment_dir = claim_experiment(layout, config.name, experiment_id)
+        command = worker_command(config, launch, experiment_id)
+        write_manifest(
+            experiment_dir, experiment_id, config, config.processes, command or launch_command
+        )
+        try:
+            if command is None:
+                run_worker(config, experiment_id, progress)
+            else:
+                run_workers(
+                    command,
+                    config.processes,
+                    experiment_dir,
+                    progress=progress,
+                    output=output or _to_stderr,
+                    verbose=launch.verbose,
+                )
+            aggregated, path = aggregate_experiment(layout, experiment_id)
+        except KeyboardInterrupt as exc:
+            record_end(experiment_dir, "interrupted")
+            raise Interrupted(
+                getattr(exc, "signum", signal.SIGINT),
+                f"{experiment_dir} is marked interrupted; the files already written are kept",
+            ) from None
+        except BaseException:
+            record_end(experiment_dir, "failed")
+            raise
+        set_status(experiment_dir, "completed")
     return ExperimentOutcome(experiment_id, experiment_dir, aggregated, path)
 
 
@@ -222,10 +243,12 @@ def run_workers(
     """Start the workers, stream their progress and logs, wait for all of them.
 
     Other output (of accelerate, torch.distributed, a traceback) is logged at debug
-    level; after a failure, the workers' part of it is shown.
+    level; after a failure, the workers' part of it is shown. The launch runs in a
+    process group of its own, to which SIGINT and SIGTERM are forwarded (`signals`).
 
     Raises:
         WorkerFailed: the launch ended with a non-zero status.
+        Interrupted: SIGINT or SIGTERM stopped the workers.
 
     """
     logger.debug(f"launching: {' '.join(command)}")
@@ -233,20 +256,25 @@ def run_workers(
     kept: deque[str] = deque(maxlen=KEPT_OUTPUT_LINES)
     with subprocess.Popen(
         command,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
         env=worker_environment(num_processes),
+        start_new_session=True,
     ) as proc:
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                route_line(line.rstrip("\n"), condenser, output, kept)
-            code = proc.wait()
-        except KeyboardInterrupt:
-            stop(proc)
+            with forward_stop_signals(proc, STOP_GRACE_S) as stop:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    route_line(redact(line.rstrip("\n")), condenser, output, kept)
+                code = proc.wait()
+        except BaseException:
+            signal_group(proc, signal.SIGTERM)  # they would run on unseen otherwise
             raise
+    if stop.signum is not None:
+        raise Interrupted(stop.signum)
     if code != 0:
         if not verbose:
             for line in failures.before_agent_report(list(kept))[-FAILURE_CONTEXT_LINES:]:
@@ -281,15 +309,6 @@ def worker_environment(num_processes: int) -> dict[str, str]:
     """
     threads = max(1, (os.cpu_count() or 1) // num_processes)
     return {"OMP_NUM_THREADS": str(threads), **os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """After Ctrl-C (which the launcher's process group received too): wait, then kill."""
-    try:
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
 
 
 def _to_stderr(line: str) -> None:

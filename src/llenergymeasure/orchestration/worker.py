@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psutil
 import torch
 from accelerate import PartialState
-from accelerate.utils import broadcast_object_list
 from loguru import logger
 
 from llenergymeasure.config.loader import load_config, validate_config
@@ -41,10 +42,17 @@ from llenergymeasure.core.timeseries import write_timeseries_parquet
 from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStatus, RawProcessResult
 from llenergymeasure.errors import ConfigError, LlemError, ResultsError
 from llenergymeasure.models import llem_cache_dir
-from llenergymeasure.orchestration.ids import new_experiment_id
-from llenergymeasure.orchestration.manifest import create_experiment, read_manifest, set_status
+from llenergymeasure.orchestration.manifest import (
+    claim_experiment,
+    read_manifest,
+    set_status,
+    write_manifest,
+)
+from llenergymeasure.orchestration.manifest import record_end as record_manifest_end
 from llenergymeasure.orchestration.protocol import ProgressFn, format_progress, worker_log_format
+from llenergymeasure.orchestration.signals import raise_on_stop_signals
 from llenergymeasure.prompts import Prompt, load_prompts
+from llenergymeasure.redaction import redact
 from llenergymeasure.results.layout import (
     ResultsLayout,
     manifest_path,
@@ -76,20 +84,25 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(state.process_index, args.verbose)
     command = [sys.executable, "-m", MODULE, *argv]
     joined = None
-    try:
-        joined = join_experiment(state, args, command)
-        run_worker(joined.config, joined.experiment_id, progress_printer(state.process_index))
-        finish_experiment(state, joined)
-    except LlemError as exc:
-        logger.error(str(exc))
-        record_end(joined, "failed")
-        return USER_ERROR
-    except KeyboardInterrupt:
-        record_end(joined, "interrupted")
-        raise
-    except BaseException:
-        record_end(joined, "failed")
-        raise
+    with raise_on_stop_signals():
+        try:
+            joined = join_experiment(state, args, command)
+            run_worker(joined.config, joined.experiment_id, progress_printer(state.process_index))
+            finish_experiment(state, joined)
+        except LlemError as exc:
+            logger.error(str(exc))
+            record_end(joined, "failed")
+            return USER_ERROR
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            logger.warning(
+                f"stopped by {signal.Signals(signum).name}; files already written are kept"
+            )
+            record_end(joined, "interrupted")
+            return 128 + signum
+        except BaseException:
+            record_end(joined, "failed")
+            raise
     return 0
 
 
@@ -170,9 +183,9 @@ def join_experiment(
         try:
             decision = decide_experiment(args, state.num_processes, command)
         except LlemError as exc:
-            broadcast_object_list([{"error": str(exc)}])
+            broadcast_json(state, {"error": str(exc)})
             raise
-    (decision,) = broadcast_object_list([decision])
+    decision = broadcast_json(state, decision)
     if "error" in decision:
         raise LlemError(f"rank 0 could not start the experiment: {decision['error']}")
     experiment_id = decision["experiment_id"]
@@ -200,8 +213,8 @@ def decide_experiment(
     if config.processes != world_size:
         logger.info(f"processes: {world_size}, the world size (the config says {config.processes})")
         config = config.model_copy(update={"processes": world_size})
-    experiment_id = experiment_id or new_experiment_id(config.name)
-    experiment_dir = create_experiment(layout, experiment_id, config, world_size, command)
+    experiment_id, experiment_dir = claim_experiment(layout, config.name, experiment_id)
+    write_manifest(experiment_dir, experiment_id, config, world_size, command)
     logger.info(f"experiment {experiment_id} in {experiment_dir}")
     return {
         "experiment_id": experiment_id,
@@ -248,26 +261,51 @@ def finish_experiment(state: PartialState, joined: JoinedExperiment) -> None:
 def record_end(joined: JoinedExperiment | None, status: ExperimentStatus) -> None:
     """Record how the run ended in a manifest it created (`llem run` records its own)."""
     if joined is not None and joined.owns_manifest:
-        set_status(joined.experiment_dir, status)
+        record_manifest_end(joined.experiment_dir, status)
+
+
+def broadcast_json(state: PartialState, data: dict[str, Any] | None) -> dict[str, Any]:
+    """Rank 0's `data` on every rank, sent as JSON bytes (never pickled).
+
+    Two broadcasts over the process group: the length, then the bytes, as tensors on
+    this process's device (gloo on the CPU, NCCL on a GPU).
+    """
+    if state.num_processes == 1:
+        assert data is not None
+        return data
+    payload = orjson.dumps(data) if state.is_main_process else b""
+    size = torch.tensor([len(payload)], dtype=torch.int64, device=state.device)
+    torch.distributed.broadcast(size, src=0)
+    buffer = torch.zeros(int(size.item()), dtype=torch.uint8, device=state.device)
+    if state.is_main_process:
+        buffer.copy_(torch.frombuffer(bytearray(payload), dtype=torch.uint8))
+    torch.distributed.broadcast(buffer, src=0)
+    return orjson.loads(buffer.cpu().numpy().tobytes())
 
 
 def progress_printer(rank: int) -> ProgressFn:
-    """Progress as single lines on stdout, read by the launcher (see `protocol`)."""
+    """Progress as single lines on stdout, read by the launcher (see `protocol`).
+
+    Each line goes out in one write: the ranks share the launcher's pipe, and `print`
+    writes the text and its newline separately, so another rank's line could land in
+    between and garble both.
+    """
 
     def report(phase: str, done: int, total: int) -> None:
-        print(format_progress(rank, phase, done, total), flush=True)
+        sys.stdout.write(format_progress(rank, phase, done, total) + "\n")
+        sys.stdout.flush()
 
     return report
 
 
 def configure_logging(rank: int, verbose: bool) -> None:
-    """Log lines on stderr carrying this worker's rank; transformers kept quiet."""
+    """Log lines on stderr (one write each), with the rank and tokens masked; transformers quiet."""
     from transformers.utils import logging as hf_logging
 
     logger.remove()
     logger.enable("llenergymeasure")
     logger.add(
-        sys.stderr,
+        lambda message: sys.stderr.write(redact(message)),
         level="DEBUG" if verbose else "INFO",
         format=worker_log_format(rank),
         colorize=False,

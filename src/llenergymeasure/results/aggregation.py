@@ -41,6 +41,7 @@ from llenergymeasure.results.verification import (
     Completeness,
     Verification,
     check_completeness,
+    check_not_running,
     verify_processes,
 )
 from llenergymeasure.results.verification import describe as describe
@@ -72,17 +73,19 @@ def aggregate_experiment(
             claimed twice (the result records it).
 
     Raises:
-        IncompleteExperiment: a process is missing or unverifiable (and not allow_partial).
+        IncompleteExperiment: a process is missing or unverifiable (and not allow_partial),
+            or the experiment is still running.
         UnverifiedExperiment: overlap or attribution failed (and not allow_unverified).
 
     """
     experiment_dir = layout.experiment_dir(experiment_id)
     manifest = read_model(manifest_path(experiment_dir), ExperimentManifest)
     completeness = check_completeness(experiment_dir, manifest)
+    how_left = check_not_running(experiment_dir, manifest, completeness)
     if completeness.problems and not allow_partial:
         raise IncompleteExperiment(
             f"{experiment_dir}: incomplete: {'; '.join(completeness.problems)} "
-            "(rerun, or aggregate with --allow-partial)"
+            f"({how_left + '; ' if how_left else ''}rerun, or aggregate with --allow-partial)"
         )
     if not completeness.results:
         raise IncompleteExperiment(f"{experiment_dir}: no complete process result to aggregate")

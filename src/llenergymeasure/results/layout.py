@@ -108,18 +108,20 @@ def read_model(path: Path, model_type: type[ModelT]) -> ModelT:
     """Read a result file, with a clear error for a missing, broken or newer file."""
     data = read_json_object(path)
     version = data.get("schema_version", 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultsError(f"{path}: schema_version {one_line(repr(version), 40)} is not a number")
+    if version > SCHEMA_VERSION:
         raise ResultsError(
-            f"{path}: schema_version {version!r} is newer than this llem reads "
+            f"{path}: schema_version {version} is newer than this llem reads "
             f"({SCHEMA_VERSION}); upgrade llenergymeasure"
         )
     try:
         return model_type.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
+        field = one_line(".".join(str(p) for p in first["loc"]), 80)
         raise ResultsError(
-            f"{path}: invalid {model_type.__name__}: {field}: {first['msg']}"
+            f"{path}: invalid {model_type.__name__}: {field}: {one_line(first['msg'], 200)}"
         ) from None
 
 
@@ -133,6 +135,18 @@ def read_json_object(path: Path) -> dict:
         raise ResultsError(f"{path}: not found") from None
     except orjson.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON (truncated or corrupted?): {exc}") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object")
     return data
+
+
+def one_line(text: str, limit: int) -> str:
+    """`text` with control characters escaped and cut to `limit` characters.
+
+    Field names and messages can carry text of the file itself (a key of a mapping),
+    which must not break the one-line error.
+    """
+    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

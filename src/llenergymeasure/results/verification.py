@@ -8,25 +8,37 @@
 - GPU attribution: no (host, device) with device-level energy appears in two processes,
   and no process mixes device- and machine-level readings (its one energy breakdown
   could not be split to count the machine part once per host).
+
+An incomplete experiment whose manifest still says `running` is either still running or
+was killed before it could record its end; `run_state` tells which from the launcher's
+host and pid in the manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import socket
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+import psutil
 
 from llenergymeasure.domain.experiment import (
     CompletionMarker,
     ExperimentManifest,
     RawProcessResult,
 )
-from llenergymeasure.errors import ResultsError
+from llenergymeasure.errors import IncompleteExperiment, ResultsError
 from llenergymeasure.results.layout import marker_path, process_result_path, read_model
 
 OVERLAP_FRACTION = 0.5
+# A process started this long after the manifest was written is not its launcher
+# (the pid was reused); the manifest is written a moment after the launcher starts.
+PID_REUSE_SLACK_S = 1.0
+RunState = Literal["running", "ended", "unknown"]
 _INDEXED_FILE = re.compile(r"^(?:process_(\d+)\.json|\.completed_(\d+))$")
 
 
@@ -64,6 +76,57 @@ def check_completeness(experiment_dir: Path, manifest: ExperimentManifest) -> Co
         experiment_dir, manifest.expected_num_processes, manifest.experiment_id
     )
     return Completeness(results, missing, unexpected_files(experiment_dir, manifest))
+
+
+def check_not_running(
+    experiment_dir: Path, manifest: ExperimentManifest, completeness: Completeness
+) -> str:
+    """Refuse an experiment whose run is still going; otherwise say how it was left.
+
+    Returns:
+        A phrase for an incomplete experiment whose run ended without recording it
+        (empty when there is nothing to add).
+
+    Raises:
+        IncompleteExperiment: the manifest says `running`, processes are missing, and
+            the launcher is alive: "still running (started ..., N of M processes complete)".
+
+    """
+    if manifest.status != "running" or not completeness.missing:
+        return ""
+    started = manifest.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    done = f"{len(completeness.results)} of {manifest.expected_num_processes} processes complete"
+    state = run_state(manifest)
+    if state == "running":
+        raise IncompleteExperiment(
+            f"{experiment_dir}: still running (started {started}, {done}); "
+            "aggregate it when it has finished"
+        )
+    if state == "ended":
+        return f"its run, pid {manifest.launcher_pid}, ended without finishing"
+    where = f" on {manifest.launcher_host}" if manifest.launcher_host else ""
+    return f"its manifest says running (started {started}{where}, {done})"
+
+
+def run_state(manifest: ExperimentManifest) -> RunState:
+    """Whether the process that created the experiment is alive, as far as this host can see.
+
+    `unknown` when it ran on another host or the manifest does not name it.
+    """
+    if manifest.launcher_pid is None or manifest.launcher_host != socket.gethostname():
+        return "unknown"
+    try:
+        launcher = psutil.Process(manifest.launcher_pid)
+        if launcher.status() == psutil.STATUS_ZOMBIE:
+            return "ended"
+        started_s = launcher.create_time()
+    except psutil.NoSuchProcess:
+        return "ended"
+    except psutil.Error:
+        return "unknown"
+    if started_s > manifest.created_at.timestamp() + PID_REUSE_SLACK_S:
+        return "ended"
+    return "running"
 
 
 def load_complete_processes(
