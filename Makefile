@@ -61,3 +61,20 @@ gpu-check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+
+# Benchmarks, not tests: each prints a table whose last line is the headline figure and
+# writes its full numbers under results/bench/. Run them on an otherwise idle machine.
+bench: bench-sampler bench-aggregate-scale bench-overhead bench-vs-codecarbon
+
+bench-sampler: $(STAMP)
+	$(BIN)/python bench/sampler.py
+
+bench-overhead: $(STAMP)
+	$(BIN)/python bench/overhead.py
+
+bench-aggregate-scale: $(STAMP)
+	$(BIN)/python bench/aggregate_scale.py
+
+bench-vs-codecarbon: $(STAMP)
+	$(BIN)/python -c "import codecarbon" 2>/dev/null || $(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python bench/vs_codecarbon.py

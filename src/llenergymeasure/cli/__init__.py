@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
-from llenergymeasure.cli import aggregate, config, export, results, run
+from llenergymeasure.cli import aggregate, campaign, config, export, plot, results, run
 from llenergymeasure.cli.console import err_console
 from llenergymeasure.errors import LlemError
+from llenergymeasure.redaction import redact
 
 app = typer.Typer(
     name="llem",
@@ -20,8 +22,10 @@ app = typer.Typer(
 app.command("run")(run.run)
 app.command("aggregate")(aggregate.aggregate)
 app.command("export")(export.export)
+app.command("campaign")(campaign.campaign)
 app.add_typer(config.app, name="config")
 app.add_typer(results.app, name="results")
+app.add_typer(plot.app, name="plot")
 
 USER_ERROR = 2
 
@@ -31,7 +35,7 @@ def main() -> None:
     try:
         app()
     except LlemError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", highlight=False)
         sys.exit(USER_ERROR)
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)

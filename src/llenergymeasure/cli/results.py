@@ -8,11 +8,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from llenergymeasure.cli import compare
 from llenergymeasure.cli.console import console
 from llenergymeasure.cli.summary import fmt, print_summary
 
 app = typer.Typer(help="Browse experiments on disk.", no_args_is_help=True)
 RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Results root.")
+app.command("compare")(compare.compare)
 
 
 @app.command("list")

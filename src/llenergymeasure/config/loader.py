@@ -47,6 +47,10 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: values nested too deeply; write the config out plainly"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -91,12 +95,30 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    parts = key.strip().split(".")
+    except RecursionError:
+        raise ConfigError(f"--set {key}: value nested too deeply") from None
+    set_dotted(data, key.strip(), value, label=f"--set {key}")
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any, label: str | None = None) -> None:
+    """Set ``data[a][b][c] = value`` for the key ``a.b.c``, creating absent sections.
+
+    Args:
+        data: the nested config mapping, changed in place.
+        key: the dotted path.
+        value: the value, already parsed.
+        label: how an error names the override (default: the key).
+
+    Raises:
+        ConfigError: a part of the path is a value, not a section.
+
+    """
+    parts = key.split(".")
     node = data
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: {part} is not a section")
+            raise ConfigError(f"{label or key}: {part} is not a section")
         node = child
     node[parts[-1]] = value
 

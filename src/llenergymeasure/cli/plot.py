@@ -1,0 +1,94 @@
+"""`llem plot power ID` and `llem plot campaign NAME`: PNG figures (matplotlib, extra `plot`).
+
+```
+llem plot power ID                     results/plots/<id>_power.png
+llem plot campaign NAME [--metric M] [--x PATH]
+                                       results/plots/<name>_<metric>_vs_<x>.png
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from llenergymeasure.cli.console import console
+
+app = typer.Typer(
+    help="Draw PNG figures of results (needs matplotlib, the extra 'plot' of llenergymeasure).",
+    no_args_is_help=True,
+)
+RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Results root.")
+OUT = typer.Option(None, "--out", help="PNG file to write; default: <results>/plots/.")
+
+
+@app.command("power")
+def power(experiment_id: str, results_dir: Path = RESULTS_DIR, out: Path | None = OUT) -> None:
+    """Power of each GPU over time, the inference window shaded, idle baselines dashed."""
+    from llenergymeasure.errors import IncompleteExperiment, ResultsError
+    from llenergymeasure.results.layout import ResultsLayout
+    from llenergymeasure.results.plots import plot_power
+    from llenergymeasure.results.repository import load_experiment
+    from llenergymeasure.results.verification import check_completeness
+
+    layout = ResultsLayout(results_dir)
+    experiment = load_experiment(layout, experiment_id)
+    experiment_dir = layout.experiment_dir(experiment_id)
+    if experiment.aggregated is None:
+        raise ResultsError(
+            f"{experiment_id} is not aggregated: run llem aggregate {experiment_dir}"
+        )
+    completeness = check_completeness(experiment_dir, experiment.manifest)
+    if not completeness.results:
+        raise IncompleteExperiment(f"{experiment_dir}: no complete process result to plot")
+    path = plot_power(
+        experiment.aggregated,
+        completeness.results,
+        experiment_dir,
+        out or layout.root / "plots" / f"{experiment_id}_power.png",
+    )
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+@app.command("campaign")
+def campaign(
+    campaign_name: str,
+    metric: str = typer.Option(
+        "energy_per_output_token_j",
+        "--metric",
+        help="energy_per_output_token_j, total_tokens_per_second, tokens_per_joule, "
+        "ttft_p50_ms, ttft_p95_ms, itl_p50_ms or itl_p95_ms.",
+    ),
+    x: str | None = typer.Option(
+        None, "--x", help="Swept parameter on the x axis (dotted path); default: the only one."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    results_dir: Path = RESULTS_DIR,
+    out: Path | None = OUT,
+) -> None:
+    """A metric against a swept parameter: means with 95 % bootstrap intervals over cycles."""
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.compare import compare, load_campaign_samples
+    from llenergymeasure.results.layout import ResultsLayout
+    from llenergymeasure.results.plots import plot_campaign
+
+    layout = ResultsLayout(results_dir)
+    comparison = compare(load_campaign_samples(layout, campaign_name), seed=seed)
+    if x is None:
+        if len(comparison.parameter_names) != 1:
+            raise ResultsError(
+                "--x: name the parameter for the x axis, one of: "
+                + (", ".join(comparison.parameter_names) or "none varies")
+            )
+        x = comparison.parameter_names[0]
+    path = plot_campaign(
+        comparison,
+        metric,
+        x,
+        out or layout.root / "plots" / f"{campaign_name}_{metric}_vs_{x}.png",
+    )
+    for note in comparison.notes:
+        console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)

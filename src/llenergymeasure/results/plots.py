@@ -1,0 +1,277 @@
+"""PNG figures for papers: power over time of an experiment, a campaign's metric vs a parameter.
+
+matplotlib is an optional extra (`pip install "llenergymeasure[plot]"`), imported only
+when a figure is drawn, through its object API (`Figure`, no pyplot state, the Agg
+canvas), so drawing works without a display and in threads. Files are written atomically.
+
+Power over time needs power readings in the time-series sidecars: llem samples power
+on NVIDIA GPUs. A CPU-only run has none (its energy is a RAPL counter or the estimate
+over the whole window, not a power trace), and the power figure is refused with a
+message saying so rather than drawing an empty or invented curve.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llenergymeasure.domain.experiment import AggregatedResult, RawProcessResult
+from llenergymeasure.errors import LlemError, ResultsError
+from llenergymeasure.fileio import atomic_target
+from llenergymeasure.results.compare import METRICS, Comparison, ComparisonRow, device_name
+from llenergymeasure.results.timeseries import read_sidecar_samples
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import Transform
+
+FIGURE_SIZE_IN = (6.4, 4.0)
+DPI = 200
+INSTALL_HINT = "pip install matplotlib (the extra 'plot' of llenergymeasure)"
+TITLE_CHARS, SUBTITLE_CHARS = 80, 115
+DODGE_PT = 5.0  # horizontal shift between lines sharing an x value
+
+
+@dataclass(frozen=True)
+class PowerTrace:
+    """Power of one device over time, in seconds from the first process's window start."""
+
+    label: str
+    times_s: list[float]
+    power_w: list[float]
+    baseline_w: float | None
+
+
+def power_traces(experiment_dir: Path, processes: Sequence[RawProcessResult]) -> list[PowerTrace]:
+    """One trace per (process, GPU) with power readings, from the parquet sidecars.
+
+    A process's idle baseline is shared evenly between its GPUs (a process usually
+    owns one); the label says so where it owns several.
+    """
+    start = min(r.inference_start_unix_s for r in processes)
+    traces = []
+    for result in processes:
+        if result.timeseries_path is None:
+            continue
+        offset_s = result.inference_start_unix_s - start
+        by_device: dict[int, list[tuple[float, float]]] = {}
+        for s in read_sidecar_samples(Path(experiment_dir) / result.timeseries_path):
+            if s.device_index >= 0 and s.power_w is not None:
+                by_device.setdefault(s.device_index, []).append((s.t_s + offset_s, s.power_w))
+        baseline = result.energy_breakdown.baseline_power_w if result.energy_breakdown else None
+        share = baseline / len(by_device) if baseline is not None and by_device else None
+        for device, points in sorted(by_device.items()):
+            label = f"GPU {device}" + (
+                f" (process {result.process_index})" if len(processes) > 1 else ""
+            )
+            points.sort()
+            traces.append(PowerTrace(label, [t for t, _ in points], [p for _, p in points], share))
+    return traces
+
+
+def plot_power(
+    result: AggregatedResult,
+    processes: Sequence[RawProcessResult],
+    experiment_dir: Path,
+    path: Path,
+) -> Path:
+    """Power of every GPU over the inference window, with the idle baselines.
+
+    Raises:
+        ResultsError: the experiment has no power readings (CPU-only, sidecars off).
+        LlemError: matplotlib is not installed.
+
+    """
+    traces = power_traces(experiment_dir, processes)
+    if not traces:
+        raise ResultsError(
+            f"{result.experiment_id}: no power readings over time to plot: llem samples "
+            f"power on NVIDIA GPUs only, and this run measured energy by {result.energy_method} "
+            "(a CPU run has no power trace; see llem results show for its energy)"
+        )
+    fig = new_figure()
+    ax = fig.subplots()
+    start = min(r.inference_start_unix_s for r in processes)
+    end = max(r.inference_end_unix_s for r in processes)
+    ax.axvspan(0, end - start, color="0.92", zorder=0, label="inference window")
+    for i, trace in enumerate(traces):
+        color = f"C{i}"
+        ax.plot(trace.times_s, trace.power_w, color=color, linewidth=1.4, label=trace.label)
+        if trace.baseline_w is not None:
+            ax.axhline(
+                trace.baseline_w,
+                color=color,
+                linestyle="--",
+                linewidth=1.0,
+                label=f"{trace.label} idle baseline",
+            )
+    ax.set_xlabel("time from the start of the energy window (s)")
+    ax.set_ylabel("power (W)")
+    ax.set_ylim(bottom=0)
+    _titles(
+        fig,
+        ax,
+        f"Power during inference: {result.model_name} on {device_name(result)}",
+        f"{result.experiment_id}; energy: {result.energy_method}",
+    )
+    _finish(ax)
+    return save_figure(fig, path)
+
+
+def plot_campaign(comparison: Comparison, metric: str, x: str, path: Path) -> Path:
+    """The metric's mean against parameter `x`, with 95 % bootstrap intervals as error bars.
+
+    Configurations that differ in other parameters become separate lines.
+
+    Raises:
+        ResultsError: unknown metric, or `x` is not a parameter that varies.
+        LlemError: matplotlib is not installed.
+
+    """
+    if metric not in METRICS:
+        raise ResultsError(f"--metric {metric}: not one of {', '.join(METRICS)}")
+    if x not in comparison.parameter_names:
+        varying = ", ".join(comparison.parameter_names) or "none"
+        raise ResultsError(f"--x {x}: not a parameter that varies here (these do: {varying})")
+    spec = METRICS[metric]
+    fig = new_figure()
+    ax = fig.subplots()
+    positions, numeric = _x_positions([row.parameters[x] for row in comparison.rows], ax)
+    series = _series(comparison, x)
+    for i, (label, rows) in enumerate(series.items()):
+        bars = _draw_series(ax, rows, metric, x, positions, label, f"C{i}")
+        # Lines side by side at each x, so that their error bars do not hide each other;
+        # categories are not joined by lines (nothing lies between them).
+        for artist in bars.get_children():
+            artist.set_transform(_dodge(ax, i, len(series)))
+        if not numeric:
+            bars.lines[0].set_linestyle("none")
+    ax.set_xlabel(f"{x.rsplit('.', 1)[-1].replace('_', ' ')} ({x})")
+    ax.set_ylabel(f"{spec.label} ({spec.unit})")
+    ax.set_ylim(bottom=0)
+    _titles(
+        fig,
+        ax,
+        f"{', '.join(comparison.model_names)} on {', '.join(comparison.devices)}",
+        _campaign_subtitle(comparison),
+    )
+    _finish(ax)
+    return save_figure(fig, path)
+
+
+def new_figure() -> Figure:
+    """A figure of the paper size, or a one-line error when matplotlib is absent."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:  # the optional extra is not installed
+        raise LlemError(f"llem plot needs matplotlib: {INSTALL_HINT}") from None
+    return Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write the figure as PNG, atomically."""
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    return path
+
+
+def _series(comparison: Comparison, x: str) -> dict[str, list[ComparisonRow]]:
+    """Rows grouped by the values of the other varying parameters."""
+    others = [p for p in comparison.parameter_names if p != x]
+    series: dict[str, list[ComparisonRow]] = {}
+    for row in comparison.rows:
+        label = ", ".join(f"{p.rsplit('.', 1)[-1]}={row.parameters[p]}" for p in others)
+        series.setdefault(label, []).append(row)
+    return series
+
+
+def _draw_series(
+    ax: Axes,
+    rows: list[ComparisonRow],
+    metric: str,
+    x: str,
+    positions: dict[str, float],
+    label: str,
+    color: str,
+) -> ErrorbarContainer:
+    points = sorted(
+        (positions[repr(row.parameters[x])], row.intervals[metric])
+        for row in rows
+        if row.intervals[metric].mean is not None
+    )
+    xs = [p for p, _ in points]
+    means = [i.mean for _, i in points]
+    lower = [i.mean - i.low if i.low is not None else 0.0 for _, i in points]
+    upper = [i.high - i.mean if i.high is not None else 0.0 for _, i in points]
+    cycles = max((i.n for _, i in points), default=0)
+    return ax.errorbar(
+        xs,
+        means,
+        yerr=[lower, upper],
+        color=color,
+        marker="o",
+        markersize=5,
+        linewidth=1.4,
+        capsize=4,
+        label=label or f"mean of {cycles} cycles, 95 % bootstrap interval",
+    )
+
+
+def _dodge(ax: Axes, index: int, count: int) -> Transform:
+    """Data coordinates shifted sideways, so that lines sharing an x keep their bars apart."""
+    from matplotlib.transforms import ScaledTranslation
+
+    shift_in = (index - (count - 1) / 2) * DODGE_PT / 72
+    return ax.transData + ScaledTranslation(shift_in, 0, ax.figure.dpi_scale_trans)
+
+
+def _x_positions(values: list[Any], ax: Axes) -> tuple[dict[str, float], bool]:
+    """Numbers on a numeric axis (log 2 when they span a factor of 8 or more), else categories.
+
+    Returns:
+        The position of each value (by its repr), and whether the axis is numeric.
+
+    """
+    distinct = list(dict.fromkeys(values))
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
+    if numeric:
+        positions = {repr(v): float(v) for v in distinct}
+        if min(distinct) > 0 and max(distinct) / min(distinct) >= 8:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(positions.values()), [str(v) for v in sorted(distinct)])
+        ax.minorticks_off()
+        return positions, True
+    ax.set_xticks(range(len(distinct)), [str(v) for v in distinct])
+    ax.margins(x=0.25)
+    return {repr(v): float(i) for i, v in enumerate(distinct)}, False
+
+
+def _campaign_subtitle(comparison: Comparison) -> str:
+    counts = sorted({len(row.experiment_ids) for row in comparison.rows})
+    energy = (
+        "energy: CPU estimate (TDP x utilisation), not measured"
+        if comparison.energy_methods == ["estimate"]
+        else f"energy: {', '.join(comparison.energy_methods)}"
+    )
+    if counts == [1]:
+        return f"one cycle per configuration: means without intervals; {energy}"
+    cycles = "/".join(map(str, counts))
+    return f"mean and 95 % bootstrap interval over {cycles} cycles; {energy}"
+
+
+def _titles(fig: Figure, ax: Axes, title: str, subtitle: str) -> None:
+    """The title above the axes, the subtitle (what the figure rests on) in small grey."""
+    fig.suptitle(textwrap.fill(title, TITLE_CHARS), fontsize=10.5)
+    ax.set_title(textwrap.fill(subtitle, SUBTITLE_CHARS), fontsize=8, color="0.35")
+
+
+def _finish(ax: Axes) -> None:
+    ax.grid(True, color="0.85", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, framealpha=0.9, edgecolor="0.8")
