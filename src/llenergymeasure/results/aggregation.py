@@ -42,6 +42,7 @@ from llenergymeasure.results.verification import (
     Verification,
     check_completeness,
     check_not_running,
+    cyclic_gc_paused,
     verify_processes,
 )
 from llenergymeasure.results.verification import describe as describe
@@ -78,6 +79,13 @@ def aggregate_experiment(
         UnverifiedExperiment: overlap or attribution failed (and not allow_unverified).
 
     """
+    with cyclic_gc_paused():
+        return _aggregate_experiment(layout, experiment_id, allow_partial, allow_unverified)
+
+
+def _aggregate_experiment(
+    layout: ResultsLayout, experiment_id: str, allow_partial: bool, allow_unverified: bool
+) -> tuple[AggregatedResult, Path]:
     experiment_dir = layout.experiment_dir(experiment_id)
     manifest = read_model(manifest_path(experiment_dir), ExperimentManifest)
     completeness = check_completeness(experiment_dir, manifest)
