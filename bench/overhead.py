@@ -149,15 +149,20 @@ def run_abba(
     return rounds, bare_tps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_workload_args(doc: str, max_minutes: float, out: str) -> argparse.Namespace:
+    """The workload and budget options every overhead-style bench shares."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--model", default="builtin:smollm2-135m")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--max-minutes", type=float, default=8.0)
-    parser.add_argument("--out", type=Path, default=Path("results/bench/overhead.json"))
-    args = parser.parse_args()
+    parser.add_argument("--max-minutes", type=float, default=max_minutes)
+    parser.add_argument("--out", type=Path, default=Path(out))
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_workload_args(__doc__, max_minutes=8.0, out="results/bench/overhead.json")
     work = Workload(args.model, args.batch_size, args.prompts, args.max_new_tokens)
     arms = {name: Arm(name) for name in ("llem@100ms", "llem@10ms", "control")}
     runners = {

@@ -12,13 +12,11 @@ not sample a one-second run at all). llem samples at 100 ms.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
 import time
-from pathlib import Path
 
-from overhead import Arm, Workload, report, run_abba
+from overhead import Arm, Workload, parse_workload_args, report, run_abba
 
 
 def codecarbon_runner(work: Workload):
@@ -46,14 +44,7 @@ def codecarbon_runner(work: Workload):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="builtin:smollm2-135m")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--prompts", type=int, default=4)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--max-minutes", type=float, default=6.0)
-    parser.add_argument("--out", type=Path, default=Path("results/bench/vs_codecarbon.json"))
-    args = parser.parse_args()
+    args = parse_workload_args(__doc__, max_minutes=6.0, out="results/bench/vs_codecarbon.json")
     work = Workload(args.model, args.batch_size, args.prompts, args.max_new_tokens)
     arms = {name: Arm(name) for name in ("codecarbon", "llem@100ms")}
     runners = {

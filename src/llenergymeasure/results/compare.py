@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from llenergymeasure.domain.experiment import AggregatedResult, ExperimentManife
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.fileio import atomic_write_bytes
 from llenergymeasure.results.campaigns import read_campaign_manifest
+from llenergymeasure.results.exporters import csv_cell
 from llenergymeasure.results.layout import ResultsLayout
 from llenergymeasure.results.repository import load_experiment
 
@@ -274,7 +274,7 @@ def write_comparison_csv(comparison: Comparison, path: Path) -> Path:
                 f"{name}_ci95_low": interval.low,
                 f"{name}_ci95_high": interval.high,
             }
-        writer.writerow({column: _cell(value) for column, value in cells.items()})
+        writer.writerow({column: csv_cell(value) for column, value in cells.items()})
     atomic_write_bytes(Path(path), buffer.getvalue().encode("utf-8"))
     return Path(path)
 
@@ -321,13 +321,3 @@ def _method_notes(methods: list[str]) -> list[str]:
             "energy is the CPU estimate (TDP x CPU utilisation), a model, not a measurement"
         )
     return notes
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
-    return str(value)

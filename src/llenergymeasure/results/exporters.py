@@ -271,12 +271,12 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], core: Sequence[str]) -> P
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows({column: _cell(value) for column, value in row.items()} for row in rows)
+    writer.writerows({column: csv_cell(value) for column, value in row.items()} for row in rows)
     atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
     return path
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
     """None, NaN and infinities are empty; floats in full precision."""
     if value is None:
         return ""
