@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -68,3 +70,28 @@ class MultiProcessRun:
     experiment_dir: Path
     proc: subprocess.CompletedProcess
     wall_s: float
+
+
+class LineReader:
+    """Collects a stream's lines in a background thread."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.append(line)
+
+    def wait_for(self, needle: str, timeout_s: float) -> None:
+        """Block until a line holds `needle`."""
+        deadline = time.monotonic() + timeout_s
+        while not any(needle in line for line in self.lines):
+            assert time.monotonic() < deadline, f"{needle!r} never appeared:\n{''.join(self.lines)}"
+            time.sleep(0.05)
+
+    def finish(self) -> str:
+        """Everything read, once the stream has closed."""
+        self._thread.join(timeout=60)
+        return "".join(self.lines)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import orjson
@@ -16,7 +14,7 @@ from llenergymeasure.config.loader import load_config
 from llenergymeasure.orchestration.launcher import free_port
 from llenergymeasure.prompts import load_prompts
 
-from llem_testing import REPO, MultiProcessRun, run_llem, tiny_config_dict, write_yaml
+from llem_testing import REPO, LineReader, MultiProcessRun, run_llem, tiny_config_dict, write_yaml
 
 WORKER = "llenergymeasure.orchestration.worker"
 
@@ -143,29 +141,6 @@ def test_two_nodes_on_one_machine_make_one_experiment(tmp_path: Path) -> None:
     assert result["num_requests"] == 12
 
 
-class LineReader:
-    """Collects a stream's lines in a background thread."""
-
-    def __init__(self, stream) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self.lines.append(line)
-
-    def wait_for(self, needle: str, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not any(needle in line for line in self.lines):
-            assert time.monotonic() < deadline, f"{needle!r} never appeared:\n{''.join(self.lines)}"
-            time.sleep(0.05)
-
-    def finish(self) -> list[str]:
-        self._thread.join(timeout=30)
-        return self.lines
-
-
 def worker_of_rank(launcher: psutil.Process, rank: int) -> psutil.Process:
     for child in launcher.children(recursive=True):
         try:
@@ -194,7 +169,7 @@ def test_a_killed_worker_is_named_and_its_experiment_refused(tmp_path: Path) -> 
     reader.wait_for("[rank 1] inference 1/", timeout_s=120)
     worker_of_rank(psutil.Process(launcher.pid), 1).send_signal(signal.SIGKILL)
     assert launcher.wait(timeout=120) != 0
-    seen = reader.finish()
+    seen = reader.finish().splitlines()
     (error,) = [line for line in seen if line.startswith("error:")]
     assert "worker rank 1 was killed by SIGKILL (exit code -9)" in error
     assert "marked failed and not aggregated" in error

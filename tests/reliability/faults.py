@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 import pyarrow.parquet as pq
@@ -30,7 +29,7 @@ from llenergymeasure.domain.experiment import (
 from llenergymeasure.results.layout import read_model
 from llenergymeasure.results.verification import verified_process_result
 
-from llem_testing import tiny_config_dict
+from llem_testing import LineReader, tiny_config_dict
 
 DRIVER = Path(__file__).resolve().parent / "fault_driver.py"
 TEMPORARY = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")
@@ -126,31 +125,6 @@ def long_config_dict(results_dir: Path) -> dict[str, Any]:
         prompts={"num_prompts": 200},
         generation={"max_new_tokens": 64, "batch_size": 1},
     )
-
-
-class LineReader:
-    """Collects a stream's lines in a background thread."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.append(line)
-
-    def wait_for(self, needle: str, timeout_s: float) -> None:
-        """Block until a line holds `needle`."""
-        deadline = time.monotonic() + timeout_s
-        while not any(needle in line for line in self.lines):
-            assert time.monotonic() < deadline, f"{needle!r} never appeared:\n{''.join(self.lines)}"
-            time.sleep(0.05)
-
-    def finish(self) -> str:
-        """Everything read, once the stream has closed."""
-        self._thread.join(timeout=60)
-        return "".join(self.lines)
 
 
 @contextmanager

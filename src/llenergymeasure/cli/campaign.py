@@ -10,18 +10,20 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     Task,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 from rich.text import Text
 
-from llenergymeasure.cli.console import console, enable_logging, err_console, quiet_third_party
+from llenergymeasure.cli.console import (
+    console,
+    enable_logging,
+    err_console,
+    progress_bars,
+    quiet_third_party,
+)
 from llenergymeasure.cli.summary import fmt
 
 if TYPE_CHECKING:
@@ -82,7 +84,7 @@ def _run(plan: CampaignPlan, options: CampaignOptions) -> CampaignManifest:
         f"{_shape(plan)}, order {campaign.order}",
         highlight=False,
     )
-    with _progress() as progress:
+    with progress_bars(_RemainingColumn()) as progress:
         observer = _ProgressObserver(progress, len(plan.experiments))
         return run_campaign(plan, options, observer)
 
@@ -238,15 +240,3 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        _RemainingColumn(),
-        console=console,
-        transient=False,
-    )

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from loguru import logger
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from llenergymeasure.redaction import redact
 
@@ -35,3 +43,16 @@ def quiet_third_party() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def progress_bars(*extra: ProgressColumn) -> Progress:
+    """The progress display of long commands: phase, bar, count, elapsed (and `extra`)."""
+    return Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        *extra,
+        console=console,
+        transient=False,
+    )

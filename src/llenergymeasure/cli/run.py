@@ -10,9 +10,14 @@ from typing import TYPE_CHECKING
 import typer
 import yaml
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from llenergymeasure.cli.console import console, enable_logging, err_console, quiet_third_party
+from llenergymeasure.cli.console import (
+    console,
+    enable_logging,
+    err_console,
+    progress_bars,
+    quiet_third_party,
+)
 from llenergymeasure.cli.summary import print_summary
 
 if TYPE_CHECKING:
@@ -66,7 +71,7 @@ def run(
         f"[bold]llem[/] running [cyan]{config.name}[/] with {escape(config.model.name)}"
         + (f" in {config.processes} processes" if config.processes > 1 else "")
     )
-    with _progress() as progress:
+    with progress_bars() as progress:
         tasks: dict[str, int] = {}
 
         def report(phase: str, done: int, total: int) -> None:
@@ -103,14 +108,3 @@ def _print_plan(config: ExperimentConfig, launch: LaunchOptions) -> None:
     console.print("# resolved config", highlight=False)
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     console.print(text, markup=False, highlight=False, end="")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
