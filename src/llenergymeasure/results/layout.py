@@ -106,8 +106,13 @@ def write_marker(experiment_dir: Path, index: int, result_bytes: bytes) -> Path:
 
 def read_model(path: Path, model_type: type[ModelT]) -> ModelT:
     """Read a result file, with a clear error for a missing, broken or newer file."""
-    data = read_json_object(path)
-    version = data.get("schema_version", 1)
+    return parse_model(read_result_bytes(path), path, model_type)
+
+
+def parse_model(data: bytes, path: Path, model_type: type[ModelT]) -> ModelT:
+    """Validate the bytes of a result file already read (e.g. to check its hash)."""
+    obj = parse_json_object(data, path)
+    version = obj.get("schema_version", 1)
     if not isinstance(version, int) or isinstance(version, bool):
         raise ResultsError(f"{path}: schema_version {one_line(repr(version), 40)} is not a number")
     if version > SCHEMA_VERSION:
@@ -116,7 +121,7 @@ def read_model(path: Path, model_type: type[ModelT]) -> ModelT:
             f"({SCHEMA_VERSION}); upgrade llenergymeasure"
         )
     try:
-        return model_type.model_validate(data)
+        return model_type.model_validate(obj)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = one_line(".".join(str(p) for p in first["loc"]), 80)
@@ -127,19 +132,30 @@ def read_model(path: Path, model_type: type[ModelT]) -> ModelT:
 
 def read_json_object(path: Path) -> dict:
     """Parse a JSON file that must hold an object."""
+    return parse_json_object(read_result_bytes(path), path)
+
+
+def read_result_bytes(path: Path) -> bytes:
+    """The bytes of a result file, refusing files over `MAX_RESULT_BYTES`."""
     try:
         if path.stat().st_size > MAX_RESULT_BYTES:
             raise ResultsError(f"{path}: larger than {MAX_RESULT_BYTES} bytes; refusing to read")
-        data = orjson.loads(path.read_bytes())
+        return path.read_bytes()
     except FileNotFoundError:
         raise ResultsError(f"{path}: not found") from None
-    except orjson.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON (truncated or corrupted?): {exc}") from None
     except OSError as exc:
         raise ResultsError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    if not isinstance(data, dict):
+
+
+def parse_json_object(data: bytes, path: Path) -> dict:
+    """Parse bytes that must hold a JSON object; `path` names them in errors."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON (truncated or corrupted?): {exc}") from None
+    if not isinstance(obj, dict):
         raise ResultsError(f"{path}: expected a JSON object")
-    return data
+    return obj
 
 
 def one_line(text: str, limit: int) -> str:

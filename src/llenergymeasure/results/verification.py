@@ -35,7 +35,13 @@ from llenergymeasure.domain.experiment import (
     RawProcessResult,
 )
 from llenergymeasure.errors import IncompleteExperiment, ResultsError
-from llenergymeasure.results.layout import marker_path, process_result_path, read_model
+from llenergymeasure.results.layout import (
+    marker_path,
+    parse_model,
+    process_result_path,
+    read_model,
+    read_result_bytes,
+)
 
 OVERLAP_FRACTION = 0.5
 # A process started this long after the manifest was written is not its launcher
@@ -190,16 +196,15 @@ def verified_process_result(
     if not marker_file.exists():
         raise ResultsError(f"no completion marker {marker_file.name}")
     marker = read_model(marker_file, CompletionMarker)
-    try:
-        data = result_file.read_bytes()
-    except FileNotFoundError:
-        raise ResultsError(f"{result_file.name} missing although marked complete") from None
+    if not result_file.exists():
+        raise ResultsError(f"{result_file.name} missing although marked complete")
+    data = read_result_bytes(result_file)
     if hashlib.sha256(data).hexdigest() != marker.result_sha256:
         raise ResultsError(
             f"{result_file.name} does not match the hash in {marker_file.name} "
             "(truncated or changed after it was written)"
         )
-    result = read_model(result_file, RawProcessResult)
+    result = parse_model(data, result_file, RawProcessResult)
     if result.process_index != index or marker.process_index != index:
         raise ResultsError(
             f"{result_file.name} holds process_index {result.process_index} and "
