@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import psutil
+import pytest
 
 from llenergymeasure.config.loader import load_config
 from llenergymeasure.orchestration.launcher import free_port
@@ -73,11 +74,31 @@ def test_aggregate_sums_work_and_counts_cpu_energy_once(two_process_run: MultiPr
     info = aggregated["aggregation"]
     assert info["num_processes"] == 2 and not info["partial"]
     assert info["temporal_overlap_verified"] and info["gpu_attribution_verified"]
-    assert {d["scope"] for p in parts for d in p["energy"]["devices"]} == {"machine"}
-    longest = max(parts, key=lambda p: p["inference_duration_s"])
+    devices = [d for p in parts for r in p["energy_readings"] for d in r["devices"]]
+    assert {d["scope"] for d in devices} == {"machine"}
+    longest = max(parts, key=lambda p: p["energy_window_s"])
     raw = [p["energy_breakdown"]["raw_j"] for p in parts]
     assert aggregated["energy_breakdown"]["raw_j"] == longest["energy_breakdown"]["raw_j"]
     assert aggregated["energy_breakdown"]["raw_j"] < sum(raw)
+
+
+def test_every_energy_window_stays_open_until_all_processes_are_done(
+    two_process_run: MultiProcessRun,
+) -> None:
+    parts = processes(two_process_run.experiment_dir)
+    for p in parts:
+        assert p["energy_window_s"] >= p["inference_duration_s"]
+        assert p["energy_window_start_unix_s"] == p["inference_start_unix_s"]
+    ends = [p["energy_window_end_unix_s"] for p in parts]
+    busy_ends = [p["inference_end_unix_s"] for p in parts]
+    assert max(ends) - min(ends) < 0.5  # one common window, closed after a barrier
+    assert min(ends) >= max(busy_ends) - 0.05  # closed after the last process finished
+    for p in parts:
+        (cpu,) = p["energy_components"]
+        assert cpu["window_s"] == p["energy_window_s"]
+        assert p["tokens_per_second"] == pytest.approx(
+            p["output_tokens"] / p["inference_duration_s"]
+        )
 
 
 def test_dry_run_prints_the_launch_command_and_creates_nothing(tmp_path: Path) -> None:

@@ -110,8 +110,14 @@ def test_unmeasurable_fields_are_null_with_warnings(outcome: ExperimentOutcome) 
     assert "no_gpu" in codes
     if result["energy_method"] == "estimate":
         assert "energy_estimated" in codes
-        assert result["energy"]["assumptions"]
+        (reading,) = result["energy_readings"]
+        assert reading["assumptions"]
     assert result["energy_breakdown"]["raw_j"] > 0
+    assert result["energy_breakdown"]["boundary"] == "cpu_dram"
+    boundaries = {b["name"]: b for b in result["energy_boundaries"]}
+    assert boundaries["gpu"]["energy_j"] is None and boundaries["gpu"]["note"]
+    assert boundaries["cpu_dram"]["energy_j"] == result["energy_breakdown"]["raw_j"]
+    assert result["sample_count"] is None  # power readings of GPUs: there are none
 
 
 def test_timeseries_sidecar_is_relative_and_readable(outcome: ExperimentOutcome) -> None:

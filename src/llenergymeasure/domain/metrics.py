@@ -70,16 +70,26 @@ class EnergyMeasurement(_Record):
 
 
 class EnergyBreakdown(_Record):
-    """Raw energy of the inference window and the share above idle."""
+    """The headline energy: raw joules of one boundary's window and the share above idle.
+
+    `adjusted_j = max(0, raw_j - baseline_energy_j)` with `baseline_energy_j` the idle power
+    of each counted device (or host) times its own energy window; `baseline_power_w` is
+    the sum of those idle powers and `baseline_std_w` the root sum of squares of their
+    spreads. `boundary` names what it covers (`domain/energy.py`): `gpu` for a process on
+    GPUs, `cpu_dram` for one on the CPU. Results of schema 1 have no boundary (their one
+    component was the process's device) and no baseline energy.
+    """
 
     raw_j: float | None
-    adjusted_j: float | None = Field(
-        description="max(0, raw_j - baseline_power_w * inference_duration_s)."
-    )
+    adjusted_j: float | None = Field(description="max(0, raw_j - baseline_energy_j).")
     baseline_power_w: float | None
     baseline_std_w: float | None = None
     baseline_method: BaselineMethod
-    inference_duration_s: float
+    inference_duration_s: float = Field(
+        description="The energy window (schema 2: the common window of all processes)."
+    )
+    baseline_energy_j: float | None = None
+    boundary: str | None = None
 
 
 class ThermalThrottleInfo(_Record):

@@ -77,7 +77,7 @@ def result(
         output_tokens=output_tokens,
         tokens_per_second=output_tokens / duration,
         energy_method=method,
-        energy=energy,
+        energy_readings=[energy],
         energy_breakdown=EnergyBreakdown(
             raw_j=energy_j,
             adjusted_j=energy_j - 1.0 * duration,
@@ -256,8 +256,10 @@ def test_a_device_in_two_processes_is_refused(tmp_path: Path) -> None:
 def test_sibling_mig_instances_share_their_parent_gpu(tmp_path: Path) -> None:
     def on_mig(index: int, instance: str) -> RawProcessResult:
         r = result(index, device=instance, method="nvml_counter")
-        device = r.energy.devices[0].model_copy(update={"is_mig": True, "parent_uuid": "GPU-p"})
-        return r.model_copy(update={"energy": r.energy.model_copy(update={"devices": [device]})})
+        (reading,) = r.energy_readings
+        device = reading.devices[0].model_copy(update={"is_mig": True, "parent_uuid": "GPU-p"})
+        update = {"energy_readings": [reading.model_copy(update={"devices": [device]})]}
+        return r.model_copy(update=update)
 
     write_experiment(tmp_path, [on_mig(0, "MIG-1"), on_mig(1, "MIG-2")])
     with pytest.raises(
