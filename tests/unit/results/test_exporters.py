@@ -48,6 +48,8 @@ CORE = [
     "energy_per_output_token_j",
     "total_flops",
     "flops_method",
+    "flops_useful",
+    "flops_executed",
     "created_at",
 ]
 GROUPED = [

@@ -36,7 +36,7 @@ from llenergymeasure.core.baseline import (
 from llenergymeasure.core.energy_backends import EnergyBackend, select_energy_backend
 from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.core.environment import collect_environment
-from llenergymeasure.core.flops import estimate_flops_palm, non_embedding_parameters
+from llenergymeasure.core.flops import estimate_flops, model_geometry
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.core.power_thermal import (
     CPU_DEVICE_INDEX,
@@ -305,8 +305,8 @@ class PyTorchBackend:
                 if breakdown.raw_j is not None and output_tokens
                 else None
             ),
-            flops=estimate_flops_palm(
-                non_embedding_parameters(self.model), input_tokens + output_tokens
+            flops=estimate_flops(
+                model_geometry(self.model), requests, [o.shape for o in window.outputs]
             ),
             latency=LatencyStats.from_samples(samples),
             latency_samples=samples,
