@@ -69,7 +69,8 @@ def test_aggregate_sums_work_and_counts_cpu_energy_once(two_process_run: MultiPr
     )
     for key in ("num_requests", "input_tokens", "output_tokens"):
         assert aggregated[key] == sum(p[key] for p in parts), key
-    assert aggregated["total_flops"] == sum(p["flops"]["total_flops"] for p in parts)
+    for key in ("total_flops", "flops_useful", "flops_executed"):
+        assert aggregated[key] == sum(p["flops"][key] for p in parts), key
     info = aggregated["aggregation"]
     assert info["num_processes"] == 2 and not info["partial"]
     assert info["temporal_overlap_verified"] and info["gpu_attribution_verified"]
