@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from transformers import (
 from llenergymeasure.core.backends.generation import BatchOutput, encode_batches, generate_batch
 from llenergymeasure.core.flops import (
     BatchShape,
+    batch_flops_executed,
     estimate_flops,
     model_geometry,
     request_flops_useful,
@@ -144,3 +146,32 @@ def test_unknown_geometry_leaves_every_figure_unknown() -> None:
     flops = estimate_flops(None, requests, [BatchShape(1, 4, 2, False)])
     assert flops.total_flops is None and flops.flops_useful is None
     assert flops.flops_executed is None and flops.tokens_processed == 6
+
+
+def test_executed_prefill_is_dense_unless_the_kernel_is_causal(
+    eager_model: tuple[Any, Any],
+) -> None:
+    eager = model_geometry(eager_model[0])
+    sdpa = replace(eager, attn_implementation="sdpa")
+    flash = replace(eager, attn_implementation="flash_attention_2")
+    unpadded = BatchShape(rows=1, padded_prompt_tokens=5, steps=3, padded=False)
+    padded = replace(unpadded, padded=True)
+    useful = request_flops_useful(eager, 5, 3)
+    upper_triangle = 4 * 2 * 64 * (5 * 4 / 2)  # masked pairs of a dense 5 x 5 prefill
+
+    assert batch_flops_executed(sdpa, unpadded) == useful
+    assert batch_flops_executed(flash, padded) == useful
+    assert batch_flops_executed(eager, unpadded) == useful + upper_triangle
+    assert batch_flops_executed(sdpa, padded) == useful + upper_triangle
+
+
+def test_a_head_without_logits_to_keep_runs_over_the_whole_prompt(
+    eager_model: tuple[Any, Any],
+) -> None:
+    geometry = replace(model_geometry(eager_model[0]), attn_implementation="sdpa")
+    batch = BatchShape(rows=2, padded_prompt_tokens=5, steps=3, padded=False)
+    every_position = replace(geometry, logits_at_every_prompt_position=True)
+    extra = 2 * 2 * geometry.head_params * 4  # 2 rows x 4 prompt positions before the last
+    assert (
+        batch_flops_executed(every_position, batch) == batch_flops_executed(geometry, batch) + extra
+    )
