@@ -74,13 +74,11 @@ def model_geometry(model: Any) -> ModelGeometry | None:
     head = model.get_output_embeddings()
     if not (n_layers and heads and head_dim) or head is None:
         return None
-    head_ids = {id(p) for p in head.parameters()}
-    lookup_ids = {
+    not_body = {id(p) for p in head.parameters()} | {
         id(p) for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters()
     }
-    params = list(model.parameters())
     return ModelGeometry(
-        body_params=sum(p.numel() for p in params if id(p) not in head_ids | lookup_ids),
+        body_params=sum(p.numel() for p in model.parameters() if id(p) not in not_body),
         head_params=sum(p.numel() for p in head.parameters()),
         n_layers=int(n_layers),
         attn_width=int(heads) * int(head_dim),

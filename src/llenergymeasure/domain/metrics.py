@@ -217,7 +217,7 @@ class FlopsResult(_Record):
         None, description="What the device computed: padding, finished rows, dense masks."
     )
     method: Literal["palm_2n", "analytic_2n_attn"] = Field(
-        "palm_2n", description="Absent only in files written before `analytic_2n_attn`."
+        "palm_2n", description="A file without it predates `analytic_2n_attn`."
     )
     non_embedding_params: int | None = Field(
         description="Weights multiplied per token, output head included."
