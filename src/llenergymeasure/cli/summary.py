@@ -44,7 +44,7 @@ def print_summary(
             f" ({energy.baseline_method if energy else 'unavailable'})",
         ),
         ("energy / output token", fmt(result.energy_per_output_token_j, "J", 4)),
-        ("FLOPs", f"{result.total_flops:.3e}" if result.total_flops is not None else "n/a"),
+        ("FLOPs useful / executed", _flops(result)),
         (
             "TTFT p50 / p95",
             f"{fmt(latency.ttft_p50_ms if latency else None, 'ms', 1)} / "
@@ -92,3 +92,15 @@ def _processes(result: AggregatedResult) -> str:
     if not info.partial:
         return str(info.num_processes)
     return f"{info.num_processes} of {info.expected_num_processes} (partial)"
+
+
+def _flops(result: AggregatedResult) -> str:
+    """Useful / executed FLOPs and the method; a `palm_2n` result has one total."""
+
+    def sci(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3e}"
+
+    if result.flops_method == "palm_2n":
+        return f"{sci(result.total_flops)} (palm_2n)"
+    method = f" ({result.flops_method})" if result.flops_method else ""
+    return f"{sci(result.flops_useful)} / {sci(result.flops_executed)}{method}"

@@ -210,7 +210,9 @@ class AggregatedResult(_Stored):
     energy_boundaries: list[EnergyBoundary] = Field(default_factory=list)
     energy_breakdown: EnergyBreakdown | None = None
     energy_per_output_token_j: float | None = None
-    total_flops: float | None = None
+    total_flops: float | None = Field(None, description="Equal to `flops_useful`.")
+    flops_useful: float | None = Field(None, description="Sum of the processes' useful FLOPs.")
+    flops_executed: float | None = Field(None, description="Sum of the processes' executed FLOPs.")
     flops_method: str | None = None
     latency: LatencyStats | None = None
     thermal_throttle: ThermalThrottleInfo | None = None

@@ -211,12 +211,29 @@ class LatencySamples(_Record):
 
 
 class FlopsResult(_Record):
-    """Inference FLOPs: 2 x non-embedding parameters x tokens processed."""
+    """Inference FLOPs, useful and executed (formulas in docs/methodology.md).
 
-    total_flops: float | None
-    method: Literal["palm_2n"] = "palm_2n"
-    non_embedding_params: int | None
-    tokens_processed: int
+    Files written before `analytic_2n_attn` hold `palm_2n` (2 x N x tokens) in
+    `total_flops` only; their `flops_useful` and `flops_executed` read as None.
+    """
+
+    total_flops: float | None = Field(
+        description="Equal to `flops_useful` (`palm_2n` files: 2 x N x tokens)."
+    )
+    flops_useful: float | None = Field(
+        None, description="What the requests needed: own tokens, causal attention."
+    )
+    flops_executed: float | None = Field(
+        None, description="What the device computed: padding, finished rows, dense masks."
+    )
+    method: Literal["palm_2n", "analytic_2n_attn"] = Field(
+        "palm_2n", description="A file without it predates `analytic_2n_attn`."
+    )
+    non_embedding_params: int | None = Field(
+        description="Weights multiplied per token, output head included."
+    )
+    output_head_params: int | None = None
+    tokens_processed: int = Field(description="Input plus output tokens of the requests.")
 
 
 class ExtendedMetrics(_Record):

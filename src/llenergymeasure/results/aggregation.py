@@ -8,7 +8,8 @@ summed, averaged or pooled, and why:
   reading whose window is the longest, which covers the others' when they ran together
   (a warning says which was taken when it does not). Boundaries and the headline follow
   from the summed components (`combine_energy`);
-- tokens, requests, FLOPs: summed (each process ran a disjoint shard);
+- tokens, requests, FLOPs: summed (each process ran a disjoint shard); FLOPs unknown
+  in one process are unknown in total;
 - throughput: the mean of per-process tokens/s, and all tokens over the wall window
   (first start to last end);
 - latency: percentiles of the pooled per-request samples, never averaged percentiles;
@@ -131,7 +132,7 @@ def aggregate_results(
     components, boundaries, breakdown, energy_notes = combine_energy(results, manifest)
     energy_method, method_notes = combine_energy_method(results)
     rates = [r.tokens_per_second for r in results if r.tokens_per_second is not None]
-    flops = [r.flops.total_flops if r.flops else None for r in results]
+    flops = [r.flops for r in results]
     return AggregatedResult(
         experiment_id=manifest.experiment_id,
         config_name=first.config_name,
@@ -169,7 +170,9 @@ def aggregate_results(
             if breakdown is not None and breakdown.raw_j is not None and output_tokens
             else None
         ),
-        total_flops=None if any(f is None for f in flops) else float(sum(flops)),
+        total_flops=sum_flops([f.total_flops if f else None for f in flops]),
+        flops_useful=sum_flops([f.flops_useful if f else None for f in flops]),
+        flops_executed=sum_flops([f.flops_executed if f else None for f in flops]),
         flops_method=first.flops.method if first.flops else None,
         latency=LatencyStats.pooled([r.latency_samples for r in results if r.latency_samples]),
         thermal_throttle=combine_throttle(results),
@@ -180,6 +183,11 @@ def aggregate_results(
         warnings=list({(w.code, w.message): w for r in results for w in r.warnings}.values()),
         created_at=datetime.now(timezone.utc),
     )
+
+
+def sum_flops(values: list[float | None]) -> float | None:
+    """The sum; None when any process's FLOPs are unknown (a partial sum is no total)."""
+    return None if any(v is None for v in values) else float(sum(values))
 
 
 def host_key(result: RawProcessResult) -> str:

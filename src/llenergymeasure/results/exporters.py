@@ -45,6 +45,8 @@ AGGREGATED_CORE = {
     "energy_per_output_token_j": "energy_per_output_token_j",
     "total_flops": "total_flops",
     "flops_method": "flops_method",
+    "flops_useful": "flops_useful",
+    "flops_executed": "flops_executed",
     "created_at": "created_at",
 }
 RAW_IDENTITY = {
@@ -70,6 +72,8 @@ RAW_FIGURES = {
     "energy_per_output_token_j": "energy_per_output_token_j",
     "total_flops": "flops.total_flops",
     "flops_method": "flops.method",
+    "flops_useful": "flops.flops_useful",
+    "flops_executed": "flops.flops_executed",
     "sample_interval_ms": "sample_interval_ms",
     "sample_count": "sample_count",
 }

@@ -32,7 +32,7 @@ from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
 from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.core.environment import collect_environment
-from llenergymeasure.core.flops import estimate_flops_palm, non_embedding_parameters
+from llenergymeasure.core.flops import estimate_flops, model_geometry
 from llenergymeasure.core.host import host_identity
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.core.power_thermal import (
@@ -301,9 +301,7 @@ class PyTorchBackend:
                 if breakdown.raw_j is not None and output_tokens
                 else None
             ),
-            flops=estimate_flops_palm(
-                non_embedding_parameters(self.model), input_tokens + output_tokens
-            ),
+            flops=estimate_flops(model_geometry(self.model), requests, [o.shape for o in outputs]),
             latency=LatencyStats.from_samples(samples),
             latency_samples=samples,
             warmup=warmup,
