@@ -28,8 +28,14 @@ class _Record(BaseModel):
 class DeviceEnergy(_Record):
     """Energy of one device (a GPU, or a CPU package / the whole CPU) over a window."""
 
-    device_id: str = Field(description="GPU UUID, 'package-0' for RAPL, 'cpu' for the estimate.")
-    kind: Literal["gpu", "cpu"]
+    device_id: str = Field(
+        description="GPU UUID; 'package-0' or 'dram-0' (DRAM of package 0) for RAPL; 'cpu' "
+        "for the estimate."
+    )
+    kind: Literal["gpu", "cpu", "dram"] = Field(
+        description="gpu; cpu (a CPU package, or the whole CPU for the estimate); dram "
+        "(memory, outside the package)."
+    )
     scope: Literal["device", "machine"] = Field(
         description="machine: the source covers the whole host (RAPL, CPU estimate) and is "
         "counted once per host when processes are aggregated."
