@@ -58,7 +58,13 @@ class EnergyMeasurement(_Record):
     window_end_unix_s: float
     duration_s: float
     assumptions: list[str] = Field(
-        default_factory=list, description="What an estimate assumed (e.g. TDP)."
+        default_factory=list,
+        description="What an estimate assumed (e.g. TDP), or which zones a source left out.",
+    )
+    tdp_source: str | None = Field(
+        None,
+        description="The CPU estimate's full-load power: 'configured' "
+        "(measurement.energy.cpu_tdp_w), 'table:<CPU model>' or 'default'; None otherwise.",
     )
 
     @property
