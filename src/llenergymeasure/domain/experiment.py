@@ -84,6 +84,11 @@ class RawProcessResult(_Stored):
     process_index: int
     num_processes: int
     host: str
+    host_id: str | None = Field(
+        None,
+        description="The kernel the process ran on (boot:<id>, machine:<id> or "
+        "hostname:<name>): machine-level energy and devices are counted once per host_id.",
+    )
     pid: int
     config_name: str
     model_name: str

@@ -4,8 +4,9 @@ Completeness -> temporal overlap -> GPU attribution (`verification`) -> sums. Wh
 summed, averaged or pooled, and why:
 - energy: device-level readings (each GPU owned by one process) are summed; a
   machine-level reading (RAPL, CPU estimate) covers every process of its host, so each
-  host counts one: the reading whose window is the longest, which covers the others'
-  when they ran together (a warning says which was taken when it does not);
+  host (`host_id`, the kernel it ran on; the hostname for older results) counts one:
+  the reading whose window is the longest, which covers the others' when they ran
+  together (a warning says which was taken when it does not);
 - tokens, requests, FLOPs: summed (each process ran a disjoint shard);
 - throughput: the mean of per-process tokens/s, and all tokens over the wall window
   (first start to last end);
@@ -193,10 +194,10 @@ def combine_energy(results: list[RawProcessResult]) -> tuple[EnergyBreakdown | N
     by_host: dict[str, list[RawProcessResult]] = defaultdict(list)
     for r in results:
         if r.energy_breakdown is not None and is_machine_level(r):
-            by_host[r.host].append(r)
+            by_host[r.host_id or r.host].append(r)
     notes = []
-    for host, group in sorted(by_host.items()):
-        chosen, note = choose_machine_reading(host, group)
+    for _, group in sorted(by_host.items()):
+        chosen, note = choose_machine_reading(group[0].host, group)
         counted.append(chosen.energy_breakdown)
         notes += note
     if not counted:

@@ -5,9 +5,9 @@
   index and the experiment's id; no result or marker lies beyond N-1;
 - temporal overlap: the inference windows overlap by at least half of the shortest one.
   They are wall-clock (unix) times, so processes on different hosts compare;
-- GPU attribution: no (host, device) with device-level energy appears in two processes,
-  and no process mixes device- and machine-level readings (its one energy breakdown
-  could not be split to count the machine part once per host).
+- GPU attribution: no (host_id or host, device) with device-level energy appears in two
+  processes, and no process mixes device- and machine-level readings (its one energy
+  breakdown could not be split to count the machine part once per host).
 
 An incomplete experiment whose manifest still says `running` is either still running or
 was killed before it could record its end; `run_state` tells which from the launcher's
@@ -276,7 +276,7 @@ def check_gpu_attribution(results: list[RawProcessResult]) -> tuple[bool, list[s
         for device in devices:
             if device.scope == "device":
                 owner = device.parent_uuid if device.is_mig and device.parent_uuid else None
-                owners[(r.host, owner or device.device_id)].append(r.process_index)
+                owners[(r.host_id or r.host, owner or device.device_id)].append(r.process_index)
     problems += [
         f"device {device_id} on {host} is claimed by processes {', '.join(map(str, indices))}"
         for (host, device_id), indices in owners.items()

@@ -37,6 +37,7 @@ from llenergymeasure.core.energy_backends import EnergyBackend, select_energy_ba
 from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.flops import estimate_flops_palm, non_embedding_parameters
+from llenergymeasure.core.host import host_identity
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.core.power_thermal import (
     CPU_DEVICE_INDEX,
@@ -280,6 +281,7 @@ class PyTorchBackend:
             process_index=self.ctx.process_index,
             num_processes=self.ctx.num_processes,
             host=socket.gethostname(),
+            host_id=host_identity(),
             pid=os.getpid(),
             config_name=self.config.name,
             model_name=self.config.model.name,
