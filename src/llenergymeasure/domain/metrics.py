@@ -233,6 +233,14 @@ class ExtendedMetrics(_Record):
         None, description="Mean number of requests per generate call."
     )
     kv_cache_hit_rate: float | None = Field(None, description="Not measured by this backend.")
+    process_cpu_s: float | None = Field(
+        None, description="CPU seconds (user + system, all threads) of this process in the window."
+    )
+    host_busy_cpu_s: float | None = Field(
+        None,
+        description="Busy CPU seconds of the whole host in the window (user + nice + system "
+        "+ irq + softirq): what machine-level energy sources see.",
+    )
 
 
 class MeasurementWarning(_Record):

@@ -16,6 +16,7 @@ from llenergymeasure.core.host import (
     host_busy_cpu_s,
     host_identity,
 )
+from llenergymeasure.core.measurement_warnings import host_contention_warning
 
 # /proc/stat's first line in USER_HZ ticks: user nice system idle iowait irq softirq
 # steal guest guest_nice. Guest (30) is inside user (100), guest_nice (5) inside nice.
@@ -62,6 +63,8 @@ def test_another_process_burning_a_core_is_others_work() -> None:
     assert figures.host_busy_cpu_s >= 0.9
     assert figures.process_cpu_s < 0.3
     assert figures.others_share is not None and figures.others_share > 0.6
+    warning = host_contention_warning(figures.process_cpu_s, figures.host_busy_cpu_s)
+    assert warning is not None and warning.code == "host_contention"
 
 
 def test_others_share_is_clipped_and_unknown_without_busy_time() -> None:

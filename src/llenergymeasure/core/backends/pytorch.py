@@ -37,8 +37,11 @@ from llenergymeasure.core.energy_backends import EnergyBackend, select_energy_ba
 from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.flops import estimate_flops_palm, non_embedding_parameters
-from llenergymeasure.core.host import host_identity
-from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
+from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow, host_identity
+from llenergymeasure.core.measurement_warnings import (
+    collect_measurement_warnings,
+    host_contention_warning,
+)
 from llenergymeasure.core.power_thermal import (
     CPU_DEVICE_INDEX,
     CpuSampleSource,
@@ -96,6 +99,7 @@ class InferenceWindow:
     duration_s: float
     peak_memory_mb: float | None
     measurement_cpu_s: float = 0.0  # CPU seconds of the sampler and energy-backend threads
+    cpu_time: CpuTimeFigures | None = None  # this process's and the host's, over the window
 
 
 @dataclass
@@ -209,13 +213,16 @@ class PyTorchBackend:
         self.synchronize()
         start_unix_s, start_mono_s = time.time(), time.monotonic()
         sampler.start()
+        cpu_time = CpuTimeWindow()
         if energy is not None:
             energy.start()
+        cpu_time.start()
         for batch in batches:
             outputs.append(generate_batch(self.model, batch, gen_config, self.synchronize))
             self._progress("inference", sum(len(o.requests) for o in outputs), total)
         self.synchronize()
         measured = energy.stop() if energy is not None else None
+        cpu_figures = cpu_time.stop()
         duration_s = (
             measured.duration_s if measured is not None else time.monotonic() - start_mono_s
         )
@@ -231,6 +238,7 @@ class PyTorchBackend:
             peak_memory_mb=self._peak_memory_mb(),
             measurement_cpu_s=sampler.thread_cpu_s
             + (energy.thread_cpu_s if energy is not None else 0.0),
+            cpu_time=cpu_figures,
         )
 
     def synchronize(self) -> None:
@@ -276,6 +284,13 @@ class PyTorchBackend:
                 window.samples, window.start_mono_s, window.start_mono_s + window.duration_s
             ),
         )
+        # Several workers on one host are each other's "others": their check belongs to
+        # the aggregate, over the sum of their CPU time.
+        if window.cpu_time is not None and self.ctx.num_processes == 1:
+            contention = host_contention_warning(
+                window.cpu_time.process_cpu_s, window.cpu_time.host_busy_cpu_s
+            )
+            warnings += [contention] if contention is not None else []
         return RawProcessResult(
             experiment_id=self.ctx.experiment_id,
             process_index=self.ctx.process_index,
@@ -338,6 +353,8 @@ def extended_metrics(window: InferenceWindow, on_gpu: bool) -> ExtendedMetrics:
         gpu_util_mean_pct=statistics.fmean(gpu_util) if gpu_util else None,
         gpu_mem_peak_mb=max(gpu_mem) if gpu_mem else None,
         batch_effective_size=statistics.fmean(sizes) if sizes else None,
+        process_cpu_s=window.cpu_time.process_cpu_s if window.cpu_time else None,
+        host_busy_cpu_s=window.cpu_time.host_busy_cpu_s if window.cpu_time else None,
     )
 
 
