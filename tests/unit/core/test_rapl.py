@@ -142,3 +142,12 @@ def test_read_error_at_the_window_end_completes_with_a_warning(tmp_path: Path) -
         duration_s=60, sample_count=100, energy=measurement, energy_requested=True
     )
     assert "energy_incomplete" in {w.code for w in warnings}
+
+
+def test_an_unreadable_zone_is_named_in_the_assumptions(tmp_path: Path) -> None:
+    make_zone(tmp_path, "intel-rapl:0", "package-0", 0, 10**12)
+    dram = make_zone(tmp_path, "intel-rapl:0:2", "dram", 0, 10**12)
+    (dram / "energy_uj").unlink()
+    backend = RaplBackend(tmp_path, poll_interval_s=3600)
+    assert backend.device_ids == ["package-0"]
+    assert any(a.startswith("dram-0 not added: unreadable") for a in backend.assumptions)

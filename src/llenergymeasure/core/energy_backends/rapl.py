@@ -67,14 +67,15 @@ def find_rapl_zones(root: Path = POWERCAP_ROOT) -> RaplZones:
     zones = RaplZones()
     for (top, sub), label in labels.items():
         parent = None if sub is None else labels.get((top, None), "")
-        device = _classify(label, parent)
-        if isinstance(device, str):
-            zones.left_out.append(device)
+        role = _role(label, parent)
+        if role is None:
+            zones.left_out.append(_why_left_out(label, parent))
             continue
         dirname = f"intel-rapl:{top}" if sub is None else f"intel-rapl:{top}:{sub}"
-        domain = _readable_domain(root / dirname, *device)
-        if domain is not None:
-            zones.domains.append(domain)
+        try:
+            zones.domains.append(_read_domain(root / dirname, *role))
+        except (OSError, ValueError) as e:
+            zones.left_out.append(f"{role[0]} not added: unreadable ({type(e).__name__}: {e})")
     return zones
 
 
@@ -83,30 +84,31 @@ def find_rapl_packages(root: Path = POWERCAP_ROOT) -> list[RaplDomain]:
     return [d for d in find_rapl_zones(root).domains if d.kind == "cpu"]
 
 
-def _classify(label: str, parent: str | None) -> tuple[str, Literal["cpu", "dram"]] | str:
-    """(device id, kind) of a zone that is added, or why it is left out.
+def _role(label: str, parent: str | None) -> tuple[str, Literal["cpu", "dram"]] | None:
+    """(device id, kind) of a zone whose energy is added; None for a zone left out.
 
     `parent` is the label of the package a sub-zone belongs to, None for a top-level zone.
     """
-    if parent is None:
-        if label.startswith(_PACKAGE_PREFIX):
-            return label, "cpu"
-        if label == "dram":
-            return "dram", "dram"
-        if label == "psys":
-            return "psys (platform) zone not added: it contains the CPU packages"
-        return f"top-level zone {label!r} not added: unknown what it covers"
-    if label == "dram" and parent.startswith(_PACKAGE_PREFIX):
+    if parent is None and label.startswith(_PACKAGE_PREFIX):
+        return label, "cpu"
+    if parent is None and label == "dram":
+        return "dram", "dram"
+    if parent is not None and label == "dram" and parent.startswith(_PACKAGE_PREFIX):
         return f"dram-{parent.removeprefix(_PACKAGE_PREFIX)}", "dram"
-    return f"{label} sub-zone of {parent or 'an unnamed zone'} not added: part of its package"
+    return None
 
 
-def _readable_domain(zone: Path, name: str, kind: Literal["cpu", "dram"]) -> RaplDomain | None:
-    try:
-        max_range = int((zone / "max_energy_range_uj").read_text())
-        int((zone / "energy_uj").read_text())
-    except (OSError, ValueError):
-        return None
+def _why_left_out(label: str, parent: str | None) -> str:
+    if parent is not None:
+        return f"{label} sub-zone of {parent or 'an unnamed zone'} not added: part of its package"
+    if label == "psys":
+        return "psys (platform) zone not added: it contains the CPU packages"
+    return f"top-level zone {label!r} not added: unknown what it covers"
+
+
+def _read_domain(zone: Path, name: str, kind: Literal["cpu", "dram"]) -> RaplDomain:
+    max_range = int((zone / "max_energy_range_uj").read_text())
+    int((zone / "energy_uj").read_text())
     return RaplDomain(name, zone / "energy_uj", max_range, kind)
 
 
