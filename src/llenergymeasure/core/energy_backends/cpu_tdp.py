@@ -72,8 +72,8 @@ CPU_POWER_TABLE = (
     CpuPowerSpec("AMD EPYC 9755", 500, 256),
     CpuPowerSpec("AMD EPYC 9965", 500, 384),
     # An EPYC whose model name hides the generation (common in VMs, e.g. "AMD EPYC"):
-    # the 64-core EPYC 7763 (2.19 W per thread), the EPYC most deployed in clouds and
-    # close to the median of the EPYC parts above (2.07 W per thread).
+    # the 64-core EPYC 7763 (2.19 W per thread), a common cloud part and close to the
+    # median of the EPYC parts above (2.07 W per thread).
     CpuPowerSpec("AMD EPYC", 280, 128),
     # Desktop and workstation
     CpuPowerSpec("Intel Core i9-14900K", 125, 32),
