@@ -71,8 +71,8 @@ def collect_measurement_warnings(
                 code="energy_estimated",
                 message="energy is an estimate (TDP x CPU utilisation), not a measurement: "
                 + "; ".join(energy.assumptions),
-                remediation="run where RAPL (/sys/class/powercap) or NVML is readable, "
-                "or set measurement.energy.cpu_tdp_w to the CPU's real TDP",
+                remediation="run where RAPL (/sys/class/powercap) or NVML is readable, or set "
+                "measurement.energy.cpu_tdp_w to the full-load power of all the host's CPUs",
             )
         )
     if energy is None and energy_requested:
