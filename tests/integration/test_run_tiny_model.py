@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -129,3 +131,19 @@ def test_timeseries_sidecar_is_relative_and_readable(outcome: ExperimentOutcome)
     table = pq.read_table(outcome.experiment_dir / result["timeseries_path"])
     assert table.num_rows >= 1
     assert set(table.column("gpu_index").to_pylist()) == {-1}
+
+
+def test_the_window_records_cpu_time_and_flags_a_busy_host(tmp_path: Path) -> None:
+    burn = "while True: pass"
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(2)]
+    try:
+        busy = run(tmp_path)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    result = process_json(busy)
+    extended = result["extended"]
+    assert extended["process_cpu_s"] > 0
+    assert extended["host_busy_cpu_s"] > extended["process_cpu_s"]
+    assert "host_contention" in {w["code"] for w in result["warnings"]}

@@ -85,8 +85,9 @@ class EnergyConfig(_Section):
         None,
         gt=0,
         le=5_000,
-        description="CPU package power at full load for the estimate; null: 10 W per "
-        "logical core, an assumption recorded in the result.",
+        description="Full-load power of all logical cores the host sees, for the estimate; "
+        "null: from the CPU model's TDP (bundled table) or a per-socket default, the "
+        "assumption recorded in the result.",
     )
 
 

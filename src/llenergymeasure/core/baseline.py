@@ -31,7 +31,7 @@ from loguru import logger
 
 from llenergymeasure.config.models import BaselineConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend, IdlePower
-from llenergymeasure.core.energy_backends.estimate import machine_busy_cpu_s
+from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
 from llenergymeasure.domain.metrics import BaselineMethod, MeasurementWarning
 from llenergymeasure.errors import DeviceError, StorageError
 from llenergymeasure.fileio import atomic_write_bytes
@@ -97,7 +97,9 @@ def _backend_baselines(
         cached = _read_cache(cache, keys, config.cache_ttl_s)
         if cached is not None:
             return _by_component(cached, "cached")
-    busy_start_s, own_start_s, started_s = _cpu_clocks()
+    cpu_time = CpuTimeWindow()
+    cpu_time.start()
+    started_s = time.monotonic()
     try:
         parts = backend.idle_power(config.duration_s)
     except DeviceError as e:
@@ -105,7 +107,7 @@ def _backend_baselines(
         return {}
     if not parts:
         return {}
-    others_share = _others_busy_share(busy_start_s, own_start_s, started_s)
+    others_share = _others_busy_share(cpu_time.stop(), time.monotonic() - started_s)
     now = time.time()
     fresh = [
         (_cache_key(p.key, config.duration_s), p.component, _fresh(p, config.duration_s, now))
@@ -150,18 +152,12 @@ def _cache_key(key: str, duration_s: float) -> str:
     return f"{key}|{duration_s:g}s"
 
 
-def _cpu_clocks() -> tuple[float, float, float]:
-    times = psutil.Process().cpu_times()
-    return machine_busy_cpu_s(), times.user + times.system, time.monotonic()
-
-
-def _others_busy_share(busy_start_s: float, own_start_s: float, started_s: float) -> float:
-    """Share of the host's cores kept busy by other processes since the clocks were read."""
-    busy_end_s, own_end_s, ended_s = _cpu_clocks()
-    if ended_s - started_s < MIN_BUSY_CHECK_S:
+def _others_busy_share(figures: CpuTimeFigures, elapsed_s: float) -> float:
+    """Share of the host's cores that other processes kept busy over `elapsed_s`."""
+    if elapsed_s < MIN_BUSY_CHECK_S:
         return 0.0
-    capacity_s = (ended_s - started_s) * (psutil.cpu_count(logical=True) or 1)
-    others_s = (busy_end_s - busy_start_s) - (own_end_s - own_start_s)
+    capacity_s = elapsed_s * (psutil.cpu_count(logical=True) or 1)
+    others_s = figures.host_busy_cpu_s - figures.process_cpu_s
     return min(1.0, max(0.0, others_s / capacity_s))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from llenergymeasure.core.host import CpuTimeFigures
 from llenergymeasure.core.power_thermal import CPU_DEVICE_INDEX, PowerThermalSample
 from llenergymeasure.domain.environment import GpuInfo
 from llenergymeasure.domain.metrics import EnergyMeasurement, MeasurementWarning
@@ -13,6 +14,10 @@ SHORT_MEASUREMENT_S = 10.0
 LOW_SAMPLE_COUNT = 10
 THERMAL_DRIFT_C = 10.0
 CROSS_CHECK_TOLERANCE = 0.05
+# Others' share of the host's busy CPU time above which a run is flagged as contended,
+# and the CPU seconds of others' work below which it is noise (daemons, 10 ms ticks).
+HOST_CONTENTION_SHARE = 0.25
+HOST_CONTENTION_MIN_CPU_S = 0.5
 
 
 def collect_measurement_warnings(
@@ -67,8 +72,8 @@ def collect_measurement_warnings(
                 code="energy_estimated",
                 message="CPU energy is an estimate (TDP x CPU utilisation), not a measurement: "
                 + "; ".join(estimate.assumptions),
-                remediation="run where RAPL (/sys/class/powercap) or NVML is readable, "
-                "or set measurement.energy.cpu_tdp_w to the CPU's real TDP",
+                remediation="run where RAPL (/sys/class/powercap) or NVML is readable, or set "
+                "measurement.energy.cpu_tdp_w to the full-load power of all the host's CPUs",
             )
         )
     if not readings and energy_requested:
@@ -180,4 +185,35 @@ def _energy_incomplete(energy: EnergyMeasurement | None) -> MeasurementWarning |
         message=f"energy of {', '.join(missing) or 'every device'} could not be read at the "
         "window's edges; total energy is null",
         remediation="check the device with `nvidia-smi -q` and the kernel log, then re-run",
+    )
+
+
+def host_contention_warning(
+    process_cpu_s: float, host_busy_cpu_s: float
+) -> MeasurementWarning | None:
+    """`host_contention` when other work took a large share of the host's CPU in the window.
+
+    Fires when others' share (1 - process / host, clipped to [0, 1]) exceeds
+    `HOST_CONTENTION_SHARE` and their CPU time is at least `HOST_CONTENTION_MIN_CPU_S`.
+    For several processes of one experiment on one host, pass the sum of their
+    `process_cpu_s` and the host's busy time, so that they are not each other's "others".
+
+    Args:
+        process_cpu_s: CPU seconds of the measured process(es) over the window.
+        host_busy_cpu_s: busy CPU seconds of the whole host over the same window.
+
+    """
+    figures = CpuTimeFigures(process_cpu_s, host_busy_cpu_s)
+    share = figures.others_share
+    others_cpu_s = host_busy_cpu_s - process_cpu_s
+    if share is None or share <= HOST_CONTENTION_SHARE or others_cpu_s < HOST_CONTENTION_MIN_CPU_S:
+        return None
+    return MeasurementWarning(
+        code="host_contention",
+        message=f"other processes used {share:.0%} of the host's busy CPU time in the window "
+        f"(host {host_busy_cpu_s:.1f} CPU s, this run {process_cpu_s:.1f} CPU s); "
+        "machine-level energy (RAPL, the CPU estimate) includes their work, and they "
+        "compete with the run for the CPU",
+        remediation="run on a quiet host (check with `top`), or keep other jobs off this "
+        "machine during the run",
     )

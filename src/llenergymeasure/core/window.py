@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from llenergymeasure.core.energy_backends.base import EnergyBackend
+from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
 from llenergymeasure.core.power_thermal import PowerThermalSample, PowerThermalSampler, SampleSource
 from llenergymeasure.domain.metrics import EnergyMeasurement
 
@@ -30,7 +31,8 @@ class WindowResult(Generic[T]):
     """What the body returned and everything observed while the window was open.
 
     `busy_s` runs from the energy start to the end of the body (this process's work),
-    `window_s` from the energy start to the energy stop (the experiment's common window).
+    `window_s` from the energy start to the energy stop (the experiment's common window);
+    `cpu_time` is this process's CPU time against the host's over the energy window.
     """
 
     value: T
@@ -41,6 +43,7 @@ class WindowResult(Generic[T]):
     start_unix_s: float
     busy_s: float
     window_s: float
+    cpu_time: CpuTimeFigures
     measurement_cpu_s: float = 0.0
 
     @property
@@ -67,6 +70,7 @@ class MeasurementWindow:
     ) -> None:
         self.backends = list(backends)
         self.sampler = PowerThermalSampler(sources, interval_ms, clock=clock)
+        self.cpu_time = CpuTimeWindow()
         self.synchronize = synchronize
         self._clock = clock
 
@@ -79,11 +83,13 @@ class MeasurementWindow:
         start_unix_s, start_mono_s = time.time(), self._clock()
         for backend in self.backends:
             backend.start()
+        self.cpu_time.start()
         value = body()
         self.synchronize()
         busy_s = self._clock() - start_mono_s
         wait_for_all()
         readings = [backend.stop() for backend in self.backends]
+        cpu_time = self.cpu_time.stop()
         window_s = self._clock() - start_mono_s
         samples = self.sampler.stop()
         return WindowResult(
@@ -95,6 +101,7 @@ class MeasurementWindow:
             start_unix_s=start_unix_s,
             busy_s=busy_s,
             window_s=window_s,
+            cpu_time=cpu_time,
             measurement_cpu_s=self.sampler.thread_cpu_s
             + sum(backend.thread_cpu_s for backend in self.backends),
         )

@@ -93,7 +93,9 @@ class RawProcessResult(_Stored):
     num_processes: int
     host: str
     host_id: str | None = Field(
-        None, description="Identity of the machine (boot id): the unit of machine-level energy."
+        None,
+        description="The kernel the process ran on (boot:<id>, machine:<id> or "
+        "hostname:<name>): machine-level energy and devices are counted once per host_id.",
     )
     pid: int
     config_name: str

@@ -28,8 +28,14 @@ class _Record(BaseModel):
 class DeviceEnergy(_Record):
     """Energy of one device (a GPU, or a CPU package / the whole CPU) over a window."""
 
-    device_id: str = Field(description="GPU UUID, 'package-0' for RAPL, 'cpu' for the estimate.")
-    kind: Literal["gpu", "cpu"]
+    device_id: str = Field(
+        description="GPU UUID; 'package-0' or 'dram-0' (DRAM of package 0) for RAPL; 'cpu' "
+        "for the estimate."
+    )
+    kind: Literal["gpu", "cpu", "dram"] = Field(
+        description="gpu; cpu (a CPU package, or the whole CPU for the estimate); dram "
+        "(memory, outside the package)."
+    )
     scope: Literal["device", "machine"] = Field(
         description="machine: the source covers the whole host (RAPL, CPU estimate) and is "
         "counted once per host when processes are aggregated."
@@ -52,7 +58,13 @@ class EnergyMeasurement(_Record):
     window_end_unix_s: float
     duration_s: float
     assumptions: list[str] = Field(
-        default_factory=list, description="What an estimate assumed (e.g. TDP)."
+        default_factory=list,
+        description="What an estimate assumed (e.g. TDP), or which zones a source left out.",
+    )
+    tdp_source: str | None = Field(
+        None,
+        description="The CPU estimate's full-load power: 'configured' "
+        "(measurement.energy.cpu_tdp_w), 'table:<CPU model>' or 'default'; None otherwise.",
     )
 
     @property
@@ -248,6 +260,14 @@ class ExtendedMetrics(_Record):
         None, description="Mean number of requests per generate call."
     )
     kv_cache_hit_rate: float | None = Field(None, description="Not measured by this backend.")
+    process_cpu_s: float | None = Field(
+        None, description="CPU seconds (user + system, all threads) of this process in the window."
+    )
+    host_busy_cpu_s: float | None = Field(
+        None,
+        description="Busy CPU seconds of the whole host in the window (user + nice + system "
+        "+ irq + softirq): what machine-level energy sources see.",
+    )
 
 
 class MeasurementWarning(_Record):

@@ -4,7 +4,8 @@ Completeness -> temporal overlap -> GPU attribution (`verification`) -> sums. Wh
 summed, averaged or pooled, and why:
 - energy, per component: device-level components (each GPU owned by one process) are
   summed; a machine-level component (CPU packages, DRAM: RAPL or the estimate) covers
-  every process of its host (by host identity, not name), so each host counts one: the
+  every process of its host (`host_id`, the kernel it ran on; the hostname for schema 1
+  results), so each host counts one: the
   reading whose window is the longest, which covers the others' when they ran together
   (a warning says which was taken when it does not). Boundaries and the headline follow
   from the summed components (`combine_energy`);
@@ -261,8 +262,8 @@ def combine_energy(
             else:
                 parts[c.component].append(c)
     notes = []
-    for (component, host), group in sorted(machine.items()):
-        chosen, note = choose_machine_reading(host, component, group)
+    for (component, _), group in sorted(machine.items()):
+        chosen, note = choose_machine_reading(group[0][0].host, component, group)
         parts[component].append(chosen)
         notes += note
     if not parts:

@@ -111,7 +111,8 @@ def test_estimate_grows_with_busy_time_and_says_it_is_an_estimate() -> None:
     measurement = backend.stop()
     assert measurement.is_estimate
     assert measurement.devices[0].scope == "machine"
-    assert any("100 W (configured)" in a for a in measurement.assumptions)
+    assert any("100 W (configured" in a for a in measurement.assumptions)
+    assert measurement.tdp_source == "configured"
     per_core_w = 100.0 / backend.logical_cores
     # one busy core for 0.3 s, other load on the host can only add to it
     assert measurement.total_j >= 0.8 * per_core_w * 0.3

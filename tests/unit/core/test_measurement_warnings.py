@@ -7,7 +7,10 @@ import pytest
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
 from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
-from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
+from llenergymeasure.core.measurement_warnings import (
+    collect_measurement_warnings,
+    host_contention_warning,
+)
 from llenergymeasure.core.power_thermal import PowerThermalSample, power_integral_j
 from llenergymeasure.domain.environment import GpuInfo
 
@@ -100,3 +103,17 @@ def test_lagging_averaged_power_disagrees_with_the_counter(monkeypatch: pytest.M
     )
     assert warning.code == "energy_cross_check"
     assert "500.0 J" in warning.message and "20.0%" in warning.message
+
+
+def test_host_contention_names_both_figures_when_others_take_most_of_the_cpu() -> None:
+    warning = host_contention_warning(process_cpu_s=2.0, host_busy_cpu_s=8.0)
+    assert warning is not None and warning.code == "host_contention"
+    assert "75%" in warning.message
+    assert "host 8.0 CPU s" in warning.message and "this run 2.0 CPU s" in warning.message
+
+
+def test_a_quiet_host_is_not_contended() -> None:
+    assert host_contention_warning(process_cpu_s=9.0, host_busy_cpu_s=10.0) is None
+    # others' share is large, but half a CPU second of daemons is noise
+    assert host_contention_warning(process_cpu_s=0.1, host_busy_cpu_s=0.4) is None
+    assert host_contention_warning(process_cpu_s=0.0, host_busy_cpu_s=0.0) is None

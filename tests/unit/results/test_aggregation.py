@@ -319,3 +319,37 @@ def test_one_process_with_unknown_flops_makes_the_total_unknown(
     agg = aggregate(tmp_path)
     assert agg.total_flops is None
     assert agg.flops_useful is None and agg.flops_executed is None
+
+
+def test_two_machines_with_one_hostname_each_count_their_machine_energy(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, host="node", host_id="boot:a", energy_j=100.0),
+            result(1, host="node", host_id="boot:b", energy_j=120.0),
+        ],
+    )
+    assert aggregate(tmp_path).energy_breakdown.raw_j == 220.0
+
+
+def test_containers_on_one_kernel_count_its_machine_energy_once(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, host="c1", host_id="boot:a", energy_j=100.0),
+            result(1, host="c2", host_id="boot:a", start=1000.01, energy_j=120.0),
+        ],
+    )
+    assert aggregate(tmp_path).energy_breakdown.raw_j == 100.0
+
+
+def test_one_gpu_claimed_from_two_containers_of_one_host_is_refused(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, host="c1", host_id="boot:a", device="GPU-a", method="nvml_counter"),
+            result(1, host="c2", host_id="boot:a", device="GPU-a", method="nvml_counter"),
+        ],
+    )
+    with pytest.raises(UnverifiedExperiment, match="device GPU-a on boot:a is claimed"):
+        aggregate(tmp_path)

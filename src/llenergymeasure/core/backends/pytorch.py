@@ -34,7 +34,10 @@ from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.flops import estimate_flops, model_geometry
 from llenergymeasure.core.host import host_identity
-from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
+from llenergymeasure.core.measurement_warnings import (
+    collect_measurement_warnings,
+    host_contention_warning,
+)
 from llenergymeasure.core.power_thermal import (
     CPU_DEVICE_INDEX,
     CpuSampleSource,
@@ -264,6 +267,13 @@ class PyTorchBackend:
                 window.samples, window.start_mono_s, window.start_mono_s + window.window_s
             ),
         )
+        # Several workers on one host are each other's "others": their check belongs to
+        # the aggregate, over the sum of their CPU time.
+        if self.ctx.num_processes == 1:
+            contention = host_contention_warning(
+                window.cpu_time.process_cpu_s, window.cpu_time.host_busy_cpu_s
+            )
+            warnings += [contention] if contention is not None else []
         breakdown = account.breakdown
         return RawProcessResult(
             experiment_id=self.ctx.experiment_id,
@@ -332,6 +342,8 @@ def extended_metrics(
         gpu_util_mean_pct=statistics.fmean(gpu_util) if gpu_util else None,
         gpu_mem_peak_mb=max(gpu_mem) if gpu_mem else None,
         batch_effective_size=statistics.fmean(sizes) if sizes else None,
+        process_cpu_s=window.cpu_time.process_cpu_s,
+        host_busy_cpu_s=window.cpu_time.host_busy_cpu_s,
     )
 
 
