@@ -84,8 +84,9 @@ def test_nvml_baseline_is_mean_and_spread_of_sampled_power_per_gpu(
     backend = nvml_backend(monkeypatch, gpus, clock, "0,1")
     baseline = measure_baseline_power(backend, BaselineConfig(duration_s=1.0), tmp_path / "b.json")
     assert baseline.method == "fresh"
-    assert baseline.power_w == pytest.approx(60.0 + 45.0)
-    assert baseline.std_w == pytest.approx(math.sqrt(10 * 2.0**2 / 9))  # B is steady
+    # each reading is the last completed 100 ms update: 6 readings see 58 W, 4 see 62 W
+    assert baseline.power_w == pytest.approx(59.6 + 45.0)
+    assert baseline.std_w == pytest.approx(math.sqrt((6 * 1.6**2 + 4 * 2.4**2) / 9))
     assert clock.now_s == pytest.approx(0.9)  # ten readings, 100 ms apart
 
 
