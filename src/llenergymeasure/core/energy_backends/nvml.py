@@ -6,6 +6,9 @@ the driver updates it about every 100 ms) between `start()` and `stop()`.
 power sampled every `interval_ms` (the instant power field where the driver has it, else
 the 1 s averaged `nvmlDeviceGetPowerUsage`).
 
+Each device reading records its `energy_scope`: `gpu`, or `module` where the counter of a
+GH200/GB200-class device covers the whole module (Grace CPU and memory included).
+
 Devices are recorded by UUID. A MIG instance reports the energy of its whole parent GPU
 (NVML has no per-instance power): it is flagged `is_mig` with the parent's UUID.
 """
@@ -20,7 +23,11 @@ from typing import Any
 from loguru import logger
 
 from llenergymeasure.core.energy_backends.base import EnergyBackend, IdlePower
-from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, open_cuda_devices
+from llenergymeasure.core.energy_backends.nvml_device import (
+    NvmlDevice,
+    PowerScope,
+    open_cuda_devices,
+)
 from llenergymeasure.core.power_thermal import (
     PowerThermalSample,
     PowerThermalSampler,
@@ -187,6 +194,7 @@ class NvmlBackend(EnergyBackend):
                     name=d.name,
                     is_mig=d.is_mig,
                     parent_uuid=d.parent_uuid,
+                    energy_scope=self._energy_scope(d),
                 )
                 for d, energy_j in zip(self.devices, energies, strict=True)
             ],
@@ -195,6 +203,10 @@ class NvmlBackend(EnergyBackend):
             duration_s=duration_s,
             assumptions=assumptions,
         )
+
+    def _energy_scope(self, device: NvmlDevice) -> PowerScope:
+        """The counter's scope, or that of the power readings integrated without one."""
+        return device.energy_scope if self.method == "nvml_counter" else device.power_scope
 
     def _counter_mj(self, device: NvmlDevice) -> int | None:
         try:

@@ -5,6 +5,12 @@ says how to fix it; the rest of llem sees `NvmlDevice` and plain numbers. A read
 the device does not support (`NVMLError_NotSupported`, or a function the driver lacks)
 returns None and is remembered, so it is not retried at every sampler tick.
 
+Power scope: on GH200/GB200-class modules the energy counter covers the whole module
+(Grace CPU and memory too). Such a device is recognised by its name or by the instant
+power field answering at NVML_POWER_SCOPE_MODULE; its power is then read at module scope
+too, so that baseline, samples and counter cover the same parts (`energy_scope`,
+`power_scope`).
+
 Devices are found from what CUDA calls them in this process: `CUDA_VISIBLE_DEVICES`
 entries (indices, `GPU-` UUIDs or `MIG-` UUIDs) name the NVML device behind each CUDA
 ordinal. NVML index i is not assumed to be CUDA index i.
@@ -13,9 +19,10 @@ ordinal. NVML index i is not assumed to be CUDA index i.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pynvml
 from loguru import logger
@@ -25,6 +32,13 @@ from llenergymeasure.errors import DeviceError
 
 T = TypeVar("T")
 MIB = 2**20
+PowerScope = Literal["gpu", "module"]
+# Grace Hopper / Grace Blackwell superchips ("NVIDIA GH200 480GB", "NVIDIA GB200").
+_MODULE_NAME = re.compile(r"\bG[HB]\d{3}\b")
+_SCOPE_IDS: dict[PowerScope, int] = {
+    "gpu": pynvml.NVML_POWER_SCOPE_GPU,
+    "module": pynvml.NVML_POWER_SCOPE_MODULE,
+}
 
 _FALLBACK_HINT = "or set measurement.energy.backend to rapl, estimate or none"
 _HINTS = {
@@ -256,6 +270,18 @@ class NvmlDevice:
         )
         self.power_uuid = self.parent_uuid or self.uuid
         self._unsupported: set[str] = set()
+        module_power = self._instant_power_mw_at("module") is not None
+        gpu_name = _call("read a GPU name", pynvml.nvmlDeviceGetName, self.power_handle)
+        self.energy_scope: PowerScope = (
+            "module" if module_power or _MODULE_NAME.search(gpu_name) else "gpu"
+        )
+        self._instant_scope: PowerScope = "module" if module_power else "gpu"
+        if self.energy_scope == "module" and not module_power:
+            logger.warning(
+                f"NVML: {self.power_uuid} is a module ({gpu_name}) whose energy counter "
+                "covers the whole module, but NVML reads its power for the GPU only: "
+                "sampled power and a power-reading baseline cover less than the counter"
+            )
 
     def energy_mj(self) -> int | None:
         """The total-energy counter (mJ since the driver loaded; Volta and newer)."""
@@ -267,11 +293,17 @@ class NvmlDevice:
     def power_field(self) -> str:
         """Which NVML reading `power_w` returns now."""
         if "power_instant" not in self._unsupported:
-            return "NVML_FI_DEV_POWER_INSTANT"
+            scope = " at module scope" if self._instant_scope == "module" else ""
+            return f"NVML_FI_DEV_POWER_INSTANT{scope}"
         return "nvmlDeviceGetPowerUsage (1 s average)"
 
+    @property
+    def power_scope(self) -> PowerScope:
+        """What `power_w` covers now: the module only through the module-scope field."""
+        return self._instant_scope if "power_instant" not in self._unsupported else "gpu"
+
     def power_w(self) -> float | None:
-        """Board power: the instant field where supported, else the 1 s averaged reading."""
+        """Power at `power_scope`: the instant field where supported, else the 1 s average."""
         milliwatts = self._instant_power_mw()
         if milliwatts is None:
             milliwatts = self._read(
@@ -357,7 +389,7 @@ class NvmlDevice:
             "power_instant",
             pynvml.nvmlDeviceGetFieldValues,
             self.power_handle,
-            [pynvml.NVML_FI_DEV_POWER_INSTANT],
+            [(pynvml.NVML_FI_DEV_POWER_INSTANT, _SCOPE_IDS[self._instant_scope])],
         )
         if values is None:
             return None
@@ -370,6 +402,22 @@ class NvmlDevice:
             self._unsupported.add("power_instant")
             return None
         return _field_number(value)
+
+    def _instant_power_mw_at(self, scope: PowerScope) -> float | None:
+        """One read of the instant field at `scope`; None where it does not answer."""
+        try:
+            values = _supported(
+                f"read the {scope} power of {self.uuid}",
+                pynvml.nvmlDeviceGetFieldValues,
+                self.power_handle,
+                [(pynvml.NVML_FI_DEV_POWER_INSTANT, _SCOPE_IDS[scope])],
+            )
+        except DeviceError as e:
+            logger.warning(f"NVML: {e}")
+            return None
+        if values is None or values[0].nvmlReturn != pynvml.NVML_SUCCESS:
+            return None
+        return _field_number(values[0])
 
     def _static(self, fn: Callable[..., T | None], *args: Any) -> T | None:
         try:
