@@ -12,8 +12,9 @@ too, so that baseline, samples and counter cover the same parts (`energy_scope`,
 `power_scope`).
 
 Devices are found from what CUDA calls them in this process: `CUDA_VISIBLE_DEVICES`
-entries (indices, `GPU-` UUIDs or `MIG-` UUIDs) name the NVML device behind each CUDA
-ordinal. NVML index i is not assumed to be CUDA index i.
+entries (indices, `GPU-` or `MIG-` UUIDs, whole or any unique prefix, or the legacy
+`MIG-GPU-<uuid>/<gi>/<ci>` form) name the NVML device behind each CUDA ordinal. NVML
+index i is not assumed to be CUDA index i.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ _HINTS = {
     pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: "the NVML library and the kernel driver differ "
     "in version; reboot after a driver update",
 }
+
+_LEGACY_MIG = re.compile(r"MIG-(?P<gpu>GPU-[0-9A-Fa-f-]+)/(?P<gi>\d+)/(?P<ci>\d+)")
 
 _lock = threading.Lock()
 _initialised_library: object | None = None
@@ -171,7 +174,7 @@ def _visible_entries(visible: str | None) -> list[str]:
 
 def _open_entry(ordinal: int, entry: str, order: str) -> NvmlDevice:
     if entry.startswith(("GPU-", "MIG-")):
-        handle = _call(f"find device {entry}", pynvml.nvmlDeviceGetHandleByUUID, entry)
+        handle = _handle_for_uuid(entry)
     else:
         _check_index_order(order)
         handle = _call(f"open GPU {entry}", pynvml.nvmlDeviceGetHandleByIndex, int(entry))
@@ -188,6 +191,76 @@ def _open_entry(ordinal: int, entry: str, order: str) -> NvmlDevice:
             handle,
         )
     return NvmlDevice(ordinal, handle, parent)
+
+
+def _handle_for_uuid(entry: str) -> Any:
+    """The handle of a UUID entry as CUDA reads it: full, abbreviated, or legacy MIG.
+
+    CUDA accepts any unique prefix of a UUID (`GPU-8932f937`) and the legacy MIG form
+    `MIG-GPU-<uuid>/<gpu instance id>/<compute instance id>`.
+    """
+    legacy = _LEGACY_MIG.fullmatch(entry)
+    if legacy is not None:
+        parent = _handle_for_uuid(legacy["gpu"])
+        return _mig_instance(parent, legacy["gpu"], int(legacy["gi"]), int(legacy["ci"]))
+    try:
+        return pynvml.nvmlDeviceGetHandleByUUID(entry)
+    except (pynvml.NVMLError_NotFound, pynvml.NVMLError_InvalidArgument) as e:
+        not_found = e  # not a whole UUID: perhaps a prefix of one
+    except pynvml.NVMLError as e:
+        raise nvml_error(e, f"find device {entry}") from e
+    matches = [(uuid, h) for uuid, h in _uuid_handles(entry[:4]) if uuid.startswith(entry)]
+    if len(matches) > 1:
+        listed = ", ".join(uuid for uuid, _ in matches)
+        raise DeviceError(
+            f"CUDA_VISIBLE_DEVICES entry {entry} is ambiguous: it begins the UUIDs of "
+            f"{len(matches)} devices ({listed}); write enough of the UUID to name one"
+        )
+    if not matches:
+        raise nvml_error(not_found, f"find device {entry}") from not_found
+    return matches[0][1]
+
+
+def _uuid_handles(kind: str) -> list[tuple[str, Any]]:
+    """(UUID, handle) of every GPU (kind "GPU-") or every MIG instance (kind "MIG-")."""
+    found = []
+    for i in range(_call("count devices", pynvml.nvmlDeviceGetCount)):
+        gpu = _call(f"open GPU {i}", pynvml.nvmlDeviceGetHandleByIndex, i)
+        handles = _mig_instances(gpu) if kind == "MIG-" else [gpu]
+        found += [(_call("read a device UUID", pynvml.nvmlDeviceGetUUID, h), h) for h in handles]
+    return found
+
+
+def _mig_instances(gpu: Any) -> list[Any]:
+    """The MIG instance handles of a GPU (none when MIG is off)."""
+    if not _mig_enabled(gpu):
+        return []
+    slots = _call("count MIG instances", pynvml.nvmlDeviceGetMaxMigDeviceCount, gpu)
+    instances = []
+    for slot in range(slots):
+        try:
+            instances.append(pynvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu, slot))
+        except pynvml.NVMLError_NotFound:
+            continue
+        except pynvml.NVMLError as e:
+            raise nvml_error(e, f"open MIG instance {slot}") from e
+    return instances
+
+
+def _mig_instance(parent: Any, gpu_uuid: str, gpu_instance: int, compute_instance: int) -> Any:
+    """The MIG instance of `parent` with these GPU and compute instance ids."""
+    for handle in _mig_instances(parent):
+        ids = (
+            _call("read a GPU instance id", pynvml.nvmlDeviceGetGpuInstanceId, handle),
+            _call("read a compute instance id", pynvml.nvmlDeviceGetComputeInstanceId, handle),
+        )
+        if ids == (gpu_instance, compute_instance):
+            return handle
+    raise DeviceError(
+        f"GPU {gpu_uuid} has no MIG instance with GPU instance {gpu_instance} and compute "
+        f"instance {compute_instance}; list instances with `nvidia-smi -L` and check "
+        "CUDA_VISIBLE_DEVICES"
+    )
 
 
 def _check_index_order(order: str) -> None:
