@@ -70,7 +70,7 @@ def test_a_failing_field_is_null_with_a_warning_and_recovers(
 ) -> None:
     clock = ManualClock()
     fake, source = source_on(monkeypatch, SimGpu(A), clock)
-    fake.fail("nvmlDeviceGetTemperature", pynvml.NVMLError_GpuIsLost, start_s=1.0, end_s=2.0)
+    fake.fail("nvmlDeviceGetTemperatureV", pynvml.NVMLError_GpuIsLost, start_s=1.0, end_s=2.0)
     samples = read_every_tenth_second(source, clock, 3.0)
     temps = [s.temperature_c for s in samples]
     assert temps[:10] == [35.0] * 10
@@ -100,7 +100,7 @@ def test_each_tick_costs_five_reads_and_no_lookups(monkeypatch: pytest.MonkeyPat
     assert sum(new_calls.values()) == 5 * 10
     assert set(new_calls) == {
         "nvmlDeviceGetFieldValues",
-        "nvmlDeviceGetTemperature",
+        "nvmlDeviceGetTemperatureV",
         "nvmlDeviceGetMemoryInfo",
         "nvmlDeviceGetUtilizationRates",
         "nvmlDeviceGetCurrentClocksEventReasons",

@@ -385,13 +385,23 @@ class NvmlDevice:
         return milliwatts / 1000.0 if milliwatts is not None else None
 
     def temperature_c(self) -> float | None:
-        """GPU core temperature."""
-        celsius = self._read(
-            "temperature",
-            pynvml.nvmlDeviceGetTemperature,
-            self.power_handle,
-            pynvml.NVML_TEMPERATURE_GPU,
-        )
+        """GPU core temperature (C).
+
+        Read through `nvmlDeviceGetTemperatureV`; where the driver or the installed pynvml
+        lacks it, through the deprecated `nvmlDeviceGetTemperature` (remembered, so the
+        newer call is tried once).
+        """
+        sensor = pynvml.NVML_TEMPERATURE_GPU
+        celsius = None
+        versioned = getattr(pynvml, "nvmlDeviceGetTemperatureV", None)
+        if versioned is None:
+            self._unsupported.add("temperature_v")
+        else:
+            celsius = self._read("temperature_v", versioned, self.power_handle, sensor)
+        if celsius is None:
+            celsius = self._read(
+                "temperature", pynvml.nvmlDeviceGetTemperature, self.power_handle, sensor
+            )
         return float(celsius) if celsius is not None else None
 
     def memory_mb(self) -> tuple[float, float] | None:
