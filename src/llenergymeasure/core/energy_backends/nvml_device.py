@@ -36,6 +36,10 @@ MIB = 2**20
 PowerScope = Literal["gpu", "module"]
 # Grace Hopper / Grace Blackwell superchips ("NVIDIA GH200 480GB", "NVIDIA GB200").
 _MODULE_NAME = re.compile(r"\bG[HB]\d{3}\b")
+NOT_SUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
+# Failed reads of the instant power field in a row before a device is switched to the
+# 1 s average for the rest of the run (one failure alone never switches it).
+INSTANT_FAILURES_TO_SWITCH = 3
 _SCOPE_IDS: dict[PowerScope, int] = {
     "gpu": pynvml.NVML_POWER_SCOPE_GPU,
     "module": pynvml.NVML_POWER_SCOPE_MODULE,
@@ -342,8 +346,10 @@ class NvmlDevice:
             "read a GPU index", pynvml.nvmlDeviceGetIndex, self.power_handle
         )
         self.power_uuid = self.parent_uuid or self.uuid
+        self.power_field_switches: list[str] = []
         self._unsupported: set[str] = set()
-        module_power = self._instant_power_mw_at("module") is not None
+        self._instant_failures = 0
+        module_power = self._probe_instant_field("module") == pynvml.NVML_SUCCESS
         gpu_name = _call("read a GPU name", pynvml.nvmlDeviceGetName, self.power_handle)
         self.energy_scope: PowerScope = (
             "module" if module_power or _MODULE_NAME.search(gpu_name) else "gpu"
@@ -355,6 +361,12 @@ class NvmlDevice:
                 "covers the whole module, but NVML reads its power for the GPU only: "
                 "sampled power and a power-reading baseline cover less than the counter"
             )
+        if not module_power and self._probe_instant_field("gpu") == NOT_SUPPORTED:
+            logger.info(
+                f"NVML: {self.power_uuid} has no instant power field; power is read from "
+                "nvmlDeviceGetPowerUsage (a 1 s average)"
+            )
+            self._unsupported.add("power_instant")
 
     def energy_mj(self) -> int | None:
         """The total-energy counter (mJ since the driver loaded; Volta and newer)."""
@@ -376,12 +388,31 @@ class NvmlDevice:
         return self._instant_scope if "power_instant" not in self._unsupported else "gpu"
 
     def power_w(self) -> float | None:
-        """Power at `power_scope`: the instant field where supported, else the 1 s average."""
-        milliwatts = self._instant_power_mw()
-        if milliwatts is None:
-            milliwatts = self._read(
-                "power_usage", pynvml.nvmlDeviceGetPowerUsage, self.power_handle
-            )
+        """Power (W) at `power_scope`, from the reading `power_field` names.
+
+        The instant field (NVML_FI_DEV_POWER_INSTANT) where the device has it, else the
+        1 s averaged `nvmlDeviceGetPowerUsage`. Which one is settled when the device is
+        opened; a device is switched to the average later only when the field answers
+        NOT_SUPPORTED or its own return code is an error `INSTANT_FAILURES_TO_SWITCH`
+        reads in a row. A switch logs a warning and is appended to
+        `power_field_switches`, so that a baseline and a window that used different
+        readings can be told apart. Any other failed read is that reading only: None
+        where the field's return code is an error, `DeviceError` where the whole call
+        failed (NVML itself did not answer, which the average would not mend); the next
+        read tries the field again.
+
+        Returns:
+            Watts, or None where this reading failed or the device has no power reading.
+
+        Raises:
+            DeviceError: the NVML call failed (not for lack of support).
+
+        """
+        if "power_instant" not in self._unsupported:
+            milliwatts = self._instant_power_mw()
+            if milliwatts is not None or "power_instant" not in self._unsupported:
+                return milliwatts / 1000.0 if milliwatts is not None else None
+        milliwatts = self._read("power_usage", pynvml.nvmlDeviceGetPowerUsage, self.power_handle)
         return milliwatts / 1000.0 if milliwatts is not None else None
 
     def temperature_c(self) -> float | None:
@@ -466,41 +497,59 @@ class NvmlDevice:
         )
 
     def _instant_power_mw(self) -> float | None:
-        if "power_instant" in self._unsupported:
-            return None
-        values = self._read(
-            "power_instant",
+        """One read of the instant field; None where it failed (see `power_w`)."""
+        milliwatts, code = self._instant_field(self._instant_scope)
+        if code == pynvml.NVML_SUCCESS:
+            self._instant_failures = 0
+        elif code == NOT_SUPPORTED:
+            self._switch_to_average("the field answered NOT_SUPPORTED")
+        else:
+            self._instant_failed(f"the field returned NVML code {code}")
+        return milliwatts
+
+    def _instant_field(self, scope: PowerScope) -> tuple[float | None, int]:
+        """(milliwatts, the field's NVML return code) of one read at `scope`.
+
+        Raises:
+            DeviceError: the call failed for another reason than support.
+
+        """
+        values = _supported(
+            f"read the {scope} power of {self.power_uuid}",
             pynvml.nvmlDeviceGetFieldValues,
             self.power_handle,
-            [(pynvml.NVML_FI_DEV_POWER_INSTANT, _SCOPE_IDS[self._instant_scope])],
+            [(pynvml.NVML_FI_DEV_POWER_INSTANT, _SCOPE_IDS[scope])],
         )
         if values is None:
-            return None
+            return None, NOT_SUPPORTED
         value = values[0]
         if value.nvmlReturn != pynvml.NVML_SUCCESS:
-            logger.info(
-                f"NVML: {self.uuid} has no instant power field (code {value.nvmlReturn}); "
-                "power is read from nvmlDeviceGetPowerUsage (a 1 s average)"
-            )
-            self._unsupported.add("power_instant")
-            return None
-        return _field_number(value)
+            return None, value.nvmlReturn
+        return _field_number(value), pynvml.NVML_SUCCESS
 
-    def _instant_power_mw_at(self, scope: PowerScope) -> float | None:
-        """One read of the instant field at `scope`; None where it does not answer."""
+    def _probe_instant_field(self, scope: PowerScope) -> int | None:
+        """The field's return code at `scope` when the device is opened (None: call failed)."""
         try:
-            values = _supported(
-                f"read the {scope} power of {self.uuid}",
-                pynvml.nvmlDeviceGetFieldValues,
-                self.power_handle,
-                [(pynvml.NVML_FI_DEV_POWER_INSTANT, _SCOPE_IDS[scope])],
-            )
+            return self._instant_field(scope)[1]
         except DeviceError as e:
             logger.warning(f"NVML: {e}")
             return None
-        if values is None or values[0].nvmlReturn != pynvml.NVML_SUCCESS:
-            return None
-        return _field_number(values[0])
+
+    def _instant_failed(self, reason: str) -> None:
+        self._instant_failures += 1
+        logger.debug(f"NVML: instant power of {self.power_uuid} unread: {reason}")
+        if self._instant_failures >= INSTANT_FAILURES_TO_SWITCH:
+            self._switch_to_average(f"{self._instant_failures} failed reads in a row ({reason})")
+
+    def _switch_to_average(self, reason: str) -> None:
+        before = self.power_field
+        self._unsupported.add("power_instant")
+        switch = f"{self.power_uuid}: {before} -> {self.power_field}: {reason}"
+        self.power_field_switches.append(switch)
+        logger.warning(
+            f"NVML: power reading switched for the rest of the run, {switch}; readings "
+            "before and after the switch are not comparable"
+        )
 
     def _static(self, fn: Callable[..., T | None], *args: Any) -> T | None:
         try:
