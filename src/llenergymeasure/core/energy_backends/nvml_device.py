@@ -458,6 +458,33 @@ class NvmlDevice:
             )
         return bits
 
+    def compute_processes(self) -> list[int] | None:
+        """PIDs of the other compute processes on the GPU whose energy is measured.
+
+        From `nvmlDeviceGetComputeRunningProcesses` on the physical GPU (for a MIG
+        instance, the parent: its energy is the whole GPU's, so every instance's work
+        counts), this process excluded. NVML reports PIDs of the host's PID namespace: in
+        a container without the host's PID namespace this process's own PID differs and
+        it is listed too.
+
+        Returns:
+            Sorted PIDs (empty when the GPU runs nothing else), or None where the device
+            or driver cannot list processes.
+
+        Raises:
+            DeviceError: the NVML call failed (not for lack of support).
+
+        """
+        processes = self._read(
+            "compute_processes",
+            pynvml.nvmlDeviceGetComputeRunningProcesses,
+            self.power_handle,
+        )
+        if processes is None:
+            return None
+        own_pid = os.getpid()
+        return sorted({p.pid for p in processes if p.pid != own_pid})
+
     def info(self) -> GpuInfo:
         """The device's static description and state now; unreadable fields are None."""
         h = self.power_handle
