@@ -8,19 +8,30 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from llenergymeasure.domain.metrics import EnergyMeasurement, EnergyMethod
 
 IDLE_SUBWINDOWS = 5
 
 
+IdleSource = Literal["counter", "power_reading"]
+
+
 @dataclass(frozen=True)
 class IdlePower:
-    """Idle power of one cacheable unit (a GPU, or everything a machine-level source reads)."""
+    """Idle power of one cacheable unit (a GPU, or everything a machine-level source reads).
+
+    `source` says which instrument it came from: `counter`, the energy reading the
+    window itself uses (an energy counter's delta over sub-windows: NVML's counter, RAPL,
+    or the backend's own start/stop); `power_reading`, sampled power, used only where the
+    device has no energy counter.
+    """
 
     key: str
     power_w: float
     std_w: float
+    source: IdleSource = "counter"
 
 
 class EnergyBackend(ABC):

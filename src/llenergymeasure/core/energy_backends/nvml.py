@@ -22,7 +22,7 @@ from typing import Any
 
 from loguru import logger
 
-from llenergymeasure.core.energy_backends.base import EnergyBackend, IdlePower
+from llenergymeasure.core.energy_backends.base import IDLE_SUBWINDOWS, EnergyBackend, IdlePower
 from llenergymeasure.core.energy_backends.nvml_device import (
     NvmlDevice,
     PowerScope,
@@ -35,6 +35,11 @@ from llenergymeasure.core.power_thermal import (
 )
 from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
 from llenergymeasure.errors import DeviceError
+
+# The idle baseline's sub-window boundaries wait for the counter's next update: polled
+# this often, for at most this long (more than any device's update period).
+TICK_POLL_S = 0.005
+TICK_TIMEOUT_S = 1.0
 
 _READERS: dict[str, Callable[[NvmlDevice], Any]] = {
     "power_w": NvmlDevice.power_w,
@@ -136,7 +141,74 @@ class NvmlBackend(EnergyBackend):
         return list(dict.fromkeys(self._baseline_key(d) for d in self.devices))
 
     def idle_power(self, duration_s: float) -> list[IdlePower] | None:
-        """Mean and sample stdev of each GPU's power read every interval for `duration_s`."""
+        """Idle power of each GPU over `duration_s`, from the instrument the window uses.
+
+        With the energy counter (`nvml_counter`): the counter's delta over the period
+        divided by its duration, and the sample stdev of the powers of
+        `IDLE_SUBWINDOWS` consecutive sub-windows (source `counter`). Each boundary is
+        taken just after the counter's next update (polled every `TICK_POLL_S`), so the
+        deltas are not off by one update period; the period therefore lasts up to
+        `IDLE_SUBWINDOWS + 1` update periods longer than `duration_s`. Without a
+        counter: mean and sample stdev of power read every interval (source
+        `power_reading`), at the scope the window's power integral uses.
+
+        Returns:
+            One entry per physical GPU (`baseline_keys`), or None where a device cannot
+            be read (or its counter went backwards).
+
+        Raises:
+            DeviceError: an NVML read failed.
+
+        """
+        if self.method == "nvml_counter":
+            return self._idle_from_counter(duration_s)
+        return self._idle_from_power_readings(duration_s)
+
+    def _idle_from_counter(self, duration_s: float) -> list[IdlePower] | None:
+        devices = {self._baseline_key(d): d for d in self.devices}
+        marks = [self._after_counter_update(devices)]
+        for _ in range(IDLE_SUBWINDOWS):
+            self._sleep(duration_s / IDLE_SUBWINDOWS)
+            marks.append(self._after_counter_update(devices))
+        if any(m is None for m in marks):
+            return None
+        idle = []
+        for key in devices:
+            points = [m[key] for m in marks if m is not None]
+            if any(b[1] < a[1] for a, b in zip(points, points[1:], strict=False)):
+                logger.warning(f"baseline: energy counter of {key} went backwards")
+                return None
+            powers_w = [_power_w(a, b) for a, b in zip(points, points[1:], strict=False)]
+            mean_w = _power_w(points[0], points[-1])
+            idle.append(IdlePower(key, mean_w, statistics.stdev(powers_w), source="counter"))
+        return idle
+
+    def _after_counter_update(
+        self, devices: dict[str, NvmlDevice]
+    ) -> dict[str, tuple[float, int]] | None:
+        """(time, mJ) of each device's counter just after its next update.
+
+        A counter that does not move within `TICK_TIMEOUT_S` is taken as it is.
+        """
+        first = {key: d.energy_mj() for key, d in devices.items()}
+        if any(mj is None for mj in first.values()):
+            return None
+        deadline_s = self._clock() + TICK_TIMEOUT_S
+        marks: dict[str, tuple[float, int]] = {}
+        while len(marks) < len(devices):
+            self._sleep(TICK_POLL_S)
+            now_s = self._clock()
+            for key, device in devices.items():
+                if key in marks:
+                    continue
+                mj = device.energy_mj()
+                if mj is None:
+                    return None
+                if mj != first[key] or now_s >= deadline_s:
+                    marks[key] = (now_s, mj)
+        return marks
+
+    def _idle_from_power_readings(self, duration_s: float) -> list[IdlePower] | None:
         interval_s = self.interval_ms / 1000.0
         readings: dict[str, list[float]] = {key: [] for key in self.baseline_keys}
         for k in range(max(2, round(duration_s / interval_s))):
@@ -148,7 +220,9 @@ class NvmlBackend(EnergyBackend):
                     return None
                 readings[self._baseline_key(d)].append(power_w)
         return [
-            IdlePower(key, statistics.fmean(values), statistics.stdev(values))
+            IdlePower(
+                key, statistics.fmean(values), statistics.stdev(values), source="power_reading"
+            )
             for key, values in readings.items()
         ]
 
@@ -237,3 +311,9 @@ class NvmlBackend(EnergyBackend):
             power_integral_j([s for s in samples if s.device_index == d.nvml_index])
             for d in self.devices
         ]
+
+
+def _power_w(start: tuple[float, int], end: tuple[float, int]) -> float:
+    """Mean power (W) between two (time, mJ) counter marks, the later one second."""
+    (t0_s, mj0), (t1_s, mj1) = start, end
+    return (mj1 - mj0) / 1000.0 / (t1_s - t0_s)
