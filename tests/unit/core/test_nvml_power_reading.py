@@ -37,12 +37,20 @@ def device_at_step(monkeypatch: pytest.MonkeyPatch, **kwargs) -> tuple[FakeNvml,
     return fake, device
 
 
+def power_or_error(device: NvmlDevice) -> float | str | None:
+    try:
+        return device.power_w()
+    except DeviceError:
+        return "error"
+
+
 def test_one_failed_read_of_the_field_does_not_switch(
     monkeypatch: pytest.MonkeyPatch, warnings: list[str]
 ) -> None:
     fake, device = device_at_step(monkeypatch)
     fake.fail_field(INSTANT, pynvml.NVML_ERROR_TIMEOUT, calls=1)
-    assert device.power_w() is None  # that reading only, not the average in its place
+    with pytest.raises(DeviceError, match="instant power field"):
+        device.power_w()  # that reading fails; the average does not stand in for it
     assert device.power_w() == 300.0
     fake.fail("nvmlDeviceGetFieldValues", pynvml.NVMLError_Unknown, calls=5)
     for _ in range(5):
@@ -58,9 +66,9 @@ def test_failures_in_a_row_switch_with_a_warning_on_record(
 ) -> None:
     fake, device = device_at_step(monkeypatch)
     fake.fail_field(INSTANT, pynvml.NVML_ERROR_TIMEOUT, calls=2)
-    assert [device.power_w(), device.power_w(), device.power_w()] == [None, None, 300.0]
+    assert [power_or_error(device) for _ in range(3)] == ["error", "error", 300.0]
     fake.fail_field(INSTANT, pynvml.NVML_ERROR_TIMEOUT, calls=3)
-    assert [device.power_w(), device.power_w()] == [None, None]
+    assert [power_or_error(device) for _ in range(2)] == ["error", "error"]
     assert device.power_w() == 160.0  # the third in a row switches, this read included
     assert device.power_field == AVERAGE
     (switch,) = device.power_field_switches

@@ -394,24 +394,25 @@ class NvmlDevice:
         1 s averaged `nvmlDeviceGetPowerUsage`. Which one is settled when the device is
         opened; a device is switched to the average later only when the field answers
         NOT_SUPPORTED or its own return code is an error `INSTANT_FAILURES_TO_SWITCH`
-        reads in a row. A switch logs a warning and is appended to
-        `power_field_switches`, so that a baseline and a window that used different
-        readings can be told apart. Any other failed read is that reading only: None
-        where the field's return code is an error, `DeviceError` where the whole call
-        failed (NVML itself did not answer, which the average would not mend); the next
-        read tries the field again.
+        reads in a row (that read then returns the average). A switch logs a warning and
+        is appended to `power_field_switches`, so that a baseline and a window that used
+        different readings can be told apart. Any other failed read raises for that
+        reading only, never the average in its place; the next read tries the field
+        again.
 
         Returns:
-            Watts, or None where this reading failed or the device has no power reading.
+            Watts, or None where the device has no power reading at all.
 
         Raises:
-            DeviceError: the NVML call failed (not for lack of support).
+            DeviceError: this read failed: the call itself (a whole-call failure never
+                counts towards a switch: NVML did not answer, which the average would
+                not mend), or the field's own return code.
 
         """
         if "power_instant" not in self._unsupported:
             milliwatts = self._instant_power_mw()
-            if milliwatts is not None or "power_instant" not in self._unsupported:
-                return milliwatts / 1000.0 if milliwatts is not None else None
+            if milliwatts is not None:
+                return milliwatts / 1000.0
         milliwatts = self._read("power_usage", pynvml.nvmlDeviceGetPowerUsage, self.power_handle)
         return milliwatts / 1000.0 if milliwatts is not None else None
 
@@ -524,15 +525,25 @@ class NvmlDevice:
         )
 
     def _instant_power_mw(self) -> float | None:
-        """One read of the instant field; None where it failed (see `power_w`)."""
+        """One read of the instant field; None once the device has switched from it.
+
+        Raises:
+            DeviceError: the call failed, or the field did and the device has not switched.
+
+        """
         milliwatts, code = self._instant_field(self._instant_scope)
         if code == pynvml.NVML_SUCCESS:
             self._instant_failures = 0
-        elif code == NOT_SUPPORTED:
+            return milliwatts
+        if code == NOT_SUPPORTED:
             self._switch_to_average("the field answered NOT_SUPPORTED")
-        else:
-            self._instant_failed(f"the field returned NVML code {code}")
-        return milliwatts
+            return None
+        self._instant_failures += 1
+        error = pynvml.NVMLError(code)
+        if self._instant_failures >= INSTANT_FAILURES_TO_SWITCH:
+            self._switch_to_average(f"{self._instant_failures} failed reads in a row ({error})")
+            return None
+        raise nvml_error(error, f"read the instant power field of {self.power_uuid}")
 
     def _instant_field(self, scope: PowerScope) -> tuple[float | None, int]:
         """(milliwatts, the field's NVML return code) of one read at `scope`.
@@ -561,12 +572,6 @@ class NvmlDevice:
         except DeviceError as e:
             logger.warning(f"NVML: {e}")
             return None
-
-    def _instant_failed(self, reason: str) -> None:
-        self._instant_failures += 1
-        logger.debug(f"NVML: instant power of {self.power_uuid} unread: {reason}")
-        if self._instant_failures >= INSTANT_FAILURES_TO_SWITCH:
-            self._switch_to_average(f"{self._instant_failures} failed reads in a row ({reason})")
 
     def _switch_to_average(self, reason: str) -> None:
         before = self.power_field
