@@ -328,6 +328,13 @@ class NvmlDevice:
 
     Readings return None when the device does not support them (remembered, not retried)
     and raise `DeviceError` on any other NVML error.
+
+    Attributes:
+        energy_scope: what the energy counter covers: `gpu`, or `module` on a
+            GH200/GB200-class device (Grace CPU and memory included).
+        power_field_switches: one line per switch of `power_w` from the instant field
+            to the 1 s average during the run (empty when it never switched).
+
     """
 
     def __init__(self, cuda_ordinal: int, handle: Any, parent_handle: Any | None = None) -> None:
@@ -349,19 +356,26 @@ class NvmlDevice:
         self.power_field_switches: list[str] = []
         self._unsupported: set[str] = set()
         self._instant_failures = 0
+        self.energy_scope: PowerScope = "gpu"
+        self._instant_scope: PowerScope = "gpu"
+        self._settle_power_reading()
+
+    def _settle_power_reading(self) -> None:
+        """Find the counter's scope and the power reading `power_w` starts with."""
         module_power = self._probe_instant_field("module") == pynvml.NVML_SUCCESS
         gpu_name = _call("read a GPU name", pynvml.nvmlDeviceGetName, self.power_handle)
-        self.energy_scope: PowerScope = (
-            "module" if module_power or _MODULE_NAME.search(gpu_name) else "gpu"
-        )
-        self._instant_scope: PowerScope = "module" if module_power else "gpu"
-        if self.energy_scope == "module" and not module_power:
+        if module_power or _MODULE_NAME.search(gpu_name):
+            self.energy_scope = "module"
+        if module_power:
+            self._instant_scope = "module"
+            return
+        if self.energy_scope == "module":
             logger.warning(
                 f"NVML: {self.power_uuid} is a module ({gpu_name}) whose energy counter "
                 "covers the whole module, but NVML reads its power for the GPU only: "
                 "sampled power and a power-reading baseline cover less than the counter"
             )
-        if not module_power and self._probe_instant_field("gpu") == NOT_SUPPORTED:
+        if self._probe_instant_field("gpu") == NOT_SUPPORTED:
             logger.info(
                 f"NVML: {self.power_uuid} has no instant power field; power is read from "
                 "nvmlDeviceGetPowerUsage (a 1 s average)"
