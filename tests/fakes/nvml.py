@@ -10,7 +10,8 @@ kinder than real devices (see `fakes.nvml_device_model` for the sensor and count
 - `nvmlDeviceGetPowerUsage` is the 1 s average of the sensed windows (mW), or the
   instant value on GA100 and older;
 - fields come through `nvmlDeviceGetFieldValues` as real `c_nvmlFieldValue_t` structs,
-  ids plain or `(field_id, scope_id)` as pynvml takes them: the instant power field
+  ids plain or `(field_id, scope_id)` as pynvml takes them (an older pynvml that takes
+  plain ids only: `takes_scope_ids=False`): the instant power field
   (NVML_FI_DEV_POWER_INSTANT) at NVML_POWER_SCOPE_GPU, or NVML_POWER_SCOPE_MODULE on a
   module device; a per-field `nvmlReturn` of NOT_SUPPORTED where the device lacks it
   (the call itself succeeds), or a scheduled per-field error (`fail_field`);
@@ -95,6 +96,7 @@ class FakeNvml:
         init_error: type[pynvml.NVMLError] | None = None,
         call_latency_s: float = 20e-6,
         sleep: Callable[[float], None] = time.sleep,
+        takes_scope_ids: bool = True,
     ) -> None:
         self.gpus = gpus
         self.clock = clock
@@ -104,6 +106,7 @@ class FakeNvml:
         self.init_error = init_error
         self.call_latency_s = call_latency_s
         self.sleep = sleep
+        self.takes_scope_ids = takes_scope_ids
         self.calls: Counter[str] = Counter()
         self._refcount = 0
         self._failures: list[_Failure] = []
@@ -295,6 +298,8 @@ class FakeNvml:
         values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
         now_s = self.now_s()
         for value, requested in zip(values, field_ids, strict=True):
+            if isinstance(requested, tuple) and not self.takes_scope_ids:
+                value.fieldId = requested  # an older pynvml: TypeError, as there
             field_id, scope = requested if isinstance(requested, tuple) else (requested, 0)
             value.fieldId, value.scopeId = field_id, scope
             value.timestamp = round(now_s * 1e6)

@@ -90,3 +90,11 @@ def test_module_power_agrees_with_the_module_counter(monkeypatch: pytest.MonkeyP
         power_integral_j=integral_j,
     )
     assert warnings == []
+
+
+def test_a_pynvml_without_scope_ids_reads_gpu_power(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpus = [gh200(A, power_w=Steps.constant(200.0)), SimGpu(B)]
+    install(monkeypatch, FakeNvml(gpus, clock=ManualClock().monotonic, takes_scope_ids=False))
+    module, board = open_cuda_devices([0, 1], visible=f"{A},{B}")
+    assert (module.energy_scope, module.power_scope, module.power_w()) == ("module", "gpu", 200.0)
+    assert (board.power_field, board.power_w()) == ("NVML_FI_DEV_POWER_INSTANT", 70.0)

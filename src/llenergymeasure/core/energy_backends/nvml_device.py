@@ -40,10 +40,6 @@ NOT_SUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
 # Failed reads of the instant power field in a row before a device is switched to the
 # 1 s average for the rest of the run (one failure alone never switches it).
 INSTANT_FAILURES_TO_SWITCH = 3
-_SCOPE_IDS: dict[PowerScope, int] = {
-    "gpu": pynvml.NVML_POWER_SCOPE_GPU,
-    "module": pynvml.NVML_POWER_SCOPE_MODULE,
-}
 
 _FALLBACK_HINT = "or set measurement.energy.backend to rapl, estimate or none"
 _HINTS = {
@@ -570,7 +566,7 @@ class NvmlDevice:
             f"read the {scope} power of {self.power_uuid}",
             pynvml.nvmlDeviceGetFieldValues,
             self.power_handle,
-            [(pynvml.NVML_FI_DEV_POWER_INSTANT, _SCOPE_IDS[scope])],
+            [_instant_field_id(scope)],
         )
         if values is None:
             return None, NOT_SUPPORTED
@@ -580,12 +576,19 @@ class NvmlDevice:
         return _field_number(value), pynvml.NVML_SUCCESS
 
     def _probe_instant_field(self, scope: PowerScope) -> int | None:
-        """The field's return code at `scope` when the device is opened (None: call failed)."""
+        """The field's return code at `scope` when the device is opened (None: call failed).
+
+        A pynvml too old to take scope ids (it cannot store a `(field, scope)` pair)
+        answers NOT_SUPPORTED for the module.
+        """
         try:
             return self._instant_field(scope)[1]
         except DeviceError as e:
             logger.warning(f"NVML: {e}")
             return None
+        except (TypeError, AttributeError) as e:
+            logger.info(f"NVML: this pynvml cannot ask for {scope}-scope power ({e})")
+            return NOT_SUPPORTED
 
     def _switch_to_average(self, reason: str) -> None:
         before = self.power_field
@@ -612,6 +615,17 @@ class NvmlDevice:
             logger.debug(f"NVML: {reading} is not supported on {self.uuid}")
             self._unsupported.add(reading)
         return value
+
+
+def _instant_field_id(scope: PowerScope) -> Any:
+    """The instant power field as `nvmlDeviceGetFieldValues` takes it at `scope`.
+
+    GPU scope is scope id 0, the struct's default, so it is asked for by the bare field
+    id (which every pynvml takes); the module scope needs a `(field, scope)` pair.
+    """
+    if scope == "gpu":
+        return pynvml.NVML_FI_DEV_POWER_INSTANT
+    return (pynvml.NVML_FI_DEV_POWER_INSTANT, pynvml.NVML_POWER_SCOPE_MODULE)
 
 
 def _field_number(value: Any) -> float:
