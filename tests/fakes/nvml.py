@@ -1,17 +1,26 @@
 """A simulated NVML, swapped in for `pynvml` at llem's one NVML module.
 
-It behaves as the real library does where llem can tell the difference:
+It behaves as the real library does where llem can tell the difference, and is no
+kinder than real devices (see `fakes.nvml_device_model` for the sensor and counter):
 - nvmlInit/nvmlShutdown are reference-counted; any call without init raises
-  `NVMLError_Uninitialized`;
-- the total-energy counter is an integer in mJ that the driver updates every 100 ms
-  (stepwise: between updates it does not move), starting from an arbitrary value;
-- `nvmlDeviceGetPowerUsage` is the 1 s trailing average (mW), updated with the counter;
-- the instant power field (NVML_FI_DEV_POWER_INSTANT) comes through
-  `nvmlDeviceGetFieldValues` as real `c_nvmlFieldValue_t` structs, with a per-field
-  `nvmlReturn` of NOT_SUPPORTED where the device lacks it (the call itself succeeds);
-- memory and utilisation come back as pynvml's own ctypes structs, MIG flags as c_uint;
-- a MIG instance handle answers identity and memory only; power, energy, temperature,
-  clocks and utilisation are NOT_SUPPORTED on it, as on real drivers;
+  `NVMLError_Uninitialized`; every call costs `call_latency_s`;
+- the power sensor sees part of each update period (25 ms of 100 ms by default) and the
+  total-energy counter (an integer in mJ from an arbitrary start) is the integral of what
+  it saw, published once per period (stepwise), over the whole module on a GH200;
+- `nvmlDeviceGetPowerUsage` is the 1 s average of the sensed windows (mW), or the
+  instant value on GA100 and older;
+- fields come through `nvmlDeviceGetFieldValues` as real `c_nvmlFieldValue_t` structs,
+  ids plain or `(field_id, scope_id)` as pynvml takes them (an older pynvml that takes
+  plain ids only: `takes_scope_ids=False`): the instant power field
+  (NVML_FI_DEV_POWER_INSTANT) at NVML_POWER_SCOPE_GPU, or NVML_POWER_SCOPE_MODULE on a
+  module device; a per-field `nvmlReturn` of NOT_SUPPORTED where the device lacks it
+  (the call itself succeeds), or a scheduled per-field error (`fail_field`);
+- memory, utilisation and processes come back as pynvml's own structs, MIG flags as c_uint;
+- a MIG instance handle answers identity, memory and processes only; power, energy,
+  temperature, clocks and utilisation are NOT_SUPPORTED on it, as on real drivers;
+- NVML enumerates in PCI bus order, which need not be CUDA's (`cuda_order`);
+- clock-event reasons carry `GpuIdle` at idle and SW power cap near the power limit;
+- any call can be made to fail (`fail`), for a time span or for its next n calls;
 - errors are pynvml's own exception classes, and every constant is pynvml's.
 
 Power, temperature, utilisation, memory and clock-event reasons follow scripts
@@ -25,94 +34,28 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FunctionType
 from typing import Any
 
 import pynvml
 
-COUNTER_PERIOD_S = 0.1
-AVERAGE_WINDOW_S = 1.0
+from fakes.nvml_device_model import ManualClock, SimGpu, SimMig, Steps, a100, gh200, h100
 
+__all__ = [
+    "FakeNvml",
+    "ManualClock",
+    "SimGpu",
+    "SimMig",
+    "Steps",
+    "a100",
+    "gh200",
+    "h100",
+    "install",
+]
 
-class ManualClock:
-    """A clock that moves only when told to; `sleep` advances it."""
-
-    def __init__(self, start_s: float = 0.0) -> None:
-        self.now_s = start_s
-
-    def monotonic(self) -> float:
-        return self.now_s
-
-    def sleep(self, seconds: float) -> None:
-        self.now_s += seconds
-
-    advance = sleep
-
-
-class Steps:
-    """A piecewise-constant script: `(t_s, value)` pairs; the first value also holds before."""
-
-    def __init__(self, points: list[tuple[float, float]]) -> None:
-        self.points = sorted(points)
-
-    @classmethod
-    def constant(cls, value: float) -> Steps:
-        return cls([(0.0, value)])
-
-    def at(self, t_s: float) -> float:
-        value = self.points[0][1]
-        for start, v in self.points:
-            if start <= t_s:
-                value = v
-        return value
-
-    def integral(self, t0_s: float, t1_s: float) -> float:
-        """Exact integral over [t0_s, t1_s]."""
-        total = 0.0
-        bounds = [-math.inf] + [t for t, _ in self.points[1:]] + [math.inf]
-        for (_, value), lo, hi in zip(self.points, bounds, bounds[1:], strict=False):
-            total += value * max(0.0, min(t1_s, hi) - max(t0_s, lo))
-        return total
-
-
-@dataclass
-class SimMig:
-    """A MIG instance of a simulated GPU."""
-
-    uuid: str
-    name: str = "NVIDIA H100 80GB HBM3 MIG 1g.10gb"
-    memory_total_mb: float = 9856.0
-    memory_used_mb: float = 13.0
-
-
-@dataclass
-class SimGpu:
-    """A simulated GPU; times in the scripts are seconds since the fake was created."""
-
-    uuid: str
-    name: str = "NVIDIA H100 80GB HBM3"
-    power_w: Steps = field(default_factory=lambda: Steps.constant(70.0))
-    temperature_c: Steps = field(default_factory=lambda: Steps.constant(35.0))
-    sm_utilisation_pct: Steps = field(default_factory=lambda: Steps.constant(0.0))
-    clock_event_reasons: Steps = field(default_factory=lambda: Steps.constant(0))
-    memory_used_mb: Steps = field(default_factory=lambda: Steps.constant(512.0))
-    memory_total_mb: float = 81559.0
-    has_energy_counter: bool = True
-    has_instant_power: bool = True
-    has_clocks_event_reasons: bool = True
-    persistence_mode: bool = True
-    compute_capability: tuple[int, int] = (9, 0)
-    power_limit_w: float = 700.0
-    default_power_limit_w: float = 700.0
-    sm_clock_mhz: int = 1980
-    memory_clock_mhz: int = 2619
-    counter_at_start_mj: int = 987_654_321
-    mig: list[SimMig] = field(default_factory=list)
-
-    def energy_j(self, t0_s: float, t1_s: float) -> float:
-        """The true energy the scripted power profile draws over [t0_s, t1_s]."""
-        return self.power_w.integral(t0_s, t1_s)
+ANY_CALL = "*"
+MAX_MIG_DEVICES = 7
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,15 +68,20 @@ class _Handle:
 @dataclass
 class _Failure:
     function: str
-    error: type[pynvml.NVMLError]
+    error: type[pynvml.NVMLError] | int
     start_s: float
     end_s: float
     uuid: str | None
+    calls_left: float = math.inf
 
-
-def _updated_at(t_s: float) -> float:
-    """Time of the driver's last update at or before t_s."""
-    return math.floor(t_s / COUNTER_PERIOD_S + 1e-9) * COUNTER_PERIOD_S
+    def hits(self, function: str, handle: _Handle | None, now_s: float) -> bool:
+        """Whether this call fails (and counts it against `calls_left`)."""
+        on_device = self.uuid is None or (handle is not None and self.uuid == _uuid(handle))
+        named = self.function in (function, ANY_CALL)
+        if not (named and on_device and self.start_s <= now_s < self.end_s and self.calls_left):
+            return False
+        self.calls_left -= 1
+        return True
 
 
 class FakeNvml:
@@ -146,6 +94,9 @@ class FakeNvml:
         driver_version: str = "550.54.15",
         cuda_driver_version: int = 12040,
         init_error: type[pynvml.NVMLError] | None = None,
+        call_latency_s: float = 20e-6,
+        sleep: Callable[[float], None] = time.sleep,
+        takes_scope_ids: bool = True,
     ) -> None:
         self.gpus = gpus
         self.clock = clock
@@ -153,10 +104,15 @@ class FakeNvml:
         self.driver_version = driver_version
         self.cuda_driver_version = cuda_driver_version
         self.init_error = init_error
+        self.call_latency_s = call_latency_s
+        self.sleep = sleep
+        self.takes_scope_ids = takes_scope_ids
         self.calls: Counter[str] = Counter()
         self._refcount = 0
         self._failures: list[_Failure] = []
-        self._handles = [_Handle(g, i) for i, g in enumerate(gpus)]
+        self._field_failures: list[_Failure] = []
+        pci_order = sorted(range(len(gpus)), key=lambda i: _pci_bus(gpus[i], i))
+        self._handles = [_Handle(gpus[i], n) for n, i in enumerate(pci_order)]
         self._mig_handles = [_Handle(h.gpu, h.index, m) for h in self._handles for m in h.gpu.mig]
 
     def __getattr__(self, name: str) -> Any:
@@ -170,6 +126,11 @@ class FakeNvml:
         """Seconds since the fake was created, on its clock."""
         return self.clock() - self.origin_s
 
+    def cuda_order(self) -> list[str]:
+        """GPU UUIDs in CUDA's default order (FASTEST_FIRST: newest architecture first)."""
+        ranked = sorted(self._handles, key=lambda h: (-h.gpu.compute_capability[0], h.index))
+        return [h.gpu.uuid for h in ranked]
+
     def fail(
         self,
         function: str,
@@ -177,9 +138,27 @@ class FakeNvml:
         start_s: float = 0.0,
         end_s: float = math.inf,
         uuid: str | None = None,
+        calls: float = math.inf,
     ) -> None:
-        """Make `function` raise `error` between start_s and end_s (for one GPU or all)."""
-        self._failures.append(_Failure(function, error, start_s, end_s, uuid))
+        """Make `function` ("*": any call) raise `error` between start_s and end_s.
+
+        For one GPU or all, and for at most `calls` calls.
+        """
+        self._failures.append(_Failure(function, error, start_s, end_s, uuid, calls))
+
+    def fail_field(
+        self,
+        field_id: int,
+        nvml_return: int = pynvml.NVML_ERROR_UNKNOWN,
+        start_s: float = 0.0,
+        end_s: float = math.inf,
+        uuid: str | None = None,
+        calls: float = math.inf,
+    ) -> None:
+        """Make field `field_id` come back with `nvml_return` (the call itself succeeds)."""
+        self._field_failures.append(
+            _Failure(str(field_id), nvml_return, start_s, end_s, uuid, calls)
+        )
 
     # -- library -------------------------------------------------------------------------
 
@@ -246,7 +225,32 @@ class FakeNvml:
         self._enter("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", handle)
         if handle.mig is None:
             raise pynvml.NVMLError_InvalidArgument()
-        return self._handles[handle.index]
+        return next(h for h in self._handles if h.gpu is handle.gpu)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: _Handle) -> int:
+        self._enter("nvmlDeviceGetMaxMigDeviceCount", handle, whole_gpu_only=True)
+        return MAX_MIG_DEVICES if handle.gpu.mig else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: _Handle, index: int) -> _Handle:
+        self._enter("nvmlDeviceGetMigDeviceHandleByIndex", handle, whole_gpu_only=True)
+        if not 0 <= index < MAX_MIG_DEVICES:
+            raise pynvml.NVMLError_InvalidArgument()
+        if index >= len(handle.gpu.mig):
+            raise pynvml.NVMLError_NotFound()
+        mig = handle.gpu.mig[index]
+        return next(h for h in self._mig_handles if h.mig is mig)
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: _Handle) -> int:
+        self._enter("nvmlDeviceGetGpuInstanceId", handle)
+        if handle.mig is None:
+            raise pynvml.NVMLError_InvalidArgument()
+        return handle.mig.gpu_instance_id
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: _Handle) -> int:
+        self._enter("nvmlDeviceGetComputeInstanceId", handle)
+        if handle.mig is None:
+            raise pynvml.NVMLError_InvalidArgument()
+        return handle.mig.compute_instance_id
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: _Handle) -> tuple[int, int]:
         self._enter("nvmlDeviceGetCudaComputeCapability", handle)
@@ -280,36 +284,52 @@ class FakeNvml:
         gpu = handle.gpu
         if not gpu.has_energy_counter:
             raise pynvml.NVMLError_NotSupported()
-        energy_j = gpu.energy_j(0.0, _updated_at(self.now_s()))
+        energy_j = gpu.counter_j(self.now_s(), module=gpu.module_extra_w is not None)
         return gpu.counter_at_start_mj + round(energy_j * 1000)
 
     def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
         self._enter("nvmlDeviceGetPowerUsage", handle, whole_gpu_only=True)
-        end_s = _updated_at(self.now_s())
-        energy_j = handle.gpu.energy_j(end_s - AVERAGE_WINDOW_S, end_s)
-        return round(energy_j / AVERAGE_WINDOW_S * 1000)
+        gpu, now_s = handle.gpu, self.now_s()
+        watts = gpu.average_w(now_s) if gpu.power_usage_is_average else gpu.instant_w(now_s)
+        return round(watts * 1000)
 
-    def nvmlDeviceGetFieldValues(self, handle: _Handle, field_ids: list[int]) -> Any:
+    def nvmlDeviceGetFieldValues(self, handle: _Handle, field_ids: list[Any]) -> Any:
         self._enter("nvmlDeviceGetFieldValues", handle)
         values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
         now_s = self.now_s()
-        for value, field_id in zip(values, field_ids, strict=True):
-            value.fieldId = field_id
+        for value, requested in zip(values, field_ids, strict=True):
+            if isinstance(requested, tuple) and not self.takes_scope_ids:
+                value.fieldId = requested  # an older pynvml: TypeError, as there
+            field_id, scope = requested if isinstance(requested, tuple) else (requested, 0)
+            value.fieldId, value.scopeId = field_id, scope
             value.timestamp = round(now_s * 1e6)
-            instant = field_id == pynvml.NVML_FI_DEV_POWER_INSTANT
-            if instant and handle.gpu.has_instant_power and handle.mig is None:
+            watts = self._instant_field_w(handle, field_id, scope)
+            failure = next(
+                (f for f in self._field_failures if f.hits(str(field_id), handle, now_s)), None
+            )
+            if failure is not None:
+                value.nvmlReturn = failure.error
+            elif watts is None:
+                value.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+            else:
                 value.nvmlReturn = pynvml.NVML_SUCCESS
                 value.valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_INT
-                value.value.uiVal = round(handle.gpu.power_w.at(_updated_at(now_s)) * 1000)
-            else:
-                value.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+                value.value.uiVal = round(watts * 1000)
         return values
+
+    def nvmlDeviceGetTemperatureV(
+        self, handle: _Handle, sensor: int, version: int = pynvml.nvmlTemperature_v1
+    ) -> int:
+        self._enter("nvmlDeviceGetTemperatureV", handle, whole_gpu_only=True)
+        if not handle.gpu.has_temperature_v:
+            raise pynvml.NVMLError_FunctionNotFound()
+        if version != pynvml.nvmlTemperature_v1:
+            raise pynvml.NVMLError_ArgumentVersionMismatch()
+        return self._temperature(handle, sensor)
 
     def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:
         self._enter("nvmlDeviceGetTemperature", handle, whole_gpu_only=True)
-        if sensor != pynvml.NVML_TEMPERATURE_GPU:
-            raise pynvml.NVMLError_InvalidArgument()
-        return round(handle.gpu.temperature_c.at(self.now_s()))
+        return self._temperature(handle, sensor)
 
     def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> Any:
         self._enter("nvmlDeviceGetMemoryInfo", handle)
@@ -332,23 +352,63 @@ class FakeNvml:
         self._enter("nvmlDeviceGetCurrentClocksEventReasons", handle, whole_gpu_only=True)
         if not handle.gpu.has_clocks_event_reasons:
             raise pynvml.NVMLError_FunctionNotFound()
-        return int(handle.gpu.clock_event_reasons.at(self.now_s()))
+        return handle.gpu.reasons_at(self.now_s())
 
     def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: _Handle) -> int:
         self._enter("nvmlDeviceGetCurrentClocksThrottleReasons", handle, whole_gpu_only=True)
-        return int(handle.gpu.clock_event_reasons.at(self.now_s()))
+        return handle.gpu.reasons_at(self.now_s())
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: _Handle) -> list[Any]:
+        """Compute processes on the device (this process too, where it holds a context)."""
+        self._enter("nvmlDeviceGetComputeRunningProcesses", handle)
+        if not handle.gpu.has_process_query:
+            raise pynvml.NVMLError_NotSupported()
+        if handle.mig is not None:
+            pids = handle.mig.compute_pids
+        else:
+            pids = handle.gpu.compute_pids + [p for m in handle.gpu.mig for p in m.compute_pids]
+        return [
+            pynvml.nvmlStructToFriendlyObject(
+                pynvml.c_nvmlProcessInfo_t(pid=pid, usedGpuMemory=2**30)
+            )
+            for pid in pids
+        ]
+
+    def _instant_field_w(self, handle: _Handle, field_id: int, scope: int) -> float | None:
+        """The instant power field's watts at this scope; None where unsupported."""
+        gpu = handle.gpu
+        if field_id != pynvml.NVML_FI_DEV_POWER_INSTANT or handle.mig is not None:
+            return None
+        if not gpu.has_instant_power:
+            return None
+        if scope == pynvml.NVML_POWER_SCOPE_GPU:
+            return gpu.instant_w(self.now_s())
+        module_readable = gpu.module_extra_w is not None and gpu.has_module_power_field
+        if scope == pynvml.NVML_POWER_SCOPE_MODULE and module_readable:
+            return gpu.instant_w(self.now_s(), module=True)
+        return None
+
+    def _temperature(self, handle: _Handle, sensor: int) -> int:
+        if sensor != pynvml.NVML_TEMPERATURE_GPU:
+            raise pynvml.NVMLError_InvalidArgument()
+        return round(handle.gpu.temperature_c.at(self.now_s()))
 
     def _enter(self, function: str, handle: _Handle | None = None, whole_gpu_only: bool = False):
         self.calls[function] += 1
+        if self.call_latency_s:
+            self.sleep(self.call_latency_s)
         if self._refcount <= 0:
             raise pynvml.NVMLError_Uninitialized()
         now_s = self.now_s()
         for f in self._failures:
-            on_device = f.uuid is None or (handle is not None and f.uuid == _uuid(handle))
-            if f.function == function and on_device and f.start_s <= now_s < f.end_s:
+            if f.hits(function, handle, now_s):
                 raise f.error()
         if whole_gpu_only and handle is not None and handle.mig is not None:
             raise pynvml.NVMLError_NotSupported()
+
+
+def _pci_bus(gpu: SimGpu, position: int) -> int:
+    return gpu.pci_bus if gpu.pci_bus is not None else position
 
 
 def _uuid(handle: _Handle) -> str:

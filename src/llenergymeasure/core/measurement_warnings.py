@@ -158,8 +158,10 @@ def _counter_disagrees(
         message=f"the energy counter ({counter_j:.1f} J) and the integral of sampled power "
         f"({power_integral_j:.1f} J) differ by {gap:.1%} (more than "
         f"{CROSS_CHECK_TOLERANCE:.0%}); the counter is reported",
-        remediation="lengthen the window (the averaged power reading lags by up to 1 s) or "
-        "lower measurement.energy.sample_interval_ms; check the driver if it persists",
+        remediation="the samples miss bursts shorter than the sampling interval (lower "
+        "measurement.energy.sample_interval_ms), lag by up to 1 s (the averaged reading: "
+        "lengthen the window), or cover another power scope than the counter (GPU vs "
+        "module on GH200/GB200); check the driver if it persists",
     )
 
 

@@ -46,6 +46,11 @@ class DeviceEnergy(_Record):
         False, description="A MIG instance: its energy is that of the whole parent GPU."
     )
     parent_uuid: str | None = Field(None, description="UUID of the parent GPU of a MIG instance.")
+    energy_scope: Literal["gpu", "module"] | None = Field(
+        None,
+        description="What a GPU reading covers: the GPU board, or the whole module "
+        "(GH200/GB200: Grace CPU and memory included). None for CPU sources and older files.",
+    )
 
 
 class EnergyMeasurement(_Record):

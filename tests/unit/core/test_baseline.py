@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-import math
 import multiprocessing
+import statistics
 import subprocess
 import sys
 import time
@@ -174,18 +174,22 @@ def nvml_backend(monkeypatch: pytest.MonkeyPatch, gpus: list, clock, visible: st
     return NvmlBackend(devices, clock=clock.monotonic, sleep=clock.sleep)
 
 
-def test_nvml_baseline_is_per_gpu_and_spreads_add_in_quadrature(
+def test_nvml_baseline_is_the_counter_over_sub_windows_per_gpu(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     clock = ManualClock()
-    idle = Steps([(0.0, 58.0), (0.5, 62.0)])  # half the second at 58 W, half at 62 W
+    idle = Steps([(0.0, 58.0), (0.5, 62.0)])
     gpus = [SimGpu(A, power_w=idle), SimGpu(B, power_w=Steps.constant(45.0))]
     backend = nvml_backend(monkeypatch, gpus, clock, "0,1")
     result = measure_baselines([backend], BaselineConfig(duration_s=1.0), tmp_path / "b.json")
     baseline = result.of("gpu")
     assert baseline.method == "fresh"
-    assert baseline.power_w == pytest.approx(60.0 + 45.0, abs=0.5)
-    assert baseline.std_w == pytest.approx(math.sqrt(10 * 2.0**2 / 9), rel=0.2)
+    # five 0.2 s sub-windows, each closed just after the counter's next 100 ms update:
+    # 0.1-0.4 s at 58 W, 0.4-0.7 s two thirds at 62 W, then 62 W to 1.6 s
+    sub_windows_w = [58.0, (58.0 + 2 * 62.0) / 3, 62.0, 62.0, 62.0]
+    assert baseline.power_w == pytest.approx((58.0 * 0.4 + 62.0 * 1.1) / 1.5 + 45.0)
+    assert baseline.std_w == pytest.approx(statistics.stdev(sub_windows_w), rel=1e-6)
+    assert clock.now_s == pytest.approx(1.6)
 
 
 def test_nvml_baseline_is_cached_per_gpu_uuid(
@@ -200,15 +204,15 @@ def test_nvml_baseline_is_cached_per_gpu_uuid(
     assert keys == {f"{both.host}|gpu|{A}|1s", f"{both.host}|gpu|{B}|1s"}
     only_b = nvml_backend(monkeypatch, gpus, ManualClock(), "1")
     cached = measure_baselines([only_b], config, cache).of("gpu")
-    assert (cached.method, cached.power_w) == ("cached", 45.0)
+    assert cached.method == "cached" and cached.power_w == pytest.approx(45.0)
 
 
 def test_gpu_baseline_subtraction_uses_the_energy_window_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = ManualClock()
-    # idle 60 W, model load at 250 W from 1 s, inference at 300 W from 3 s to 8 s
-    profile = Steps([(0.0, 60.0), (1.0, 250.0), (3.0, 300.0), (8.0, 60.0)])
+    # idle 60 W, model load at 250 W from 2 s, inference at 300 W from 3 s to 8 s
+    profile = Steps([(0.0, 60.0), (2.0, 250.0), (3.0, 300.0), (8.0, 60.0)])
     backend = nvml_backend(monkeypatch, [SimGpu(A, power_w=profile)], clock, "0")
     baselines = measure_baselines([backend], BaselineConfig(duration_s=1.0))
     assert baselines.of("gpu").power_w == pytest.approx(60.0)
@@ -227,6 +231,6 @@ def test_nvml_baseline_unreadable_is_unavailable(monkeypatch: pytest.MonkeyPatch
     fake = install(monkeypatch, FakeNvml([SimGpu(A)], clock=clock.monotonic))
     devices = open_cuda_devices([0], visible="0")
     backend = NvmlBackend(devices, clock=clock.monotonic, sleep=clock.sleep)
-    fake.fail("nvmlDeviceGetFieldValues", pynvml.NVMLError_GpuIsLost, start_s=0.5)
+    fake.fail("nvmlDeviceGetTotalEnergyConsumption", pynvml.NVMLError_GpuIsLost, start_s=0.5)
     baseline = measure_baselines([backend], BaselineConfig(duration_s=1.0)).of("gpu")
     assert baseline.method == "unavailable" and baseline.power_w is None

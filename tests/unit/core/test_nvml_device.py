@@ -137,4 +137,4 @@ def test_unmodelled_nvml_functions_are_not_silently_faked() -> None:
     assert fake.NVML_FI_DEV_POWER_INSTANT == pynvml.NVML_FI_DEV_POWER_INSTANT
     assert fake.NVMLError_NotSupported is pynvml.NVMLError_NotSupported
     with pytest.raises(AttributeError, match="does not model"):
-        _ = fake.nvmlDeviceGetComputeRunningProcesses
+        _ = fake.nvmlDeviceGetPcieThroughput

@@ -111,8 +111,9 @@ def test_without_a_counter_energy_is_the_integral_of_instant_power(
     assert "NVML_FI_DEV_POWER_INSTANT" in measured.assumptions[0]
     expected_j = gpu.energy_j(t0_s, t1_s)
     assert expected_j > 240.0
-    # trapezoid error at the step is under 200 W x one tick; allow a late tick or two
-    assert measured.total_j == pytest.approx(expected_j, abs=200.0 * 0.05)
+    # the instant field reports the last completed 100 ms update (it lags the step by up
+    # to one period) and the trapezoid adds under one tick; allow a late tick or two
+    assert measured.total_j == pytest.approx(expected_j, abs=200.0 * (0.1 + 0.05))
 
 
 def test_counter_lost_mid_run_gives_null_and_a_warning(

@@ -8,26 +8,31 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from llenergymeasure.domain.metrics import EnergyMeasurement, EnergyMethod
 
 IDLE_SUBWINDOWS = 5
 
 
+IdleSource = Literal["counter", "power_reading", "model"]
+
+
 @dataclass(frozen=True)
 class IdlePower:
     """Idle power of one cacheable unit: a GPU, or one component a machine-level source reads.
 
-    `source` says which instrument gave it: the energy counter over the baseline period
-    (`counter`), a power reading (`power_reading`, where a device has no counter), or the
-    estimate's model (`model`); it is the instrument of the window's energy too.
+    `source` says which instrument it came from: `counter`, the energy reading the
+    window itself uses (an energy counter's delta over sub-windows: NVML's counter, RAPL,
+    or the backend's own start/stop); `power_reading`, sampled power, used only where the
+    device has no energy counter; `model`, the CPU estimate's model.
     """
 
     key: str
     power_w: float
     std_w: float
     component: str = "gpu"
-    source: str = "counter"
+    source: IdleSource = "counter"
 
 
 class EnergyBackend(ABC):

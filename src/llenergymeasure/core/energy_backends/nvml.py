@@ -6,6 +6,9 @@ the driver updates it about every 100 ms) between `start()` and `stop()`.
 power sampled every `interval_ms` (the instant power field where the driver has it, else
 the 1 s averaged `nvmlDeviceGetPowerUsage`).
 
+Each device reading records its `energy_scope`: `gpu`, or `module` where the counter of a
+GH200/GB200-class device covers the whole module (Grace CPU and memory included).
+
 Devices are recorded by UUID. A MIG instance reports the energy of its whole parent GPU
 (NVML has no per-instance power): it is flagged `is_mig` with the parent's UUID.
 """
@@ -19,15 +22,25 @@ from typing import Any
 
 from loguru import logger
 
-from llenergymeasure.core.energy_backends.base import EnergyBackend, IdlePower
-from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, open_cuda_devices
+from llenergymeasure.core.energy_backends.base import IDLE_SUBWINDOWS, EnergyBackend, IdlePower
+from llenergymeasure.core.energy_backends.nvml_device import (
+    NvmlDevice,
+    PowerScope,
+    open_cuda_devices,
+)
 from llenergymeasure.core.power_thermal import (
+    CPU_DEVICE_INDEX,
     PowerThermalSample,
     PowerThermalSampler,
     power_integral_j,
 )
 from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
 from llenergymeasure.errors import DeviceError
+
+# The idle baseline's sub-window boundaries wait for the counter's next update: polled
+# this often, for at most this long (more than any device's update period).
+TICK_POLL_S = 0.005
+TICK_TIMEOUT_S = 1.0
 
 _READERS: dict[str, Callable[[NvmlDevice], Any]] = {
     "power_w": NvmlDevice.power_w,
@@ -77,6 +90,22 @@ class NvmlSampleSource:
                 logger.warning(f"sampler: {key} read failed, null recorded: {e}")
             self.errors[key] = str(e)
             return None
+
+
+def power_reading_counts(samples: Sequence[PowerThermalSample]) -> dict[int, int]:
+    """Power readings per GPU (NVML index): samples whose `power_w` was read, not ticks.
+
+    A tick yields one sample per device, and a failed or unsupported reading leaves
+    `power_w` None; CPU rows carry no power. So the count of ticks overstates what the
+    power integral and the cross-check rest on; this is the figure a low-sample warning
+    needs. Every GPU that has a sample is listed, with 0 where none had power.
+    """
+    counts: dict[int, int] = {}
+    for s in samples:
+        if s.device_index == CPU_DEVICE_INDEX:
+            continue
+        counts[s.device_index] = counts.get(s.device_index, 0) + (s.power_w is not None)
+    return counts
 
 
 def open_gpu_sample_source(cuda_ordinals: Sequence[int]) -> NvmlSampleSource | None:
@@ -134,7 +163,74 @@ class NvmlBackend(EnergyBackend):
         return list(dict.fromkeys(self._baseline_key(d) for d in self.devices))
 
     def idle_power(self, duration_s: float) -> list[IdlePower] | None:
-        """Mean and sample stdev of each GPU's power read every interval for `duration_s`."""
+        """Idle power of each GPU over `duration_s`, from the instrument the window uses.
+
+        With the energy counter (`nvml_counter`): the counter's delta over the period
+        divided by its duration, and the sample stdev of the powers of
+        `IDLE_SUBWINDOWS` consecutive sub-windows (source `counter`). Each boundary is
+        taken just after the counter's next update (polled every `TICK_POLL_S`), so the
+        deltas are not off by one update period; the period therefore lasts up to
+        `IDLE_SUBWINDOWS + 1` update periods longer than `duration_s`. Without a
+        counter: mean and sample stdev of power read every interval (source
+        `power_reading`), at the scope the window's power integral uses.
+
+        Returns:
+            One entry per physical GPU (`baseline_keys`), or None where a device cannot
+            be read (or its counter went backwards).
+
+        Raises:
+            DeviceError: an NVML read failed.
+
+        """
+        if self.method == "nvml_counter":
+            return self._idle_from_counter(duration_s)
+        return self._idle_from_power_readings(duration_s)
+
+    def _idle_from_counter(self, duration_s: float) -> list[IdlePower] | None:
+        devices = {self._baseline_key(d): d for d in self.devices}
+        marks = [self._after_counter_update(devices)]
+        for _ in range(IDLE_SUBWINDOWS):
+            self._sleep(duration_s / IDLE_SUBWINDOWS)
+            marks.append(self._after_counter_update(devices))
+        if any(m is None for m in marks):
+            return None
+        idle = []
+        for key in devices:
+            points = [m[key] for m in marks if m is not None]
+            if any(b[1] < a[1] for a, b in zip(points, points[1:], strict=False)):
+                logger.warning(f"baseline: energy counter of {key} went backwards")
+                return None
+            powers_w = [_power_w(a, b) for a, b in zip(points, points[1:], strict=False)]
+            mean_w = _power_w(points[0], points[-1])
+            idle.append(IdlePower(key, mean_w, statistics.stdev(powers_w), source="counter"))
+        return idle
+
+    def _after_counter_update(
+        self, devices: dict[str, NvmlDevice]
+    ) -> dict[str, tuple[float, int]] | None:
+        """(time, mJ) of each device's counter just after its next update.
+
+        A counter that does not move within `TICK_TIMEOUT_S` is taken as it is.
+        """
+        first = {key: d.energy_mj() for key, d in devices.items()}
+        if any(mj is None for mj in first.values()):
+            return None
+        deadline_s = self._clock() + TICK_TIMEOUT_S
+        marks: dict[str, tuple[float, int]] = {}
+        while len(marks) < len(devices):
+            self._sleep(TICK_POLL_S)
+            now_s = self._clock()
+            for key, device in devices.items():
+                if key in marks:
+                    continue
+                mj = device.energy_mj()
+                if mj is None:
+                    return None
+                if mj != first[key] or now_s >= deadline_s:
+                    marks[key] = (now_s, mj)
+        return marks
+
+    def _idle_from_power_readings(self, duration_s: float) -> list[IdlePower] | None:
         interval_s = self.interval_ms / 1000.0
         readings: dict[str, list[float]] = {key: [] for key in self.baseline_keys}
         for k in range(max(2, round(duration_s / interval_s))):
@@ -198,6 +294,7 @@ class NvmlBackend(EnergyBackend):
                     name=d.name,
                     is_mig=d.is_mig,
                     parent_uuid=d.parent_uuid,
+                    energy_scope=self._energy_scope(d),
                 )
                 for d, energy_j in zip(self.devices, energies, strict=True)
             ],
@@ -206,6 +303,10 @@ class NvmlBackend(EnergyBackend):
             duration_s=duration_s,
             assumptions=assumptions,
         )
+
+    def _energy_scope(self, device: NvmlDevice) -> PowerScope:
+        """The counter's scope, or that of the power readings integrated without one."""
+        return device.energy_scope if self.method == "nvml_counter" else device.power_scope
 
     def _counter_mj(self, device: NvmlDevice) -> int | None:
         try:
@@ -236,3 +337,9 @@ class NvmlBackend(EnergyBackend):
             power_integral_j([s for s in samples if s.device_index == d.nvml_index])
             for d in self.devices
         ]
+
+
+def _power_w(start: tuple[float, int], end: tuple[float, int]) -> float:
+    """Mean power (W) between two (time, mJ) counter marks, the later one second."""
+    (t0_s, mj0), (t1_s, mj1) = start, end
+    return (mj1 - mj0) / 1000.0 / (t1_s - t0_s)

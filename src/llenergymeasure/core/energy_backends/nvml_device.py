@@ -5,17 +5,25 @@ says how to fix it; the rest of llem sees `NvmlDevice` and plain numbers. A read
 the device does not support (`NVMLError_NotSupported`, or a function the driver lacks)
 returns None and is remembered, so it is not retried at every sampler tick.
 
+Power scope: on GH200/GB200-class modules the energy counter covers the whole module
+(Grace CPU and memory too). Such a device is recognised by its name or by the instant
+power field answering at NVML_POWER_SCOPE_MODULE; its power is then read at module scope
+too, so that baseline, samples and counter cover the same parts (`energy_scope`,
+`power_scope`).
+
 Devices are found from what CUDA calls them in this process: `CUDA_VISIBLE_DEVICES`
-entries (indices, `GPU-` UUIDs or `MIG-` UUIDs) name the NVML device behind each CUDA
-ordinal. NVML index i is not assumed to be CUDA index i.
+entries (indices, `GPU-` or `MIG-` UUIDs, whole or any unique prefix, or the legacy
+`MIG-GPU-<uuid>/<gi>/<ci>` form) name the NVML device behind each CUDA ordinal. NVML
+index i is not assumed to be CUDA index i.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pynvml
 from loguru import logger
@@ -25,6 +33,13 @@ from llenergymeasure.errors import DeviceError
 
 T = TypeVar("T")
 MIB = 2**20
+PowerScope = Literal["gpu", "module"]
+# Grace Hopper / Grace Blackwell superchips ("NVIDIA GH200 480GB", "NVIDIA GB200").
+_MODULE_NAME = re.compile(r"\bG[HB]\d{3}\b")
+NOT_SUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
+# Failed reads of the instant power field in a row before a device is switched to the
+# 1 s average for the rest of the run (one failure alone never switches it).
+INSTANT_FAILURES_TO_SWITCH = 3
 
 _FALLBACK_HINT = "or set measurement.energy.backend to rapl, estimate or none"
 _HINTS = {
@@ -41,6 +56,8 @@ _HINTS = {
     pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: "the NVML library and the kernel driver differ "
     "in version; reboot after a driver update",
 }
+
+_LEGACY_MIG = re.compile(r"MIG-(?P<gpu>GPU-[0-9A-Fa-f-]+)/(?P<gi>\d+)/(?P<ci>\d+)")
 
 _lock = threading.Lock()
 _initialised_library: object | None = None
@@ -157,7 +174,7 @@ def _visible_entries(visible: str | None) -> list[str]:
 
 def _open_entry(ordinal: int, entry: str, order: str) -> NvmlDevice:
     if entry.startswith(("GPU-", "MIG-")):
-        handle = _call(f"find device {entry}", pynvml.nvmlDeviceGetHandleByUUID, entry)
+        handle = _handle_for_uuid(entry)
     else:
         _check_index_order(order)
         handle = _call(f"open GPU {entry}", pynvml.nvmlDeviceGetHandleByIndex, int(entry))
@@ -174,6 +191,76 @@ def _open_entry(ordinal: int, entry: str, order: str) -> NvmlDevice:
             handle,
         )
     return NvmlDevice(ordinal, handle, parent)
+
+
+def _handle_for_uuid(entry: str) -> Any:
+    """The handle of a UUID entry as CUDA reads it: full, abbreviated, or legacy MIG.
+
+    CUDA accepts any unique prefix of a UUID (`GPU-8932f937`) and the legacy MIG form
+    `MIG-GPU-<uuid>/<gpu instance id>/<compute instance id>`.
+    """
+    legacy = _LEGACY_MIG.fullmatch(entry)
+    if legacy is not None:
+        parent = _handle_for_uuid(legacy["gpu"])
+        return _mig_instance(parent, legacy["gpu"], int(legacy["gi"]), int(legacy["ci"]))
+    try:
+        return pynvml.nvmlDeviceGetHandleByUUID(entry)
+    except (pynvml.NVMLError_NotFound, pynvml.NVMLError_InvalidArgument) as e:
+        not_found = e  # not a whole UUID: perhaps a prefix of one
+    except pynvml.NVMLError as e:
+        raise nvml_error(e, f"find device {entry}") from e
+    matches = [(uuid, h) for uuid, h in _uuid_handles(entry[:4]) if uuid.startswith(entry)]
+    if len(matches) > 1:
+        listed = ", ".join(uuid for uuid, _ in matches)
+        raise DeviceError(
+            f"CUDA_VISIBLE_DEVICES entry {entry} is ambiguous: it begins the UUIDs of "
+            f"{len(matches)} devices ({listed}); write enough of the UUID to name one"
+        )
+    if not matches:
+        raise nvml_error(not_found, f"find device {entry}") from not_found
+    return matches[0][1]
+
+
+def _uuid_handles(kind: str) -> list[tuple[str, Any]]:
+    """(UUID, handle) of every GPU (kind "GPU-") or every MIG instance (kind "MIG-")."""
+    found = []
+    for i in range(_call("count devices", pynvml.nvmlDeviceGetCount)):
+        gpu = _call(f"open GPU {i}", pynvml.nvmlDeviceGetHandleByIndex, i)
+        handles = _mig_instances(gpu) if kind == "MIG-" else [gpu]
+        found += [(_call("read a device UUID", pynvml.nvmlDeviceGetUUID, h), h) for h in handles]
+    return found
+
+
+def _mig_instances(gpu: Any) -> list[Any]:
+    """The MIG instance handles of a GPU (none when MIG is off)."""
+    if not _mig_enabled(gpu):
+        return []
+    slots = _call("count MIG instances", pynvml.nvmlDeviceGetMaxMigDeviceCount, gpu)
+    instances = []
+    for slot in range(slots):
+        try:
+            instances.append(pynvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu, slot))
+        except pynvml.NVMLError_NotFound:
+            continue
+        except pynvml.NVMLError as e:
+            raise nvml_error(e, f"open MIG instance {slot}") from e
+    return instances
+
+
+def _mig_instance(parent: Any, gpu_uuid: str, gpu_instance: int, compute_instance: int) -> Any:
+    """The MIG instance of `parent` with these GPU and compute instance ids."""
+    for handle in _mig_instances(parent):
+        ids = (
+            _call("read a GPU instance id", pynvml.nvmlDeviceGetGpuInstanceId, handle),
+            _call("read a compute instance id", pynvml.nvmlDeviceGetComputeInstanceId, handle),
+        )
+        if ids == (gpu_instance, compute_instance):
+            return handle
+    raise DeviceError(
+        f"GPU {gpu_uuid} has no MIG instance with GPU instance {gpu_instance} and compute "
+        f"instance {compute_instance}; list instances with `nvidia-smi -L` and check "
+        "CUDA_VISIBLE_DEVICES"
+    )
 
 
 def _check_index_order(order: str) -> None:
@@ -237,6 +324,13 @@ class NvmlDevice:
 
     Readings return None when the device does not support them (remembered, not retried)
     and raise `DeviceError` on any other NVML error.
+
+    Attributes:
+        energy_scope: what the energy counter covers: `gpu`, or `module` on a
+            GH200/GB200-class device (Grace CPU and memory included).
+        power_field_switches: one line per switch of `power_w` from the instant field
+            to the 1 s average during the run (empty when it never switched).
+
     """
 
     def __init__(self, cuda_ordinal: int, handle: Any, parent_handle: Any | None = None) -> None:
@@ -255,7 +349,34 @@ class NvmlDevice:
             "read a GPU index", pynvml.nvmlDeviceGetIndex, self.power_handle
         )
         self.power_uuid = self.parent_uuid or self.uuid
+        self.power_field_switches: list[str] = []
         self._unsupported: set[str] = set()
+        self._instant_failures = 0
+        self.energy_scope: PowerScope = "gpu"
+        self._instant_scope: PowerScope = "gpu"
+        self._settle_power_reading()
+
+    def _settle_power_reading(self) -> None:
+        """Find the counter's scope and the power reading `power_w` starts with."""
+        module_power = self._probe_instant_field("module") == pynvml.NVML_SUCCESS
+        gpu_name = _call("read a GPU name", pynvml.nvmlDeviceGetName, self.power_handle)
+        if module_power or _MODULE_NAME.search(gpu_name):
+            self.energy_scope = "module"
+        if module_power:
+            self._instant_scope = "module"
+            return
+        if self.energy_scope == "module":
+            logger.warning(
+                f"NVML: {self.power_uuid} is a module ({gpu_name}) whose energy counter "
+                "covers the whole module, but NVML reads its power for the GPU only: "
+                "sampled power and a power-reading baseline cover less than the counter"
+            )
+        if self._probe_instant_field("gpu") == NOT_SUPPORTED:
+            logger.info(
+                f"NVML: {self.power_uuid} has no instant power field; power is read from "
+                "nvmlDeviceGetPowerUsage (a 1 s average)"
+            )
+            self._unsupported.add("power_instant")
 
     def energy_mj(self) -> int | None:
         """The total-energy counter (mJ since the driver loaded; Volta and newer)."""
@@ -267,26 +388,62 @@ class NvmlDevice:
     def power_field(self) -> str:
         """Which NVML reading `power_w` returns now."""
         if "power_instant" not in self._unsupported:
-            return "NVML_FI_DEV_POWER_INSTANT"
+            scope = " at module scope" if self._instant_scope == "module" else ""
+            return f"NVML_FI_DEV_POWER_INSTANT{scope}"
         return "nvmlDeviceGetPowerUsage (1 s average)"
 
+    @property
+    def power_scope(self) -> PowerScope:
+        """What `power_w` covers now: the module only through the module-scope field."""
+        return self._instant_scope if "power_instant" not in self._unsupported else "gpu"
+
     def power_w(self) -> float | None:
-        """Board power: the instant field where supported, else the 1 s averaged reading."""
-        milliwatts = self._instant_power_mw()
-        if milliwatts is None:
-            milliwatts = self._read(
-                "power_usage", pynvml.nvmlDeviceGetPowerUsage, self.power_handle
-            )
+        """Power (W) at `power_scope`, from the reading `power_field` names.
+
+        The instant field (NVML_FI_DEV_POWER_INSTANT) where the device has it, else the
+        1 s averaged `nvmlDeviceGetPowerUsage`. Which one is settled when the device is
+        opened; a device is switched to the average later only when the field answers
+        NOT_SUPPORTED or its own return code is an error `INSTANT_FAILURES_TO_SWITCH`
+        reads in a row (that read then returns the average). A switch logs a warning and
+        is appended to `power_field_switches`, so that a baseline and a window that used
+        different readings can be told apart. Any other failed read raises for that
+        reading only, never the average in its place; the next read tries the field
+        again.
+
+        Returns:
+            Watts, or None where the device has no power reading at all.
+
+        Raises:
+            DeviceError: this read failed: the call itself (a whole-call failure never
+                counts towards a switch: NVML did not answer, which the average would
+                not mend), or the field's own return code.
+
+        """
+        if "power_instant" not in self._unsupported:
+            milliwatts = self._instant_power_mw()
+            if milliwatts is not None:
+                return milliwatts / 1000.0
+        milliwatts = self._read("power_usage", pynvml.nvmlDeviceGetPowerUsage, self.power_handle)
         return milliwatts / 1000.0 if milliwatts is not None else None
 
     def temperature_c(self) -> float | None:
-        """GPU core temperature."""
-        celsius = self._read(
-            "temperature",
-            pynvml.nvmlDeviceGetTemperature,
-            self.power_handle,
-            pynvml.NVML_TEMPERATURE_GPU,
-        )
+        """GPU core temperature (C).
+
+        Read through `nvmlDeviceGetTemperatureV`; where the driver or the installed pynvml
+        lacks it, through the deprecated `nvmlDeviceGetTemperature` (remembered, so the
+        newer call is tried once).
+        """
+        sensor = pynvml.NVML_TEMPERATURE_GPU
+        celsius = None
+        versioned = getattr(pynvml, "nvmlDeviceGetTemperatureV", None)
+        if versioned is None:
+            self._unsupported.add("temperature_v")
+        else:
+            celsius = self._read("temperature_v", versioned, self.power_handle, sensor)
+        if celsius is None:
+            celsius = self._read(
+                "temperature", pynvml.nvmlDeviceGetTemperature, self.power_handle, sensor
+            )
         return float(celsius) if celsius is not None else None
 
     def memory_mb(self) -> tuple[float, float] | None:
@@ -311,6 +468,33 @@ class NvmlDevice:
                 self.power_handle,
             )
         return bits
+
+    def compute_processes(self) -> list[int] | None:
+        """PIDs of the other compute processes on the GPU whose energy is measured.
+
+        From `nvmlDeviceGetComputeRunningProcesses` on the physical GPU (for a MIG
+        instance, the parent: its energy is the whole GPU's, so every instance's work
+        counts), this process excluded. NVML reports PIDs of the host's PID namespace: in
+        a container without the host's PID namespace this process's own PID differs and
+        it is listed too.
+
+        Returns:
+            Sorted PIDs (empty when the GPU runs nothing else), or None where the device
+            or driver cannot list processes.
+
+        Raises:
+            DeviceError: the NVML call failed (not for lack of support).
+
+        """
+        processes = self._read(
+            "compute_processes",
+            pynvml.nvmlDeviceGetComputeRunningProcesses,
+            self.power_handle,
+        )
+        if processes is None:
+            return None
+        own_pid = os.getpid()
+        return sorted({p.pid for p in processes if p.pid != own_pid})
 
     def info(self) -> GpuInfo:
         """The device's static description and state now; unreadable fields are None."""
@@ -351,25 +535,70 @@ class NvmlDevice:
         )
 
     def _instant_power_mw(self) -> float | None:
-        if "power_instant" in self._unsupported:
+        """One read of the instant field; None once the device has switched from it.
+
+        Raises:
+            DeviceError: the call failed, or the field did and the device has not switched.
+
+        """
+        milliwatts, code = self._instant_field(self._instant_scope)
+        if code == pynvml.NVML_SUCCESS:
+            self._instant_failures = 0
+            return milliwatts
+        if code == NOT_SUPPORTED:
+            self._switch_to_average("the field answered NOT_SUPPORTED")
             return None
-        values = self._read(
-            "power_instant",
+        self._instant_failures += 1
+        error = pynvml.NVMLError(code)
+        if self._instant_failures >= INSTANT_FAILURES_TO_SWITCH:
+            self._switch_to_average(f"{self._instant_failures} failed reads in a row ({error})")
+            return None
+        raise nvml_error(error, f"read the instant power field of {self.power_uuid}")
+
+    def _instant_field(self, scope: PowerScope) -> tuple[float | None, int]:
+        """(milliwatts, the field's NVML return code) of one read at `scope`.
+
+        Raises:
+            DeviceError: the call failed for another reason than support.
+
+        """
+        values = _supported(
+            f"read the {scope} power of {self.power_uuid}",
             pynvml.nvmlDeviceGetFieldValues,
             self.power_handle,
-            [pynvml.NVML_FI_DEV_POWER_INSTANT],
+            [_instant_field_id(scope)],
         )
         if values is None:
-            return None
+            return None, NOT_SUPPORTED
         value = values[0]
         if value.nvmlReturn != pynvml.NVML_SUCCESS:
-            logger.info(
-                f"NVML: {self.uuid} has no instant power field (code {value.nvmlReturn}); "
-                "power is read from nvmlDeviceGetPowerUsage (a 1 s average)"
-            )
-            self._unsupported.add("power_instant")
+            return None, value.nvmlReturn
+        return _field_number(value), pynvml.NVML_SUCCESS
+
+    def _probe_instant_field(self, scope: PowerScope) -> int | None:
+        """The field's return code at `scope` when the device is opened (None: call failed).
+
+        A pynvml too old to take scope ids (it cannot store a `(field, scope)` pair)
+        answers NOT_SUPPORTED for the module.
+        """
+        try:
+            return self._instant_field(scope)[1]
+        except DeviceError as e:
+            logger.warning(f"NVML: {e}")
             return None
-        return _field_number(value)
+        except (TypeError, AttributeError) as e:
+            logger.info(f"NVML: this pynvml cannot ask for {scope}-scope power ({e})")
+            return NOT_SUPPORTED
+
+    def _switch_to_average(self, reason: str) -> None:
+        before = self.power_field
+        self._unsupported.add("power_instant")
+        switch = f"{self.power_uuid}: {before} -> {self.power_field}: {reason}"
+        self.power_field_switches.append(switch)
+        logger.warning(
+            f"NVML: power reading switched for the rest of the run, {switch}; readings "
+            "before and after the switch are not comparable"
+        )
 
     def _static(self, fn: Callable[..., T | None], *args: Any) -> T | None:
         try:
@@ -386,6 +615,17 @@ class NvmlDevice:
             logger.debug(f"NVML: {reading} is not supported on {self.uuid}")
             self._unsupported.add(reading)
         return value
+
+
+def _instant_field_id(scope: PowerScope) -> Any:
+    """The instant power field as `nvmlDeviceGetFieldValues` takes it at `scope`.
+
+    GPU scope is scope id 0, the struct's default, so it is asked for by the bare field
+    id (which every pynvml takes); the module scope needs a `(field, scope)` pair.
+    """
+    if scope == "gpu":
+        return pynvml.NVML_FI_DEV_POWER_INSTANT
+    return (pynvml.NVML_FI_DEV_POWER_INSTANT, pynvml.NVML_POWER_SCOPE_MODULE)
 
 
 def _field_number(value: Any) -> float:
