@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from llenergymeasure.domain.energy import ComponentEnergy
 from llenergymeasure.domain.experiment import ExperimentManifest, RawProcessResult
 from llenergymeasure.domain.metrics import (
     DeviceEnergy,
@@ -353,3 +354,76 @@ def test_one_gpu_claimed_from_two_containers_of_one_host_is_refused(tmp_path: Pa
     )
     with pytest.raises(UnverifiedExperiment, match="device GPU-a on boot:a is claimed"):
         aggregate(tmp_path)
+
+
+def gpu_process(index: int, uuid: str, energy_j: float, idle_w: float, std_w: float, **kw):
+    """A schema 2 process on a GPU: a measured GPU component and a host CPU component."""
+    window_s = kw.pop("window_s", 10.0)
+    method = kw.pop("method", "nvml_counter")
+    gpu = ComponentEnergy.measured(
+        "gpu", method, "device", [uuid], energy_j, window_s,
+        baseline_power_w=idle_w, baseline_std_w=std_w, baseline_method="fresh",
+    )  # fmt: skip
+    cpu = ComponentEnergy.measured(
+        "cpu", "estimate", "machine", ["cpu"], 50.0 + index, window_s,
+        baseline_power_w=2.0, baseline_std_w=0.1, baseline_method="fresh",
+    )  # fmt: skip
+    reading = EnergyMeasurement(
+        method=method,
+        host="h0",
+        devices=[DeviceEnergy(device_id=uuid, kind="gpu", scope="device", energy_j=energy_j)],
+        window_start_unix_s=1000.0,
+        window_end_unix_s=1000.0 + window_s,
+        duration_s=window_s,
+    )
+    return result(
+        index,
+        device=uuid,
+        method=method,
+        energy_readings=[reading],
+        energy_components=[gpu, cpu],
+        energy_window_start_unix_s=1000.0,
+        energy_window_end_unix_s=1000.0 + window_s,
+        energy_window_s=window_s,
+        **kw,
+    )
+
+
+def test_the_aggregated_breakdown_recomputes_from_its_stored_figures(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            gpu_process(0, "GPU-a", 3000.0, 60.0, 3.0, window_s=10.0),
+            gpu_process(1, "GPU-b", 2500.0, 55.0, 4.0, window_s=10.2),
+        ],
+    )
+    agg = aggregate(tmp_path)
+    b = agg.energy_breakdown
+    assert b.boundary == "gpu" and b.raw_j == 5500.0
+    assert b.baseline_power_w == 115.0
+    assert b.baseline_std_w == pytest.approx(5.0)  # root sum of squares
+    assert b.baseline_energy_j == pytest.approx(60.0 * 10.0 + 55.0 * 10.2)
+    assert b.adjusted_j == pytest.approx(max(0.0, b.raw_j - b.baseline_energy_j))
+    assert agg.energy_per_output_token_j == pytest.approx(b.raw_j / agg.output_tokens)
+    boundaries = {x.name: x for x in agg.energy_boundaries}
+    components = {c.component: c for c in agg.energy_components}
+    assert boundaries["gpu"].energy_j == components["gpu"].energy_j == 5500.0
+    # the CPU is the host's: one reading (the longest window), not one per process
+    assert components["cpu"].energy_j == 51.0
+    assert boundaries["node"].energy_j == 5500.0 + 51.0
+    assert boundaries["node"].above_idle_j == pytest.approx(
+        components["gpu"].above_idle_j + components["cpu"].above_idle_j
+    )
+
+
+def test_the_aggregated_method_is_the_weakest_of_any_process(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            gpu_process(0, "GPU-a", 3000.0, 60.0, 3.0),
+            gpu_process(1, "GPU-b", 2500.0, 55.0, 4.0, method="nvml_power_integral"),
+        ],
+    )
+    agg = aggregate(tmp_path)
+    assert agg.energy_method == "nvml_power_integral"
+    assert {c.component: c.method for c in agg.energy_components}["gpu"] == "nvml_power_integral"
