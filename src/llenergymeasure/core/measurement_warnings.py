@@ -108,6 +108,7 @@ def collect_measurement_warnings(
         _thermal_drift(samples),
         _counter_disagrees(gpu_reading, power_integral_j),
         *(_mig_shared(r) for r in readings),
+        *(_gpu_shared(r) for r in readings),
         *(_energy_incomplete(r) for r in readings),
     )
     warnings.extend(w for w in checks if w is not None)
@@ -175,6 +176,21 @@ def _mig_shared(energy: EnergyMeasurement | None) -> MeasurementWarning | None:
         message=f"MIG instance energy is that of the whole parent GPU: {listed}; other "
         "instances' work on that GPU is included",
         remediation="measure on a whole GPU, or keep the other MIG instances idle",
+    )
+
+
+def _gpu_shared(energy: EnergyMeasurement) -> MeasurementWarning | None:
+    shared = [d for d in energy.devices if d.other_processes]
+    if not shared:
+        return None
+    listed = "; ".join(
+        f"{d.device_id}: pid {', '.join(map(str, d.other_processes or []))}" for d in shared
+    )
+    return MeasurementWarning(
+        code="gpu_shared",
+        message=f"other compute processes ran on the measured GPU during the window ({listed}); "
+        "their work is in its energy",
+        remediation="measure on GPUs that run nothing else (nvidia-smi lists their processes)",
     )
 
 

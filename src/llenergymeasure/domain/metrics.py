@@ -46,6 +46,11 @@ class DeviceEnergy(_Record):
         False, description="A MIG instance: its energy is that of the whole parent GPU."
     )
     parent_uuid: str | None = Field(None, description="UUID of the parent GPU of a MIG instance.")
+    other_processes: list[int] | None = Field(
+        None,
+        description="Other compute processes NVML listed on this GPU at the window's start "
+        "or end (their work is in its energy); None where it cannot tell.",
+    )
     energy_scope: Literal["gpu", "module"] | None = Field(
         None,
         description="What a GPU reading covers: the GPU board, or the whole module "

@@ -22,7 +22,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from llenergymeasure.results.repository import load_experiment
 CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 10_000
 RANKING_METRIC = "energy_per_output_token_j"
+# Warnings that say other work is in an experiment's energy: named in every comparison.
+CONTENTION_CODES = ("host_contention", "gpu_shared", "baseline_host_busy")
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class ComparisonRow:
     energy_methods: list[str]
     intervals: dict[str, Interval]
     ratio_to_best: float | None
+    warning_codes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ def compare(
         energy_methods=methods,
         model_names=sorted({s.result.model_name for s in samples}),
         devices=sorted({device_name(s.result) for s in samples}),
-        notes=[*sample_set.notes, *_method_notes(methods)],
+        notes=[*sample_set.notes, *_method_notes(methods), *_contention_notes(samples)],
     )
 
 
@@ -253,6 +256,7 @@ def write_comparison_csv(comparison: Comparison, path: Path) -> Path:
         "energy_method",
         *(f"{m}_{part}" for m in METRICS for part in ("mean", "ci95_low", "ci95_high")),
         "energy_ratio_to_best",
+        "warnings",
         "experiment_ids",
     ]
     buffer = io.StringIO()
@@ -266,6 +270,7 @@ def write_comparison_csv(comparison: Comparison, path: Path) -> Path:
             "cycles": len(row.experiment_ids),
             "energy_method": ";".join(row.energy_methods),
             "energy_ratio_to_best": row.ratio_to_best,
+            "warnings": ";".join(row.warning_codes),
             "experiment_ids": ";".join(row.experiment_ids),
         }
         for name, interval in row.intervals.items():
@@ -294,7 +299,18 @@ def _row(group: list[Sample], varying: list[str], seed: int, resamples: int) -> 
             for name, metric in METRICS.items()
         },
         ratio_to_best=None,
+        warning_codes=sorted({w.code for s in group for w in s.result.warnings}),
     )
+
+
+def _contention_notes(samples: list[Sample]) -> list[str]:
+    """Experiments whose energy includes other work on their host or GPU, named."""
+    return [
+        f"{s.manifest.experiment_id}: {w.code}: {w.message}"
+        for s in samples
+        for w in s.result.warnings
+        if w.code in CONTENTION_CODES
+    ]
 
 
 def _with_ratios(rows: list[ComparisonRow]) -> list[ComparisonRow]:

@@ -49,6 +49,9 @@ AGGREGATED_CORE = {
     "flops_executed": "flops_executed",
     "created_at": "created_at",
 }
+# The codes of every warning of a result (`;` between them), so a CSV shows which rows
+# rest on contended hardware, estimates or short windows.
+WARNING_CODES = "warning_codes"
 RAW_IDENTITY = {
     "experiment_id": "experiment_id",
     "process_index": "process_index",
@@ -141,6 +144,7 @@ GROUPED_COLUMNS = (
     *BATCH,
     *KV_CACHE,
     "timeseries_path",
+    WARNING_CODES,
 )
 PROCESS_FIELDS = ("gpu_uuid", "tokens", "energy_j", "tokens_per_second")
 PROCESS_COLUMN = re.compile(rf"^process_(\d+)_({'|'.join(PROCESS_FIELDS)})$")
@@ -220,6 +224,7 @@ def _grouped_columns(
         **_boundary_columns(result),
         **{column: _lookup(environment, path) for column, path in ENV.items()},
         "timeseries_path": timeseries,
+        WARNING_CODES: ";".join(dict.fromkeys(w.code for w in result.warnings)) or None,
     }
 
 

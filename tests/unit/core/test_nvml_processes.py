@@ -8,7 +8,9 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, SimMig, install
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend
 from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
+from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.errors import DeviceError
 
 A = "GPU-aaaaaaaa-0000"
@@ -44,3 +46,35 @@ def test_unsupported_is_none_and_other_errors_raise(monkeypatch: pytest.MonkeyPa
     fake.fail("nvmlDeviceGetComputeRunningProcesses", pynvml.NVMLError_GpuIsLost)
     with pytest.raises(DeviceError, match="fallen off the bus"):
         device.compute_processes()
+
+
+def window_warnings(monkeypatch: pytest.MonkeyPatch, gpu: SimGpu, during=None) -> list:
+    clock = ManualClock()
+    install(monkeypatch, FakeNvml([gpu], clock=clock.monotonic))
+    backend = NvmlBackend(open_cuda_devices([0], visible="0"), clock=clock.monotonic)
+    backend.start()
+    clock.advance(5.0)
+    if during is not None:
+        during(gpu)
+    measured = backend.stop()
+    return measured, collect_measurement_warnings(
+        duration_s=30.0, power_readings={0: 300}, readings=[measured], energy_requested=True
+    )
+
+
+def test_another_process_on_the_measured_gpu_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def arrives(gpu: SimGpu) -> None:
+        gpu.compute_pids.append(4242)  # a job that started during the window
+
+    measured, warnings = window_warnings(
+        monkeypatch, SimGpu(A, compute_pids=[os.getpid(), 17]), during=arrives
+    )
+    assert measured.devices[0].other_processes == [17, 4242]
+    (shared,) = [w for w in warnings if w.code == "gpu_shared"]
+    assert f"{A}: pid 17, 4242" in shared.message
+
+
+def test_a_gpu_of_its_own_gives_no_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    measured, warnings = window_warnings(monkeypatch, SimGpu(A, compute_pids=[os.getpid()]))
+    assert measured.devices[0].other_processes == []
+    assert "gpu_shared" not in {w.code for w in warnings}

@@ -162,6 +162,17 @@ def test_notes_say_when_energy_is_an_estimate_or_methods_differ() -> None:
     assert "CPU estimate" in notes[2] and "not a measurement" in notes[2]
 
 
+def test_contended_experiments_are_named_and_their_codes_listed() -> None:
+    contended = {"code": "host_contention", "message": "others took 70 %", "remediation": "r"}
+    samples = [
+        sample("a", config("x-c1", 1), 10.0, warnings=[contended]),
+        sample("b", config("x-c2", 2), 10.0),
+    ]
+    table = compare(SampleSet(samples, [], []))
+    assert table.notes == ["a: host_contention: others took 70 %"]
+    assert [r.warning_codes for r in table.rows] == [["host_contention"], []]
+
+
 def test_parameters_that_vary_follow_the_campaign_order() -> None:
     configs = [config("c1", 1, "float32"), config("c2", 1, "bfloat16"), config("c3", 4, "float32")]
     assert varying_parameters(configs) == ["model.dtype", "generation.batch_size"]

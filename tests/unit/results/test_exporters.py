@@ -22,6 +22,7 @@ from llenergymeasure.domain.metrics import (
     ExtendedMetrics,
     FlopsResult,
     LatencyStats,
+    MeasurementWarning,
     ThermalThrottleInfo,
 )
 from llenergymeasure.results.exporters import (
@@ -101,8 +102,10 @@ GROUPED = [
     "batch_effective_size",
     "kv_cache_hit_rate",
     "timeseries_path",
+    "warning_codes",
 ]
 PREFIX_ORDER = ["energy", "thermal", "env", "gpu", "latency", "batch", "kv_cache", "timeseries"]
+PREFIX_ORDER += ["warning"]
 
 
 def environment(host: str, gpu_name: str) -> EnvironmentMetadata:
@@ -407,3 +410,16 @@ def test_flops_columns_come_from_their_own_fields(tmp_path: Path) -> None:
     assert float(rows[0]["flops_useful"]) == 3.0e12
     assert float(rows[0]["flops_executed"]) == 4.5e12
     assert rows[0]["flops_method"] == "analytic_2n_attn"
+
+
+def test_warning_codes_are_a_column_of_their_own(tmp_path: Path) -> None:
+    result = aggregated().model_copy(
+        update={
+            "warnings": [
+                MeasurementWarning(code="host_contention", message="m", remediation="r"),
+                MeasurementWarning(code="gpu_shared", message="m", remediation="r"),
+            ]
+        }
+    )
+    _, rows = read_rows(export_aggregated_to_csv([result], tmp_path / "a.csv"))
+    assert rows[0]["warning_codes"] == "host_contention;gpu_shared"

@@ -139,6 +139,7 @@ class NvmlBackend(EnergyBackend):
         has_counter = all(d.energy_mj() is not None for d in self.devices)
         self.method = "nvml_counter" if has_counter else "nvml_power_integral"
         self._start_mj: dict[str, int | None] = {}
+        self._others: dict[str, list[int] | None] = {}
         self._sampler: PowerThermalSampler | None = None
         for d in self.devices:
             if d.is_mig:
@@ -262,6 +263,7 @@ class NvmlBackend(EnergyBackend):
         return f"{self.host}|gpu|{device.power_uuid}"
 
     def _begin(self) -> None:
+        self._others = {d.uuid: self._other_processes(d) for d in self.devices}
         if self.method == "nvml_counter":
             self._start_mj = {d.uuid: self._counter_mj(d) for d in self.devices}
             return
@@ -295,6 +297,7 @@ class NvmlBackend(EnergyBackend):
                     is_mig=d.is_mig,
                     parent_uuid=d.parent_uuid,
                     energy_scope=self._energy_scope(d),
+                    other_processes=self._others_over_window(d),
                 )
                 for d, energy_j in zip(self.devices, energies, strict=True)
             ],
@@ -303,6 +306,19 @@ class NvmlBackend(EnergyBackend):
             duration_s=duration_s,
             assumptions=assumptions,
         )
+
+    def _other_processes(self, device: NvmlDevice) -> list[int] | None:
+        try:
+            return device.compute_processes()
+        except DeviceError as e:
+            logger.warning(f"NVML: compute processes of {device.uuid} unreadable: {e}")
+            return None
+
+    def _others_over_window(self, device: NvmlDevice) -> list[int] | None:
+        """Other compute processes seen on the GPU at the window's start or end."""
+        seen = [self._others.get(device.uuid), self._other_processes(device)]
+        known = [pids for pids in seen if pids is not None]
+        return sorted({pid for pids in known for pid in pids}) if known else None
 
     def _energy_scope(self, device: NvmlDevice) -> PowerScope:
         """The counter's scope, or that of the power readings integrated without one."""
