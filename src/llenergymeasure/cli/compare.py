@@ -67,7 +67,9 @@ def compare(
         console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
     if csv is not None:
         path = write_comparison_csv(comparison, csv)
-        console.print(f"wrote {path} ({len(comparison.rows)} configurations)", highlight=False)
+        console.print(
+            f"wrote {path} ({len(comparison.rows)} configurations)", markup=False, highlight=False
+        )
 
 
 def _table(comparison: Comparison, campaign: str | None) -> Table:
@@ -76,7 +78,7 @@ def _table(comparison: Comparison, campaign: str | None) -> Table:
         f"{', '.join(comparison.devices)}; energy: {', '.join(comparison.energy_methods)}"
     )
     table = Table(
-        title=title,
+        title=Text(title),
         caption="each cell: mean over cycles, below it the 95 % bootstrap interval; "
         "x best: energy per output token over the lowest",
         title_justify="left",

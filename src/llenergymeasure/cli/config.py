@@ -21,7 +21,11 @@ def validate(
     from llenergymeasure.config import load_config
 
     config = load_config(config_path, overrides)
-    console.print(f"{config_path}: valid ({config.name}, model {config.model.name})")
+    console.print(
+        f"{config_path}: valid ({config.name}, model {config.model.name})",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command("show")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from llenergymeasure.cli.console import console
 
@@ -103,7 +104,7 @@ def _export_folder_csv(layout: ResultsLayout, out: Path | None, per_process: boo
 
     results, skipped = load_aggregated_results(layout)
     for reason in skipped:
-        console.print(f"[yellow]skipped[/] {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped[/] {escape(reason)}", highlight=False, soft_wrap=True)
     if not results:
         raise ResultsError(f"{layout.aggregated_root}: no aggregated experiment to export")
     path = export_aggregated_to_csv(
@@ -179,12 +180,12 @@ def _complete_processes(
     if not completeness.results:
         raise IncompleteExperiment(f"{experiment_dir}: no complete process result to export")
     for note in completeness.problems:
-        console.print(f"[yellow]skipped[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped[/] {escape(note)}", highlight=False, soft_wrap=True)
     return manifest, completeness.results
 
 
 def _wrote(path: Path, what: str) -> None:
-    console.print(f"wrote {path} ({what})", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path} ({what})", markup=False, highlight=False, soft_wrap=True)
 
 
 def _count(n: int, noun: str) -> str:

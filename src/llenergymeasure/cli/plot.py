@@ -49,7 +49,7 @@ def power(experiment_id: str, results_dir: Path = RESULTS_DIR, out: Path | None 
         experiment_dir,
         out or layout.root / "plots" / f"{experiment_id}_power.png",
     )
-    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("campaign")
@@ -91,4 +91,4 @@ def campaign(
     )
     for note in comparison.notes:
         console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
-    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from llenergymeasure.cli import compare
 from llenergymeasure.cli.console import console
@@ -26,7 +27,7 @@ def list_(results_dir: Path = RESULTS_DIR) -> None:
     table = Table("experiment id", "status", "created", "tokens out", "J / token", "method")
     for exp in list_experiments(ResultsLayout(results_dir)):
         agg = exp.aggregated
-        table.add_row(
+        cells = (
             exp.manifest.experiment_id,
             exp.manifest.status,
             _when(exp.manifest.created_at),
@@ -34,6 +35,7 @@ def list_(results_dir: Path = RESULTS_DIR) -> None:
             fmt(agg.energy_per_output_token_j, digits=4) if agg else "-",
             agg.energy_method if agg else "-",
         )
+        table.add_row(*map(Text, cells))
     console.print(table)
 
 

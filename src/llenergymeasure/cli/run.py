@@ -68,7 +68,7 @@ def run(
     from llenergymeasure.orchestration.launcher import run_experiment
 
     console.print(
-        f"[bold]llem[/] running [cyan]{config.name}[/] with {escape(config.model.name)}"
+        f"[bold]llem[/] running [cyan]{escape(config.name)}[/] with {escape(config.model.name)}"
         + (f" in {config.processes} processes" if config.processes > 1 else "")
     )
     with progress_bars() as progress:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from llenergymeasure.cli.console import console
 from llenergymeasure.domain.experiment import AggregatedResult
@@ -23,7 +25,7 @@ def print_summary(
     """Key figures, the energy method, warnings and where the files are."""
     energy = result.energy_breakdown
     latency = result.latency
-    table = Table(title=f"{result.experiment_id}", show_header=False, title_justify="left")
+    table = Table(title=Text(result.experiment_id), show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value")
     rows = [
@@ -55,18 +57,22 @@ def print_summary(
         ),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, Text(value))
     console.print(table)
     for warning in result.warnings:
         console.print(
-            f"[yellow]warning[/] {warning.code}: {warning.message}", highlight=False, soft_wrap=True
+            f"[yellow]warning[/] {escape(warning.code)}: {escape(warning.message)}",
+            highlight=False,
+            soft_wrap=True,
         )
     for note in result.aggregation.warnings:
-        console.print(f"[yellow]warning[/] aggregation: {note}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]warning[/] aggregation: {escape(note)}", highlight=False, soft_wrap=True
+        )
     if experiment_dir is not None:
-        console.print(f"raw results:        {experiment_dir}", highlight=False)
+        console.print(f"raw results:        {experiment_dir}", markup=False, highlight=False)
     if aggregated_path is not None:
-        console.print(f"aggregated result:  {aggregated_path}", highlight=False)
+        console.print(f"aggregated result:  {aggregated_path}", markup=False, highlight=False)
 
 
 def _processes(result: AggregatedResult) -> str:
