@@ -22,14 +22,14 @@ app.command("compare")(compare.compare)
 def list_(results_dir: Path = RESULTS_DIR) -> None:
     """One line per experiment, newest first."""
     from llenergymeasure.results.layout import ResultsLayout
-    from llenergymeasure.results.repository import list_experiments
+    from llenergymeasure.results.repository import list_experiments, shown_status
 
     table = Table("experiment id", "status", "created", "tokens out", "J / token", "method")
     for exp in list_experiments(ResultsLayout(results_dir)):
         agg = exp.aggregated
         cells = (
             exp.manifest.experiment_id,
-            exp.manifest.status,
+            shown_status(exp.manifest),
             _when(exp.manifest.created_at),
             f"{agg.output_tokens:,}" if agg else "-",
             fmt(agg.energy_per_output_token_j, digits=4) if agg else "-",
@@ -44,13 +44,15 @@ def show(experiment_id: str, results_dir: Path = RESULTS_DIR) -> None:
     """The summary of one experiment."""
     from llenergymeasure.errors import ResultsError
     from llenergymeasure.results.layout import ResultsLayout
-    from llenergymeasure.results.repository import load_experiment
+    from llenergymeasure.results.repository import load_experiment, shown_status
 
     layout = ResultsLayout(results_dir)
     exp = load_experiment(layout, experiment_id)
     if exp.aggregated is None:
+        status = shown_status(exp.manifest)
+        how = " (its run ended without recording its end)" if status == "died" else ""
         raise ResultsError(
-            f"{experiment_id} is {exp.manifest.status} and not aggregated; "
+            f"{experiment_id}: {status}{how}, not aggregated; "
             f"run llem aggregate {layout.experiment_dir(experiment_id)}"
         )
     print_summary(

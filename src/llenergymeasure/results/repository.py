@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from llenergymeasure.domain.experiment import AggregatedResult, ExperimentManifest, ExperimentResult
+from typing import Literal
+
+from llenergymeasure.domain.experiment import (
+    AggregatedResult,
+    ExperimentManifest,
+    ExperimentResult,
+    ExperimentStatus,
+)
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model
+from llenergymeasure.results.verification import run_state
+
+ShownStatus = ExperimentStatus | Literal["died"]
 
 
 def list_experiments(layout: ResultsLayout) -> list[ExperimentResult]:
@@ -38,3 +48,16 @@ def load_aggregated_results(layout: ResultsLayout) -> tuple[list[AggregatedResul
         except ResultsError as exc:
             skipped.append(str(exc))
     return sorted(results, key=lambda r: r.inference_start_unix_s), skipped
+
+
+def shown_status(manifest: ExperimentManifest) -> ShownStatus:
+    """The status to show: `died` for a `running` manifest whose run is known to have ended.
+
+    A run killed with SIGKILL cannot record its end, so its manifest says `running`
+    for ever; the launcher it names (`launcher_host`, `launcher_pid`) tells it apart on
+    the same host. From another host, or without a launcher, `running` is shown as it is.
+    The manifest itself is not changed.
+    """
+    if manifest.status == "running" and run_state(manifest) == "ended":
+        return "died"
+    return manifest.status
