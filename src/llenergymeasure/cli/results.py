@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -12,6 +13,9 @@ from rich.text import Text
 from llenergymeasure.cli import compare
 from llenergymeasure.cli.console import console
 from llenergymeasure.cli.summary import fmt, print_summary
+
+if TYPE_CHECKING:
+    from llenergymeasure.domain.experiment import ExperimentManifest
 
 app = typer.Typer(help="Browse experiments on disk.", no_args_is_help=True)
 RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Results root.")
@@ -44,20 +48,77 @@ def show(experiment_id: str, results_dir: Path = RESULTS_DIR) -> None:
     """The summary of one experiment."""
     from llenergymeasure.errors import ResultsError
     from llenergymeasure.results.layout import ResultsLayout
-    from llenergymeasure.results.repository import load_experiment, shown_status
+    from llenergymeasure.results.repository import load_experiment
 
     layout = ResultsLayout(results_dir)
     exp = load_experiment(layout, experiment_id)
     if exp.aggregated is None:
-        status = shown_status(exp.manifest)
-        how = " (its run ended without recording its end)" if status == "died" else ""
         raise ResultsError(
-            f"{experiment_id}: {status}{how}, not aggregated; "
+            f"{experiment_id}: {_status_phrase(exp.manifest)}, not aggregated; "
             f"run llem aggregate {layout.experiment_dir(experiment_id)}"
         )
     print_summary(
         exp.aggregated, layout.experiment_dir(experiment_id), layout.aggregated_path(experiment_id)
     )
+    if exp.manifest.status != "completed":
+        console.print(
+            f"status: {_status_phrase(exp.manifest)}", markup=False, highlight=False, soft_wrap=True
+        )
+
+
+@app.command("prune")
+def prune(
+    failed: bool = typer.Option(False, "--failed", help="Remove failed experiments."),
+    interrupted: bool = typer.Option(
+        False, "--interrupted", help="Remove interrupted experiments."
+    ),
+    died: bool = typer.Option(
+        False, "--died", help="Remove experiments whose run was killed (shown as died)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
+    results_dir: Path = RESULTS_DIR,
+) -> None:
+    """Remove failed, interrupted or dead experiments (raw files and aggregate), after asking.
+
+    Completed and running experiments are never removed.
+    """
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.layout import ResultsLayout
+    from llenergymeasure.results.repository import prunable_experiments, remove_experiment
+
+    wanted = {name for name, on in [("failed", failed), ("interrupted", interrupted)] if on}
+    wanted |= {"died"} if died else set()
+    if not wanted:
+        raise ResultsError("name what to prune: --failed, --interrupted and/or --died")
+    layout = ResultsLayout(results_dir)
+    experiments = prunable_experiments(layout, wanted)
+    if not experiments:
+        console.print(
+            f"nothing to prune in {results_dir}", markup=False, highlight=False, soft_wrap=True
+        )
+        return
+    for exp in experiments:
+        console.print(
+            f"  {exp.manifest.experiment_id}  ({_status_phrase(exp.manifest)})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not yes:
+        typer.confirm(f"Remove these {len(experiments)} experiment(s)?", abort=True)
+    for exp in experiments:
+        for path in remove_experiment(layout, exp):
+            console.print(f"removed {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _status_phrase(manifest: ExperimentManifest) -> str:
+    """`failed (error: ...)`, `died (its run ended without recording its end)`, `running`."""
+    from llenergymeasure.results.repository import shown_status
+
+    status = shown_status(manifest)
+    if status == "died":
+        return "died (its run ended without recording its end)"
+    return f"{status} (error: {manifest.error})" if manifest.error else status
 
 
 def _when(moment: datetime) -> str:

@@ -54,6 +54,9 @@ class ExperimentManifest(_Stored):
     status: ExperimentStatus = "running"
     launcher_host: str | None = None
     launcher_pid: int | None = None
+    error: str | None = Field(
+        None, description="The line that ended a failed or interrupted run; None otherwise."
+    )
 
 
 class CompletionMarker(BaseModel):

@@ -26,10 +26,11 @@ from loguru import logger
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ConfigError, Interrupted, PromptsError, WorkerFailed
-from llenergymeasure.orchestration import failures
+from llenergymeasure.orchestration import failures, preflight
 from llenergymeasure.orchestration.ids import new_experiment_id
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
+    failure_line,
     record_end,
     set_status,
     write_manifest,
@@ -141,13 +142,16 @@ def run_experiment(
                 )
             aggregated, path = aggregate_experiment(layout, experiment_id)
         except KeyboardInterrupt as exc:
-            record_end(experiment_dir, "interrupted")
+            signum = getattr(exc, "signum", signal.SIGINT)
+            record_end(
+                experiment_dir, "interrupted", f"interrupted by {signal.Signals(signum).name}"
+            )
             raise Interrupted(
-                getattr(exc, "signum", signal.SIGINT),
+                signum,
                 f"{experiment_dir} is marked interrupted; the files already written are kept",
             ) from None
-        except BaseException:
-            record_end(experiment_dir, "failed")
+        except BaseException as exc:
+            record_end(experiment_dir, "failed", failure_line(exc))
             raise
         set_status(experiment_dir, "completed")
     return ExperimentOutcome(experiment_id, experiment_dir, aggregated, path)
@@ -167,6 +171,11 @@ def plan_experiment(config: ExperimentConfig, launch: LaunchOptions) -> list[str
 
 def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
     """Refuse, before anything is written, what cannot run; name the field."""
+    preflight.check_model(config)
+    needs_gpus = config.measurement.energy.backend == "nvml"
+    preflight.check_energy_backend(config, visible_gpu_count() if needs_gpus else 0)
+    if launch.accelerate_config is not None:
+        preflight.check_accelerate_config(launch.accelerate_config)
     try:
         num_prompts = len(load_prompts(config.prompts))
     except PromptsError as exc:

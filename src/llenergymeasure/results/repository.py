@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Literal
 
 from llenergymeasure.domain.experiment import (
@@ -10,7 +11,8 @@ from llenergymeasure.domain.experiment import (
     ExperimentResult,
     ExperimentStatus,
 )
-from llenergymeasure.errors import ResultsError
+from llenergymeasure.errors import ResultsError, StorageError
+from llenergymeasure.fileio import describe_os_error
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model
 from llenergymeasure.results.verification import run_state
 
@@ -61,3 +63,51 @@ def shown_status(manifest: ExperimentManifest) -> ShownStatus:
     if manifest.status == "running" and run_state(manifest) == "ended":
         return "died"
     return manifest.status
+
+
+def prunable_experiments(
+    layout: ResultsLayout, statuses: set[ShownStatus]
+) -> list[ExperimentResult]:
+    """The experiments whose shown status is one of `statuses` (never completed or running).
+
+    Raises:
+        ResultsError: `statuses` names completed or running.
+
+    """
+    kept = statuses & {"completed", "running"}
+    if kept:
+        raise ResultsError(f"prune never removes {' or '.join(sorted(kept))} experiments")
+    return [e for e in list_experiments(layout) if shown_status(e.manifest) in statuses]
+
+
+def remove_experiment(layout: ResultsLayout, experiment: ExperimentResult) -> list[str]:
+    """Remove `raw/<id>/` and `aggregated/<id>.json` of a failed, interrupted or dead run.
+
+    The status is read again first: a run that completed meanwhile is kept.
+
+    Returns:
+        The paths removed.
+
+    Raises:
+        ResultsError: the experiment is now completed or running.
+        StorageError: a file could not be removed.
+
+    """
+    experiment_id = experiment.manifest.experiment_id
+    status = shown_status(load_experiment(layout, experiment_id).manifest)
+    if status in ("completed", "running"):
+        raise ResultsError(f"{experiment_id} is {status} now; not removed")
+    removed = []
+    targets = [layout.experiment_dir(experiment_id), layout.aggregated_path(experiment_id)]
+    for path in targets:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            else:
+                continue
+        except OSError as exc:
+            raise StorageError(f"{describe_os_error(exc)} while removing {path}") from None
+        removed.append(str(path))
+    return removed
