@@ -10,12 +10,9 @@ are every int, float and bool field of `ExperimentConfig`, found by walking the 
 
 from __future__ import annotations
 
-import io
-import sys
 import tempfile
 import types
 import typing
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from llenergymeasure.cli import main
 from llenergymeasure.config.loader import set_dotted
 from llenergymeasure.config.models import ExperimentConfig
 
-from llem_testing import tiny_config_dict
+from llem_testing import run_llem_here, tiny_config_dict
 
 YAML_BOOLEANS = [
     form
@@ -93,17 +89,8 @@ def validate(text: str) -> tuple[int, str]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "c.yaml"
         path.write_text(text, encoding="utf-8")
-        stderr = io.StringIO()
-        argv, sys.argv = sys.argv, ["llem", "config", "validate", str(path)]
-        try:
-            with redirect_stderr(stderr), redirect_stdout(io.StringIO()):
-                main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.argv = argv
-    return code, stderr.getvalue()
+        code, _, stderr = run_llem_here("config", "validate", path)
+    return code, stderr
 
 
 def spoiled(field: str, value: str | int) -> dict[str, Any]:

@@ -62,15 +62,17 @@ def campaign(
         _print_plan(plan, resume)
         return
     quiet_third_party()
+    from llenergymeasure.errors import Interrupted
+
     try:
         manifest = _run(plan, options)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err_console.print(
             f"campaign interrupted; continue it with: llem campaign {campaign_path} --resume",
             markup=False,
             highlight=False,
         )
-        raise
+        raise typer.Exit(exc.exit_code if isinstance(exc, Interrupted) else 130) from None
     _print_outcome(plan, manifest)
     if any(e.status != "completed" for e in manifest.entries):
         raise typer.Exit(FAILED_EXIT)
@@ -170,7 +172,10 @@ def _print_plan(plan: CampaignPlan, resume: bool) -> None:
     path = campaign_manifest_path(plan.results_dir, campaign.campaign_name)
     statuses = {}
     if resume and path.is_file():
+        from llenergymeasure.orchestration.campaign_state import check_resumable
+
         manifest = read_campaign_manifest(plan.results_dir, campaign.campaign_name)
+        check_resumable(plan, manifest)
         statuses = {e.index: e.status for e in manifest.entries}
     table = Table(
         "#",

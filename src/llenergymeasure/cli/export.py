@@ -18,6 +18,7 @@ import typer
 from rich.markup import escape
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
 
 if TYPE_CHECKING:
     from llenergymeasure.domain.experiment import ExperimentManifest, RawProcessResult
@@ -42,6 +43,7 @@ def export(
     results_dir: Path = typer.Option(
         Path("results"), "--results-dir", help="Results root to find an experiment id in."
     ),
+    force: bool = FORCE,
 ) -> None:
     """Export results for spreadsheets, pandas, polars or duckdb."""
     from llenergymeasure.errors import ResultsError
@@ -53,6 +55,8 @@ def export(
         raise ResultsError("--per-process adds columns to the aggregated CSV; --raw is per process")
     if want_csv and timeseries_json and out is not None:
         raise ResultsError("--out names one output: export the CSV and the JSON separately")
+    if want_csv:
+        refuse_overwrite(out, "--out", force)
     layout, experiment_id = _resolve(target, results_dir)
     if experiment_id is None:
         if raw or timeseries_json:

@@ -59,9 +59,11 @@ def print_summary(
     for name, value in rows:
         table.add_row(name, Text(value))
     console.print(table)
+    several = result.aggregation.num_processes > 1
     for warning in result.warnings:
+        where = f" ({_which(warning.processes)})" if several and warning.processes else ""
         console.print(
-            f"[yellow]warning[/] {escape(warning.code)}: {escape(warning.message)}",
+            f"[yellow]warning[/] {escape(warning.code)}{where}: {escape(warning.message)}",
             highlight=False,
             soft_wrap=True,
         )
@@ -80,3 +82,9 @@ def _processes(result: AggregatedResult) -> str:
     if not info.partial:
         return str(info.num_processes)
     return f"{info.num_processes} of {info.expected_num_processes} (partial)"
+
+
+def _which(processes: list[int]) -> str:
+    """`process 1`, `processes 0, 1`."""
+    listed = ", ".join(str(i) for i in processes)
+    return f"process {listed}" if len(processes) == 1 else f"processes {listed}"

@@ -27,7 +27,6 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ConfigError, Interrupted, PromptsError, WorkerFailed
 from llenergymeasure.orchestration import failures, preflight
-from llenergymeasure.orchestration.ids import new_experiment_id
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
     failure_line,
@@ -59,6 +58,8 @@ DEFAULT_LAUNCH_FLAGS += ("--dynamo_backend", "no")
 KEPT_OUTPUT_LINES = 200
 FAILURE_CONTEXT_LINES = 40
 STOP_GRACE_S = 30.0
+# Stands for the experiment id in a planned command; the run draws the real one.
+PLANNED_ID = "<new-experiment-id>"
 
 
 @dataclass(frozen=True)
@@ -161,12 +162,13 @@ def plan_experiment(config: ExperimentConfig, launch: LaunchOptions) -> list[str
     """What `run_experiment` would start, after the same checks; writes nothing.
 
     Returns:
-        The `accelerate launch` command (with a fresh experiment id), or None when the
-        experiment runs in this process.
+        The `accelerate launch` command, or None when the experiment runs in this
+        process. Its experiment id is `PLANNED_ID`: the real one is drawn when the run
+        creates its directory.
 
     """
     check_experiment(config, launch)
-    return worker_command(config, launch, new_experiment_id(config.name))
+    return worker_command(config, launch, PLANNED_ID)
 
 
 def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:

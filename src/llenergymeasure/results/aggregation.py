@@ -33,6 +33,7 @@ from llenergymeasure.domain.metrics import (
     EnergyMethod,
     ExtendedMetrics,
     LatencyStats,
+    MeasurementWarning,
     ThermalThrottleInfo,
 )
 from llenergymeasure.errors import IncompleteExperiment, UnverifiedExperiment
@@ -166,9 +167,20 @@ def aggregate_results(
         extended=combine_extended(results),
         processes=[process_summary(r) for r in results],
         timeseries_paths=[r.timeseries_path for r in results if r.timeseries_path],
-        warnings=list({(w.code, w.message): w for r in results for w in r.warnings}.values()),
+        warnings=merge_warnings(results),
         created_at=datetime.now(timezone.utc),
     )
+
+
+def merge_warnings(results: list[RawProcessResult]) -> list[MeasurementWarning]:
+    """One warning per (code, message), naming every process that gave it, in first-seen order."""
+    merged: dict[tuple[str, str], tuple[MeasurementWarning, list[int]]] = {}
+    for r in results:
+        for w in r.warnings:
+            _, indices = merged.setdefault((w.code, w.message), (w, []))
+            if r.process_index not in indices:
+                indices.append(r.process_index)
+    return [w.model_copy(update={"processes": sorted(i)}) for w, i in merged.values()]
 
 
 def is_machine_level(result: RawProcessResult) -> bool:
