@@ -24,6 +24,7 @@ from pathlib import Path
 from llenergymeasure.domain.experiment import (
     AggregatedResult,
     AggregationInfo,
+    EnergyScope,
     ExperimentManifest,
     ProcessSummary,
     RawProcessResult,
@@ -168,7 +169,8 @@ def aggregate_results(
         processes=[process_summary(r) for r in results],
         timeseries_paths=[r.timeseries_path for r in results if r.timeseries_path],
         warnings=merge_warnings(results),
-        created_at=datetime.now(timezone.utc),
+        created_at=manifest.created_at,
+        aggregated_at=datetime.now(timezone.utc),
     )
 
 
@@ -315,7 +317,15 @@ def process_summary(r: RawProcessResult) -> ProcessSummary:
         output_tokens=r.output_tokens,
         energy_j=r.energy_breakdown.raw_j if r.energy_breakdown else None,
         tokens_per_second=r.tokens_per_second,
+        energy_scope=energy_scope(r),
     )
+
+
+def energy_scope(result: RawProcessResult) -> EnergyScope | None:
+    """`machine` for a host-level reading (RAPL, estimate), `device` otherwise; None: no energy."""
+    if result.energy_breakdown is None:
+        return None
+    return "machine" if is_machine_level(result) else "device"
 
 
 def _sum_or_none(values: list[float | None]) -> float | None:

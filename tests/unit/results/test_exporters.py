@@ -49,12 +49,14 @@ CORE = [
     "total_flops",
     "flops_method",
     "created_at",
+    "aggregated_at",
 ]
 GROUPED = [
     "energy_raw_j",
     "energy_adjusted_j",
     "energy_baseline_w",
     "energy_baseline_method",
+    "energy_scope",
     "thermal_throttle_detected",
     "thermal_throttle_duration_sec",
     "thermal_max_temp_c",
@@ -69,6 +71,7 @@ GROUPED = [
     "env_summary",
     "gpu_util_mean_pct",
     "gpu_mem_peak_mb",
+    "process_rss_peak_mb",
     "latency_e2e_mean_ms",
     "latency_e2e_p95_ms",
     "latency_ttft_p50_ms",
@@ -78,8 +81,20 @@ GROUPED = [
     "batch_effective_size",
     "kv_cache_hit_rate",
     "timeseries_path",
+    "config_hash",
 ]
-PREFIX_ORDER = ["energy", "thermal", "env", "gpu", "latency", "batch", "kv_cache", "timeseries"]
+PREFIX_ORDER = [
+    "energy",
+    "thermal",
+    "env",
+    "gpu",
+    "process_rss",
+    "latency",
+    "batch",
+    "kv_cache",
+    "timeseries",
+    "config",
+]
 
 
 def environment(host: str, gpu_name: str) -> EnvironmentMetadata:
@@ -232,7 +247,7 @@ def test_per_process_columns_follow_the_groups(tmp_path: Path) -> None:
     assert header[len(CORE) + len(GROUPED) :] == [
         f"process_{i}_{field}"
         for i in (0, 1)
-        for field in ("gpu_uuid", "tokens", "energy_j", "tokens_per_second")
+        for field in ("gpu_uuid", "tokens", "energy_j", "energy_scope", "tokens_per_second")
     ]
     row = rows[0]
     assert row["process_0_gpu_uuid"] == "GPU-aaaa"
