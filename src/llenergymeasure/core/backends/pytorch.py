@@ -106,6 +106,17 @@ class MeasuredRun:
     window_start_mono_s: float
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's `random`, numpy and torch (every CUDA device too) with `seed`.
+
+    With `do_sample: true`, the same seed gives the same tokens for the same prompts,
+    batches and device.
+    """
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
 class PyTorchBackend:
     """Runs one process's share of an experiment under measurement."""
 
@@ -140,9 +151,12 @@ class PyTorchBackend:
                 use_chat_template=self.config.prompts.chat_template,
                 device=self.ctx.device,
             )
+            seed_everything(self.config.seed)
             warmup = self.warmup(batches[0].inputs if batches else None)
             wait_thermal_floor(warmup.thermal_floor_s, self.ctx.progress)
             self.ctx.barrier()
+            # Again, so that the window's sampling does not depend on how long warmup ran.
+            seed_everything(self.config.seed)
             window = self.measure_inference(batches, energy)
         finally:
             if energy is not None:
