@@ -64,6 +64,13 @@ class PromptsConfig(_Section):
     chat_template: bool = Field(
         True, description="Wrap each prompt in the tokenizer's chat template when it has one."
     )
+    truncate: bool = Field(
+        False,
+        description="A prompt longer than the model's context less generation.max_new_tokens "
+        "loses its start (left truncation, keeping the question and the chat template's "
+        "assistant turn at its end); the result warns how many were cut. false: such a "
+        "prompt is refused before anything runs.",
+    )
 
 
 class GenerationConfig(_Section):

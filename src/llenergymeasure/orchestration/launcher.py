@@ -179,9 +179,11 @@ def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
     if launch.accelerate_config is not None:
         preflight.check_accelerate_config(launch.accelerate_config)
     try:
-        num_prompts = len(load_prompts(config.prompts))
+        prompts = load_prompts(config.prompts)
     except PromptsError as exc:
         raise ConfigError(f"prompts.source: {exc}") from None
+    preflight.check_prompt_lengths(config, prompts)
+    num_prompts = len(prompts)
     if config.processes == 1:
         return
     if launch.source is None:

@@ -7,6 +7,7 @@ end the run after `raw/<id>/` was created and the baseline measured; each raises
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,8 @@ import yaml
 from llenergymeasure.config.loader import parse_yaml
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import ConfigError, DeviceError, ModelNotFound
+from llenergymeasure.models.resolve import resolve_model
+from llenergymeasure.prompts import Prompt
 
 MAX_ACCELERATE_CONFIG_BYTES = 1 << 20
 
@@ -29,7 +32,6 @@ def check_model(config: ExperimentConfig) -> None:
 
     """
     from llenergymeasure.models.builtin import BUILTIN_PREFIX, known_aliases
-    from llenergymeasure.models.resolve import resolve_model
 
     name = config.model.name
     if name.startswith(BUILTIN_PREFIX):
@@ -111,6 +113,72 @@ def check_accelerate_config(path: Path) -> None:
     # accelerate raises ValueError, TypeError, KeyError... for a file it cannot use.
     except Exception as exc:  # noqa: BLE001
         raise ConfigError(f"{where}: accelerate cannot use it: {_first_line(exc)}") from None
+
+
+def check_prompt_lengths(config: ExperimentConfig, prompts: Sequence[Prompt]) -> None:
+    """Every prompt, as the engine tokenises it, plus `max_new_tokens` fits the model's context.
+
+    Only the tokenizer and the model's config are loaded. A model whose config names no
+    context length (`max_position_embeddings`) is not checked. With `prompts.truncate`,
+    only `max_new_tokens` itself must fit: longer prompts are cut when they are encoded.
+
+    Raises:
+        ConfigError: naming the first prompt too long (its id and token count), or
+            `generation.max_new_tokens` when it alone fills the context.
+
+    """
+    context = model_context_length(config)
+    if context is None:
+        return
+    max_new = max(config.generation.max_new_tokens, config.measurement.warmup.max_new_tokens)
+    if max_new >= context:
+        raise ConfigError(
+            f"generation.max_new_tokens: {max_new} leaves no room for a prompt in the "
+            f"{context} positions of {config.model.name}"
+        )
+    if config.prompts.truncate:
+        return
+    budget = context - max_new
+    for prompt, length in zip(prompts, prompt_token_counts(config, prompts), strict=True):
+        if length > budget:
+            raise ConfigError(
+                f"prompts: prompt {prompt.id!r} is {length} tokens; with max_new_tokens "
+                f"{max_new} that exceeds the {context} positions of {config.model.name}; "
+                "shorten it, or set prompts.truncate: true to cut its start"
+            )
+
+
+def model_context_length(config: ExperimentConfig) -> int | None:
+    """`max_position_embeddings` of the model's config; None when it names none."""
+    from transformers import AutoConfig
+
+    resolved = resolve_model(config.model.name, revision=config.model.revision)
+    model_config = AutoConfig.from_pretrained(
+        resolved.path,
+        revision=config.model.revision,
+        trust_remote_code=config.model.trust_remote_code,
+    )
+    length = getattr(model_config, "max_position_embeddings", None)
+    return length if isinstance(length, int) and length > 0 else None
+
+
+def prompt_token_counts(config: ExperimentConfig, prompts: Sequence[Prompt]) -> list[int]:
+    """Tokens of each prompt as `encode_batches` gives them to the model (chat template too)."""
+    from transformers import AutoTokenizer
+
+    from llenergymeasure.core.backends.generation import prompt_texts
+
+    resolved = resolve_model(config.model.name, revision=config.model.revision)
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolved.path,
+        revision=config.model.revision,
+        trust_remote_code=config.model.trust_remote_code,
+    )
+    use_template = config.prompts.chat_template
+    templated = use_template and getattr(tokenizer, "chat_template", None) is not None
+    texts = prompt_texts(list(prompts), tokenizer, use_template)
+    encoded = tokenizer(texts, add_special_tokens=not templated)["input_ids"]
+    return [len(ids) for ids in encoded]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -59,6 +59,7 @@ from llenergymeasure.domain.metrics import (
     ExtendedMetrics,
     LatencySamples,
     LatencyStats,
+    MeasurementWarning,
     WarmupResult,
 )
 from llenergymeasure.models import resolve_model
@@ -106,6 +107,16 @@ class MeasuredRun:
     window_start_mono_s: float
 
 
+def truncation_warning(count: int, backend: PyTorchBackend) -> MeasurementWarning:
+    """`prompts_truncated`: how many prompts lost their start to fit the model's context."""
+    return MeasurementWarning(
+        code="prompts_truncated",
+        message=f"{count} prompt(s) longer than {backend.prompt_budget()} tokens (the model's "
+        "context less max_new_tokens) lost their start (prompts.truncate: true)",
+        remediation="shorten the prompts, or use a model with a longer context",
+    )
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's `random`, numpy and torch (every CUDA device too) with `seed`.
 
@@ -150,6 +161,7 @@ class PyTorchBackend:
                 batch_size=self.config.generation.batch_size,
                 use_chat_template=self.config.prompts.chat_template,
                 device=self.ctx.device,
+                max_prompt_tokens=self.prompt_budget() if self.config.prompts.truncate else None,
             )
             seed_everything(self.config.seed)
             warmup = self.warmup(batches[0].inputs if batches else None)
@@ -162,7 +174,21 @@ class PyTorchBackend:
             if energy is not None:
                 energy.close()
         result = self._assemble(started_at, environment, baseline, warmup, window, energy)
+        truncated = sum(b.truncated for b in batches)
+        if truncated:
+            result = result.model_copy(
+                update={"warnings": [*result.warnings, truncation_warning(truncated, self)]}
+            )
         return MeasuredRun(result, window.samples, window.start_mono_s)
+
+    def prompt_budget(self) -> int | None:
+        """Prompt tokens that leave room for the longest generation in the model's context."""
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if not isinstance(context, int) or context <= 0:
+            return None
+        generation = self.config.generation.max_new_tokens
+        longest = max(generation, self.config.measurement.warmup.max_new_tokens)
+        return max(1, context - longest)
 
     def load_model(self) -> None:
         """Resolve and load the model and its tokenizer (left padding for batching)."""
