@@ -41,6 +41,7 @@ from llenergymeasure.orchestration.protocol import (
     parse_progress,
 )
 from llenergymeasure.orchestration.signals import (
+    exit_on_second_signal,
     forward_stop_signals,
     raise_on_stop_signals,
     signal_group,
@@ -131,7 +132,8 @@ def run_experiment(
         )
         try:
             if command is None:
-                run_worker(config, experiment_id, progress)
+                with exit_on_second_signal(_record_forced_stop(experiment_dir)):
+                    run_worker(config, experiment_id, progress)
             else:
                 run_workers(
                     command,
@@ -322,6 +324,20 @@ def worker_environment(num_processes: int) -> dict[str, str]:
     """
     threads = max(1, (os.cpu_count() or 1) // num_processes)
     return {"OMP_NUM_THREADS": str(threads), **os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _record_forced_stop(experiment_dir: Path) -> Callable[[int], None]:
+    """What a second signal does before the process ends: mark the experiment, say so."""
+
+    def record(signum: int) -> None:
+        name = signal.Signals(signum).name
+        record_end(experiment_dir, "interrupted", f"interrupted by {name} (a second signal)")
+        logger.warning(
+            f"interrupted by a second {name}: {experiment_dir} is marked interrupted; "
+            "the files already written are kept"
+        )
+
+    return record
 
 
 def _to_stderr(line: str) -> None:
