@@ -61,6 +61,31 @@ def run_llem(
     )
 
 
+def run_llem_here(*args: str | Path) -> tuple[int, str, str]:
+    """The real CLI entry point (`llenergymeasure.cli.main`) in this process.
+
+    Returns:
+        Its exit code, stdout and stderr.
+
+    """
+    from contextlib import redirect_stderr, redirect_stdout
+    from io import StringIO
+
+    from llenergymeasure.cli import main
+
+    stdout, stderr = StringIO(), StringIO()
+    argv, sys.argv = sys.argv, ["llem", *map(str, args)]
+    try:
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
 @dataclass(frozen=True)
 class MultiProcessRun:
     """A finished `llem run --processes 2` and where it left its files."""

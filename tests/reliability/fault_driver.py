@@ -21,6 +21,9 @@ happens there:
     sigint    SIGINT to this process (Ctrl-C), handled as llem handles it
     sigterm   SIGTERM to this process, the same
     enospc    the write fails with "No space left on device" (stage partial only)
+    stall     one long native call, SIGTERM to this process once inside it (a matrix product
+              power taking tens of seconds, the GIL released, as a huge prefill): Python runs no
+              handler until it returns; `stalling` is printed on stderr first
 
 Nothing of llem's own logic is changed: the driver only watches the file writes and
 acts at one of them. It runs in its own process, so the patches die with it.
@@ -34,12 +37,15 @@ import fnmatch
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 STAGES = ("before", "partial", "written", "synced", "replaced")
-ACTIONS = ("kill", "sigint", "sigterm", "enospc")
+ACTIONS = ("kill", "sigint", "sigterm", "enospc", "stall")
+STALL_MATRIX_SIZE = 4096
+STALL_POWER = 2**16 - 1  # about 32 products of 4096 x 4096: tens of seconds, one call
 
 
 class Trigger:
@@ -66,8 +72,22 @@ class Trigger:
             cut_in_half(tmp)
         if self.action == "enospc":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if self.action == "stall":
+            stall()
+            return
         signum = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}
         os.kill(os.getpid(), signum[self.action])
+
+
+def stall() -> None:
+    """Ask this process to stop, then keep its main thread in native code for long."""
+    import torch
+
+    matrix = torch.rand(STALL_MATRIX_SIZE, STALL_MATRIX_SIZE)
+    # Sent once the main thread is inside the call, so that its handler has to wait.
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    print("stalling", file=sys.stderr, flush=True)
+    torch.linalg.matrix_power(matrix, STALL_POWER)
 
 
 def cut_in_half(path: Path) -> None:

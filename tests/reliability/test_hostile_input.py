@@ -27,6 +27,13 @@ def config_with(root: Path, **sections: object) -> Path:
     return write_yaml(root / "bad.yaml", data)
 
 
+def tiny_text(root: Path) -> str:
+    """The tiny config as YAML text, with `generation` and `measurement` left to the test."""
+    data = tiny_config_dict(root / "results")
+    del data["generation"], data["measurement"]
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 def config_text(root: Path, text: str | bytes) -> Path:
     path = root / "bad.yaml"
     if isinstance(text, bytes):
@@ -117,6 +124,48 @@ CASES: dict[str, tuple[Case, str]] = {
     "config name escaping": (
         run_config(lambda r: config_with(r, name="../../etc")),
         "name: String should match pattern",
+    ),
+    "key given twice": (
+        run_config(lambda r: config_text(r, tiny_text(r) + "seed: 1\nseed: 2\n")),
+        "invalid YAML (line 9): key 'seed' given twice (first on line 8)",
+    ),
+    "max_new_tokens: yes": (
+        run_config(lambda r: config_text(r, tiny_text(r) + "generation: {max_new_tokens: yes}\n")),
+        "generation.max_new_tokens: Input should be a valid integer, not a boolean",
+    ),
+    "batch_size: on": (
+        run_config(lambda r: config_text(r, tiny_text(r) + "generation: {batch_size: on}\n")),
+        "generation.batch_size: Input should be a valid integer, not a boolean",
+    ),
+    "do_sample: 1": (
+        run_config(lambda r: config_with(r, generation={"do_sample": 1})),
+        "generation.do_sample: Input should be a valid boolean",
+    ),
+    "temperature: .nan": (
+        run_config(lambda r: config_text(r, tiny_text(r) + "generation: {temperature: .nan}\n")),
+        "generation.temperature: NaN and infinity are not allowed",
+    ),
+    "cpu_tdp_w: .inf": (
+        run_config(
+            lambda r: config_text(r, tiny_text(r) + "measurement: {energy: {cpu_tdp_w: .inf}}\n")
+        ),
+        "measurement.energy.cpu_tdp_w: NaN and infinity are not allowed",
+    ),
+    "seed 2^64": (
+        run_config(lambda r: config_with(r, seed=2**64)),
+        "seed: Input should be less than or equal to 4294967295",
+    ),
+    "prompts.seed 2^63": (
+        run_config(lambda r: config_with(r, prompts={"seed": 2**63})),
+        "prompts.seed: Input should be less than or equal to 4294967295",
+    ),
+    "top_k 2^63": (
+        run_config(lambda r: config_with(r, generation={"top_k": 2**63})),
+        "generation.top_k: Input should be less than or equal to 10000000",
+    ),
+    "a bad --set is blamed on the override": (
+        lambda r: ["run", str(config_with(r)), "--set", "generation.batch_size=on"],
+        "error: --set generation.batch_size=on: generation.batch_size: Input should be a valid",
     ),
     "override without a value": (
         lambda r: ["run", str(config_with(r)), "--set", "generation.batch_size"],

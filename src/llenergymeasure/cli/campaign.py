@@ -62,14 +62,17 @@ def campaign(
         _print_plan(plan, resume)
         return
     quiet_third_party()
+    from llenergymeasure.errors import Interrupted
+
     try:
         manifest = _run(plan, options)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err_console.print(
             f"campaign interrupted; continue it with: llem campaign {campaign_path} --resume",
+            markup=False,
             highlight=False,
         )
-        raise
+        raise typer.Exit(exc.exit_code if isinstance(exc, Interrupted) else 130) from None
     _print_outcome(plan, manifest)
     if any(e.status != "completed" for e in manifest.entries):
         raise typer.Exit(FAILED_EXIT)
@@ -80,7 +83,7 @@ def _run(plan: CampaignPlan, options: CampaignOptions) -> CampaignManifest:
 
     campaign = plan.campaign
     console.print(
-        f"[bold]llem[/] campaign [cyan]{campaign.campaign_name}[/]: "
+        f"[bold]llem[/] campaign [cyan]{escape(campaign.campaign_name)}[/]: "
         f"{_shape(plan)}, order {campaign.order}",
         highlight=False,
     )
@@ -113,8 +116,8 @@ class _ProgressObserver:
     def experiment_started(self, entry: CampaignEntry, status: CampaignProgress) -> None:
         self._update(status)
         self.progress.console.print(
-            f"[bold][{entry.index + 1}/{self.total}][/] {entry.config_name} "
-            f"({escape(_overrides(entry))}) cycle {entry.cycle}: {entry.experiment_id}",
+            f"[bold]\\[{entry.index + 1}/{self.total}][/] {escape(entry.config_name)} "
+            f"({escape(_overrides(entry))}) cycle {entry.cycle}: {escape(entry.experiment_id)}",
             highlight=False,
         )
 
@@ -136,7 +139,7 @@ class _ProgressObserver:
         result = outcome.aggregated
         self.progress.console.print(
             f"  [green]done[/]: {fmt(result.energy_per_output_token_j, 'J/token', 4)} "
-            f"({result.energy_method}), {fmt(result.total_tokens_per_second, 'tok/s')}",
+            f"({escape(result.energy_method)}), {fmt(result.total_tokens_per_second, 'tok/s')}",
             highlight=False,
         )
 
@@ -169,7 +172,10 @@ def _print_plan(plan: CampaignPlan, resume: bool) -> None:
     path = campaign_manifest_path(plan.results_dir, campaign.campaign_name)
     statuses = {}
     if resume and path.is_file():
+        from llenergymeasure.orchestration.campaign_state import check_resumable
+
         manifest = read_campaign_manifest(plan.results_dir, campaign.campaign_name)
+        check_resumable(plan, manifest)
         statuses = {e.index: e.status for e in manifest.entries}
     table = Table(
         "#",
@@ -177,14 +183,16 @@ def _print_plan(plan: CampaignPlan, resume: bool) -> None:
         "cycle",
         "configuration",
         *(["status"] if statuses else []),
-        title=f"{campaign.campaign_name}: {_shape(plan)}, order {campaign.order}"
-        + (f" (seed {campaign.seed})" if campaign.order == "shuffled" else ""),
+        title=Text(
+            f"{campaign.campaign_name}: {_shape(plan)}, order {campaign.order}"
+            + (f" (seed {campaign.seed})" if campaign.order == "shuffled" else "")
+        ),
         title_justify="left",
     )
     for planned in plan.experiments:
         table.add_row(
             str(planned.index + 1),
-            planned.configuration.config.name,
+            Text(planned.configuration.config.name),
             str(planned.cycle),
             Text(planned.configuration.label),
             *([statuses.get(planned.index, "pending")] if statuses else []),
@@ -193,6 +201,7 @@ def _print_plan(plan: CampaignPlan, resume: bool) -> None:
     console.print(
         f"gaps: {campaign.gap_s:g} s between experiments, {campaign.cycle_gap_s:g} s where "
         f"the cycle changes; manifest: {path} (dry run: nothing written)",
+        markup=False,
         highlight=False,
         soft_wrap=True,
     )
@@ -205,19 +214,25 @@ def _print_outcome(plan: CampaignPlan, manifest: CampaignManifest) -> None:
     done = [e for e in manifest.entries if e.status == "completed"]
     console.print(
         f"campaign {name}: {len(done)} of {len(manifest.entries)} experiments completed",
+        markup=False,
         highlight=False,
     )
     for entry in manifest.entries:
         if entry.status != "completed":
             console.print(
-                f"[red]{entry.status}[/] {entry.index + 1} {entry.config_name} cycle "
+                f"[red]{entry.status}[/] {entry.index + 1} {escape(entry.config_name)} cycle "
                 f"{entry.cycle}: {escape(entry.error or '')}",
                 highlight=False,
                 soft_wrap=True,
             )
-    console.print(f"manifest: {campaign_manifest_path(plan.results_dir, name)}", highlight=False)
+    console.print(
+        f"manifest: {campaign_manifest_path(plan.results_dir, name)}",
+        markup=False,
+        highlight=False,
+    )
     console.print(
         f"compare:  llem results compare --campaign {name} --results-dir {plan.results_dir}",
+        markup=False,
         highlight=False,
     )
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
 
 if TYPE_CHECKING:
     from llenergymeasure.results.compare import Comparison, ComparisonRow, Interval
@@ -41,6 +42,7 @@ def compare(
     resamples: int = typer.Option(
         10_000, "--resamples", min=100, max=1_000_000, help="Bootstrap resamples."
     ),
+    force: bool = FORCE,
 ) -> None:
     """Mean and 95 % bootstrap interval over cycles of each configuration, and ratio to the best."""
     from llenergymeasure.errors import ResultsError
@@ -54,6 +56,7 @@ def compare(
     )
     from llenergymeasure.results.layout import ResultsLayout
 
+    refuse_overwrite(csv, "--csv", force)
     if bool(experiment_ids) == bool(campaign):
         raise ResultsError("name experiment ids or --campaign NAME (one of the two)")
     layout = ResultsLayout(results_dir)
@@ -67,7 +70,9 @@ def compare(
         console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
     if csv is not None:
         path = write_comparison_csv(comparison, csv)
-        console.print(f"wrote {path} ({len(comparison.rows)} configurations)", highlight=False)
+        console.print(
+            f"wrote {path} ({len(comparison.rows)} configurations)", markup=False, highlight=False
+        )
 
 
 def _table(comparison: Comparison, campaign: str | None) -> Table:
@@ -76,7 +81,7 @@ def _table(comparison: Comparison, campaign: str | None) -> Table:
         f"{', '.join(comparison.devices)}; energy: {', '.join(comparison.energy_methods)}"
     )
     table = Table(
-        title=title,
+        title=Text(title),
         caption="each cell: mean over cycles, below it the 95 % bootstrap interval; "
         "x best: energy per output token over the lowest",
         title_justify="left",

@@ -16,12 +16,26 @@ app = typer.Typer(help="Check and display experiment configs.", no_args_is_help=
 def validate(
     config_path: Path = typer.Argument(..., help="Experiment YAML file."),
     overrides: list[str] = typer.Option([], "--set", help="dotted.path=value (repeatable)."),
+    accelerate_config: Path | None = typer.Option(
+        None, "--accelerate-config", help="The accelerate config file `llem run` would get."
+    ),
 ) -> None:
-    """Exit 0 when the config is valid; otherwise name the field and exit 2."""
+    """Exit 0 when the config can run here; otherwise name the field and exit 2.
+
+    Besides the fields, the checks `llem run` makes before it creates anything: the
+    prompts, the model, the energy backend, the accelerate config and the processes.
+    """
     from llenergymeasure.config import load_config
+    from llenergymeasure.orchestration.launcher import ConfigSource, LaunchOptions, check_experiment
 
     config = load_config(config_path, overrides)
-    console.print(f"{config_path}: valid ({config.name}, model {config.model.name})")
+    source = ConfigSource(config_path, tuple(overrides))
+    check_experiment(config, LaunchOptions(source, accelerate_config))
+    console.print(
+        f"{config_path}: valid ({config.name}, model {config.model.name})",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command("show")

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
 
 if TYPE_CHECKING:
     from llenergymeasure.domain.experiment import ExperimentManifest, RawProcessResult
@@ -41,6 +43,7 @@ def export(
     results_dir: Path = typer.Option(
         Path("results"), "--results-dir", help="Results root to find an experiment id in."
     ),
+    force: bool = FORCE,
 ) -> None:
     """Export results for spreadsheets, pandas, polars or duckdb."""
     from llenergymeasure.errors import ResultsError
@@ -52,6 +55,8 @@ def export(
         raise ResultsError("--per-process adds columns to the aggregated CSV; --raw is per process")
     if want_csv and timeseries_json and out is not None:
         raise ResultsError("--out names one output: export the CSV and the JSON separately")
+    if want_csv:
+        refuse_overwrite(out, "--out", force)
     layout, experiment_id = _resolve(target, results_dir)
     if experiment_id is None:
         if raw or timeseries_json:
@@ -103,7 +108,7 @@ def _export_folder_csv(layout: ResultsLayout, out: Path | None, per_process: boo
 
     results, skipped = load_aggregated_results(layout)
     for reason in skipped:
-        console.print(f"[yellow]skipped[/] {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped[/] {escape(reason)}", highlight=False, soft_wrap=True)
     if not results:
         raise ResultsError(f"{layout.aggregated_root}: no aggregated experiment to export")
     path = export_aggregated_to_csv(
@@ -179,12 +184,12 @@ def _complete_processes(
     if not completeness.results:
         raise IncompleteExperiment(f"{experiment_dir}: no complete process result to export")
     for note in completeness.problems:
-        console.print(f"[yellow]skipped[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped[/] {escape(note)}", highlight=False, soft_wrap=True)
     return manifest, completeness.results
 
 
 def _wrote(path: Path, what: str) -> None:
-    console.print(f"wrote {path} ({what})", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path} ({what})", markup=False, highlight=False, soft_wrap=True)
 
 
 def _count(n: int, noun: str) -> str:

@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
 
 app = typer.Typer(
     help="Draw PNG figures of results (needs matplotlib, the extra 'plot' of llenergymeasure).",
@@ -25,8 +26,14 @@ OUT = typer.Option(None, "--out", help="PNG file to write; default: <results>/pl
 
 
 @app.command("power")
-def power(experiment_id: str, results_dir: Path = RESULTS_DIR, out: Path | None = OUT) -> None:
+def power(
+    experiment_id: str,
+    results_dir: Path = RESULTS_DIR,
+    out: Path | None = OUT,
+    force: bool = FORCE,
+) -> None:
     """Power of each GPU over time, the inference window shaded, idle baselines dashed."""
+    refuse_overwrite(out, "--out", force)
     from llenergymeasure.errors import IncompleteExperiment, ResultsError
     from llenergymeasure.results.layout import ResultsLayout
     from llenergymeasure.results.plots import plot_power
@@ -49,7 +56,7 @@ def power(experiment_id: str, results_dir: Path = RESULTS_DIR, out: Path | None 
         experiment_dir,
         out or layout.root / "plots" / f"{experiment_id}_power.png",
     )
-    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("campaign")
@@ -67,8 +74,10 @@ def campaign(
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
     results_dir: Path = RESULTS_DIR,
     out: Path | None = OUT,
+    force: bool = FORCE,
 ) -> None:
     """A metric against a swept parameter: means with 95 % bootstrap intervals over cycles."""
+    refuse_overwrite(out, "--out", force)
     from llenergymeasure.errors import ResultsError
     from llenergymeasure.results.compare import compare, load_campaign_samples
     from llenergymeasure.results.layout import ResultsLayout
@@ -91,4 +100,4 @@ def campaign(
     )
     for note in comparison.notes:
         console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
-    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from llenergymeasure.cli import compare
 from llenergymeasure.cli.console import console
 from llenergymeasure.cli.summary import fmt, print_summary
+
+if TYPE_CHECKING:
+    from llenergymeasure.domain.experiment import ExperimentManifest
 
 app = typer.Typer(help="Browse experiments on disk.", no_args_is_help=True)
 RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Results root.")
@@ -21,19 +26,20 @@ app.command("compare")(compare.compare)
 def list_(results_dir: Path = RESULTS_DIR) -> None:
     """One line per experiment, newest first."""
     from llenergymeasure.results.layout import ResultsLayout
-    from llenergymeasure.results.repository import list_experiments
+    from llenergymeasure.results.repository import list_experiments, shown_status
 
     table = Table("experiment id", "status", "created", "tokens out", "J / token", "method")
     for exp in list_experiments(ResultsLayout(results_dir)):
         agg = exp.aggregated
-        table.add_row(
+        cells = (
             exp.manifest.experiment_id,
-            exp.manifest.status,
+            shown_status(exp.manifest),
             _when(exp.manifest.created_at),
             f"{agg.output_tokens:,}" if agg else "-",
             fmt(agg.energy_per_output_token_j, digits=4) if agg else "-",
             agg.energy_method if agg else "-",
         )
+        table.add_row(*map(Text, cells))
     console.print(table)
 
 
@@ -48,12 +54,71 @@ def show(experiment_id: str, results_dir: Path = RESULTS_DIR) -> None:
     exp = load_experiment(layout, experiment_id)
     if exp.aggregated is None:
         raise ResultsError(
-            f"{experiment_id} is {exp.manifest.status} and not aggregated; "
+            f"{experiment_id}: {_status_phrase(exp.manifest)}, not aggregated; "
             f"run llem aggregate {layout.experiment_dir(experiment_id)}"
         )
     print_summary(
         exp.aggregated, layout.experiment_dir(experiment_id), layout.aggregated_path(experiment_id)
     )
+    if exp.manifest.status != "completed":
+        console.print(
+            f"status: {_status_phrase(exp.manifest)}", markup=False, highlight=False, soft_wrap=True
+        )
+
+
+@app.command("prune")
+def prune(
+    failed: bool = typer.Option(False, "--failed", help="Remove failed experiments."),
+    interrupted: bool = typer.Option(
+        False, "--interrupted", help="Remove interrupted experiments."
+    ),
+    died: bool = typer.Option(
+        False, "--died", help="Remove experiments whose run was killed (shown as died)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing."),
+    results_dir: Path = RESULTS_DIR,
+) -> None:
+    """Remove failed, interrupted or dead experiments (raw files and aggregate), after asking.
+
+    Completed and running experiments are never removed.
+    """
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.layout import ResultsLayout
+    from llenergymeasure.results.repository import prunable_experiments, remove_experiment
+
+    wanted = {name for name, on in [("failed", failed), ("interrupted", interrupted)] if on}
+    wanted |= {"died"} if died else set()
+    if not wanted:
+        raise ResultsError("name what to prune: --failed, --interrupted and/or --died")
+    layout = ResultsLayout(results_dir)
+    experiments = prunable_experiments(layout, wanted)
+    if not experiments:
+        console.print(
+            f"nothing to prune in {results_dir}", markup=False, highlight=False, soft_wrap=True
+        )
+        return
+    for exp in experiments:
+        console.print(
+            f"  {exp.manifest.experiment_id}  ({_status_phrase(exp.manifest)})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not yes:
+        typer.confirm(f"Remove these {len(experiments)} experiment(s)?", abort=True)
+    for exp in experiments:
+        for path in remove_experiment(layout, exp):
+            console.print(f"removed {path}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _status_phrase(manifest: ExperimentManifest) -> str:
+    """`failed (error: ...)`, `died (its run ended without recording its end)`, `running`."""
+    from llenergymeasure.results.repository import shown_status
+
+    status = shown_status(manifest)
+    if status == "died":
+        return "died (its run ended without recording its end)"
+    return f"{status} (error: {manifest.error})" if manifest.error else status
 
 
 def _when(moment: datetime) -> str:

@@ -68,7 +68,7 @@ def run(
     from llenergymeasure.orchestration.launcher import run_experiment
 
     console.print(
-        f"[bold]llem[/] running [cyan]{config.name}[/] with {escape(config.model.name)}"
+        f"[bold]llem[/] running [cyan]{escape(config.name)}[/] with {escape(config.model.name)}"
         + (f" in {config.processes} processes" if config.processes > 1 else "")
     )
     with progress_bars() as progress:
@@ -103,7 +103,11 @@ def _print_plan(config: ExperimentConfig, launch: LaunchOptions) -> None:
     if command is None:
         console.print("# one process: runs inside llem itself, no launch command", highlight=False)
     else:
-        console.print("# launch command", highlight=False)
+        console.print(
+            "# launch command (<new-experiment-id>: the id is drawn when the run starts)",
+            markup=False,
+            highlight=False,
+        )
         console.print(shlex.join(command), markup=False, highlight=False, soft_wrap=True)
     console.print("# resolved config", highlight=False)
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from llenergymeasure.cli.console import console
 from llenergymeasure.domain.energy import EnergyBoundary
@@ -24,7 +26,7 @@ def print_summary(
     """Key figures, the energy method, warnings and where the files are."""
     energy = result.energy_breakdown
     latency = result.latency
-    table = Table(title=f"{result.experiment_id}", show_header=False, title_justify="left")
+    table = Table(title=Text(result.experiment_id), show_header=False, title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value")
     rows = [
@@ -58,18 +60,24 @@ def print_summary(
     ]
     rows += [(f"  boundary {b.name}", _boundary(b)) for b in result.energy_boundaries]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, Text(value))
     console.print(table)
+    several = result.aggregation.num_processes > 1
     for warning in result.warnings:
+        where = f" ({_which(warning.processes)})" if several and warning.processes else ""
         console.print(
-            f"[yellow]warning[/] {warning.code}: {warning.message}", highlight=False, soft_wrap=True
+            f"[yellow]warning[/] {escape(warning.code)}{where}: {escape(warning.message)}",
+            highlight=False,
+            soft_wrap=True,
         )
     for note in result.aggregation.warnings:
-        console.print(f"[yellow]warning[/] aggregation: {note}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]warning[/] aggregation: {escape(note)}", highlight=False, soft_wrap=True
+        )
     if experiment_dir is not None:
-        console.print(f"raw results:        {experiment_dir}", highlight=False)
+        console.print(f"raw results:        {experiment_dir}", markup=False, highlight=False)
     if aggregated_path is not None:
-        console.print(f"aggregated result:  {aggregated_path}", highlight=False)
+        console.print(f"aggregated result:  {aggregated_path}", markup=False, highlight=False)
 
 
 def _boundary(boundary: EnergyBoundary) -> str:
@@ -104,3 +112,9 @@ def _flops(result: AggregatedResult) -> str:
         return f"{sci(result.total_flops)} (palm_2n)"
     method = f" ({result.flops_method})" if result.flops_method else ""
     return f"{sci(result.flops_useful)} / {sci(result.flops_executed)}{method}"
+
+
+def _which(processes: list[int]) -> str:
+    """`process 1`, `processes 0, 1`."""
+    listed = ", ".join(str(i) for i in processes)
+    return f"process {listed}" if len(processes) == 1 else f"processes {listed}"

@@ -43,7 +43,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llenergymeasure.config.loader import format_validation_error, read_yaml_mapping, set_dotted
-from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.models import MAX_SEED, ExperimentConfig
 from llenergymeasure.errors import ConfigError
 
 # Room for the `-c<k>` suffix within the 64 characters of an experiment name.
@@ -57,7 +57,7 @@ CampaignOrder = Literal["grouped", "interleaved", "shuffled"]
 class CampaignConfig(BaseModel):
     """A campaign file: a base experiment, its configurations, cycles and order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     campaign_name: str = Field(
         pattern=CAMPAIGN_NAME_PATTERN,
@@ -75,7 +75,7 @@ class CampaignConfig(BaseModel):
     )
     cycles: int = Field(1, ge=1, le=1_000, description="Runs of every configuration.")
     order: CampaignOrder = "interleaved"
-    seed: int = Field(0, description="Seed of the shuffled order.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the shuffled order.")
     gap_s: float = Field(0.0, ge=0, le=86_400, description="Wait between experiments.")
     cycle_gap_s: float = Field(
         0.0,

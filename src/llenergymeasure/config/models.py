@@ -12,10 +12,21 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# numpy's seed is a 32-bit unsigned integer; torch's and Python's take any of these.
+MAX_SEED = 2**32 - 1
+# Above any vocabulary size a model has; the bound keeps the value a machine integer.
+MAX_TOP_K = 10_000_000
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Strict types: a YAML boolean (`yes`, `on`) is not a number, `.nan` not a value.
+
+    `Path` fields accept strings (they are written as strings in JSON and YAML).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
+    )
 
 
 class ModelConfig(_Section):
@@ -47,9 +58,18 @@ class PromptsConfig(_Section):
         64, ge=1, le=1_000_000, description="How many prompts to run; null: all of them."
     )
     order: Literal["source", "shuffled"] = "source"
-    seed: int = Field(0, description="Seed of the shuffle when order is shuffled.")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Seed of the shuffle when order is shuffled."
+    )
     chat_template: bool = Field(
         True, description="Wrap each prompt in the tokenizer's chat template when it has one."
+    )
+    truncate: bool = Field(
+        False,
+        description="A prompt longer than the model's context less generation.max_new_tokens "
+        "loses its start (left truncation, keeping the question and the chat template's "
+        "assistant turn at its end); the result warns how many were cut. false: such a "
+        "prompt is refused before anything runs.",
     )
 
 
@@ -62,7 +82,7 @@ class GenerationConfig(_Section):
     do_sample: bool = False
     temperature: float = Field(1.0, gt=0, le=100)
     top_p: float = Field(1.0, gt=0, le=1)
-    top_k: int | None = Field(None, ge=1)
+    top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
 
     @model_validator(mode="after")
     def _min_le_max(self) -> GenerationConfig:
@@ -173,5 +193,7 @@ class ExperimentConfig(_Section):
         "cores); more than one are started by accelerate launch.",
     )
     measurement: MeasurementConfig = MeasurementConfig()
-    results_dir: Path = Path("results")
-    seed: int = 42
+    results_dir: Path = Field(Path("results"), strict=False)
+    seed: int = Field(
+        42, ge=0, le=MAX_SEED, description="Seeds torch, numpy and Python's random for the run."
+    )

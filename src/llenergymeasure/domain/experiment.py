@@ -31,6 +31,7 @@ from llenergymeasure.domain.metrics import (
 SCHEMA_VERSION = 2
 
 ExperimentStatus = Literal["running", "completed", "failed", "interrupted"]
+EnergyScope = Literal["device", "machine"]
 
 
 class _Stored(BaseModel):
@@ -57,6 +58,9 @@ class ExperimentManifest(_Stored):
     status: ExperimentStatus = "running"
     launcher_host: str | None = None
     launcher_pid: int | None = None
+    error: str | None = Field(
+        None, description="The line that ended a failed or interrupted run; None otherwise."
+    )
 
 
 class CompletionMarker(BaseModel):
@@ -187,6 +191,11 @@ class ProcessSummary(BaseModel):
     output_tokens: int
     energy_j: float | None = None
     tokens_per_second: float | None = None
+    energy_scope: EnergyScope | None = Field(
+        None,
+        description="device: energy_j is this process's devices; machine: a host-level "
+        "figure shared by the host's processes (counted once). None in older files.",
+    )
 
 
 class AggregatedResult(_Stored):
@@ -223,7 +232,14 @@ class AggregatedResult(_Stored):
     processes: list[ProcessSummary] = Field(default_factory=list)
     timeseries_paths: list[str] = Field(default_factory=list)
     warnings: list[MeasurementWarning] = Field(default_factory=list)
-    created_at: datetime | None = None
+    created_at: datetime | None = Field(
+        None,
+        description="When the experiment was created (its manifest's created_at); in files "
+        "of older versions, when the aggregate was written.",
+    )
+    aggregated_at: datetime | None = Field(
+        None, description="When this aggregate was written; None in older files."
+    )
 
 
 class ExperimentResult(BaseModel):

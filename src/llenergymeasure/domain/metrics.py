@@ -286,3 +286,8 @@ class MeasurementWarning(_Record):
     code: str
     message: str
     remediation: str
+    processes: list[int] = Field(
+        default_factory=list,
+        description="In an aggregate: the indices of the processes that gave this warning "
+        "(empty in a process result and in older files).",
+    )

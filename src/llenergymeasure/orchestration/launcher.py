@@ -27,10 +27,10 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ConfigError, Interrupted, PromptsError, WorkerFailed
 from llenergymeasure.models.builtin import ensure_builtin
-from llenergymeasure.orchestration import failures
-from llenergymeasure.orchestration.ids import new_experiment_id
+from llenergymeasure.orchestration import failures, preflight
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
+    failure_line,
     record_end,
     set_status,
     write_manifest,
@@ -42,6 +42,7 @@ from llenergymeasure.orchestration.protocol import (
     parse_progress,
 )
 from llenergymeasure.orchestration.signals import (
+    exit_on_second_signal,
     forward_stop_signals,
     raise_on_stop_signals,
     signal_group,
@@ -59,6 +60,8 @@ DEFAULT_LAUNCH_FLAGS += ("--dynamo_backend", "no")
 KEPT_OUTPUT_LINES = 200
 FAILURE_CONTEXT_LINES = 40
 STOP_GRACE_S = 30.0
+# Stands for the experiment id in a planned command; the run draws the real one.
+PLANNED_ID = "<new-experiment-id>"
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ def run_experiment(
         )
         try:
             if command is None:
-                run_worker(config, experiment_id, progress)
+                with exit_on_second_signal(_record_forced_stop(experiment_dir)):
+                    run_worker(config, experiment_id, progress)
             else:
                 run_workers(
                     command,
@@ -143,13 +147,16 @@ def run_experiment(
                 )
             aggregated, path = aggregate_experiment(layout, experiment_id)
         except KeyboardInterrupt as exc:
-            record_end(experiment_dir, "interrupted")
+            signum = getattr(exc, "signum", signal.SIGINT)
+            record_end(
+                experiment_dir, "interrupted", f"interrupted by {signal.Signals(signum).name}"
+            )
             raise Interrupted(
-                getattr(exc, "signum", signal.SIGINT),
+                signum,
                 f"{experiment_dir} is marked interrupted; the files already written are kept",
             ) from None
-        except BaseException:
-            record_end(experiment_dir, "failed")
+        except BaseException as exc:
+            record_end(experiment_dir, "failed", failure_line(exc))
             raise
         set_status(experiment_dir, "completed")
     return ExperimentOutcome(experiment_id, experiment_dir, aggregated, path)
@@ -159,20 +166,28 @@ def plan_experiment(config: ExperimentConfig, launch: LaunchOptions) -> list[str
     """What `run_experiment` would start, after the same checks; writes nothing.
 
     Returns:
-        The `accelerate launch` command (with a fresh experiment id), or None when the
-        experiment runs in this process.
+        The `accelerate launch` command, or None when the experiment runs in this
+        process. Its experiment id is `PLANNED_ID`: the real one is drawn when the run
+        creates its directory.
 
     """
     check_experiment(config, launch)
-    return worker_command(config, launch, new_experiment_id(config.name))
+    return worker_command(config, launch, PLANNED_ID)
 
 
 def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
     """Refuse, before anything is written, what cannot run; name the field."""
+    preflight.check_model(config)
+    needs_gpus = config.measurement.energy.backend == "nvml"
+    preflight.check_energy_backend(config, visible_gpu_count() if needs_gpus else 0)
+    if launch.accelerate_config is not None:
+        preflight.check_accelerate_config(launch.accelerate_config)
     try:
-        num_prompts = len(load_prompts(config.prompts))
+        prompts = load_prompts(config.prompts)
     except PromptsError as exc:
         raise ConfigError(f"prompts.source: {exc}") from None
+    preflight.check_prompt_lengths(config, prompts)
+    num_prompts = len(prompts)
     if config.processes == 1:
         return
     if launch.source is None:
@@ -311,6 +326,20 @@ def worker_environment(num_processes: int) -> dict[str, str]:
     """
     threads = max(1, (os.cpu_count() or 1) // num_processes)
     return {"OMP_NUM_THREADS": str(threads), **os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _record_forced_stop(experiment_dir: Path) -> Callable[[int], None]:
+    """What a second signal does before the process ends: mark the experiment, say so."""
+
+    def record(signum: int) -> None:
+        name = signal.Signals(signum).name
+        record_end(experiment_dir, "interrupted", f"interrupted by {name} (a second signal)")
+        logger.warning(
+            f"interrupted by a second {name}: {experiment_dir} is marked interrupted; "
+            "the files already written are kept"
+        )
+
+    return record
 
 
 def _to_stderr(line: str) -> None:

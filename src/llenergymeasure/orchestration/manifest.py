@@ -18,7 +18,7 @@ from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStat
 from llenergymeasure.errors import LlemError, ResultsError, StorageError
 from llenergymeasure.fileio import describe_os_error
 from llenergymeasure.orchestration.ids import new_experiment_id
-from llenergymeasure.redaction import redact_all
+from llenergymeasure.redaction import redact, redact_all
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model, write_model
 
 # Fresh ids drawn before giving up; two runs started in the same second share a stamp
@@ -111,19 +111,37 @@ def read_manifest(experiment_dir: Path) -> ExperimentManifest:
     return read_model(manifest_path(experiment_dir), ExperimentManifest)
 
 
-def set_status(experiment_dir: Path, status: ExperimentStatus) -> None:
-    """Record how the experiment ended."""
+def set_status(experiment_dir: Path, status: ExperimentStatus, error: str | None = None) -> None:
+    """Record how the experiment ended, and for a run that failed, the error line."""
     manifest = read_manifest(experiment_dir)
-    write_model(manifest_path(experiment_dir), manifest.model_copy(update={"status": status}))
+    update: dict[str, object] = {"status": status}
+    if error is not None:
+        update["error"] = redact(error)
+    write_model(manifest_path(experiment_dir), manifest.model_copy(update=update))
 
 
-def record_end(experiment_dir: Path, status: ExperimentStatus) -> None:
+def record_end(experiment_dir: Path, status: ExperimentStatus, error: str | None = None) -> None:
     """`set_status` on the way out of a failed or interrupted run: never masks its error.
 
     When the manifest cannot be updated (the disk that failed the run is still full),
     a warning says so and the error that ended the run is the one reported.
+
+    Args:
+        experiment_dir: `raw/<id>`.
+        status: `failed` or `interrupted`.
+        error: the one line that ended the run (shown by `llem results show`).
+
     """
     try:
-        set_status(experiment_dir, status)
+        set_status(experiment_dir, status, error)
     except LlemError as exc:
         logger.warning(f"could not mark {experiment_dir} {status}: {exc}")
+
+
+def failure_line(exc: BaseException) -> str:
+    """The line a failed run stores in its manifest: a user error's message, else its type too."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, LlemError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -13,12 +13,21 @@ One way per kind of run:
   reads their output until they have stopped. A second signal, or `grace_s` without an
   end, kills the group.
 
-Python lets only the main thread install handlers; elsewhere both leave them as they are.
+- `exit_on_second_signal`: around a measurement in this process. Python runs a signal
+  handler only between bytecodes of the main thread, so the first signal waits while
+  the main thread is in a long native call (the prefill of a huge batch). A second
+  signal then ends the process at once: a thread woken through `signal.set_wakeup_fd`
+  (written by the C-level handler, whatever the main thread is doing) records the
+  experiment interrupted and calls `os._exit(128 + signum)`.
+
+Python lets only the main thread install handlers; elsewhere all three leave them as
+they are.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -57,6 +66,59 @@ def raise_on_stop_signals() -> Iterator[None]:
 
     with _handlers(handler):
         yield
+
+
+@contextmanager
+def exit_on_second_signal(last_words: Callable[[int], None]) -> Iterator[None]:
+    """While inside, a second SIGINT or SIGTERM ends the process within a fraction of a second.
+
+    Use it inside `raise_on_stop_signals` (whose handler makes the C-level handler write
+    the wakeup byte), around work in this process only: child processes are not stopped.
+
+    Args:
+        last_words: called with the signal number just before the process ends (records
+            the experiment interrupted); an error in it does not stop the exit.
+
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=_watch, args=(read_fd, done, last_words), daemon=True, name="llem-stop-watch"
+    )
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        signal.set_wakeup_fd(previous)
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def _watch(read_fd: int, done: threading.Event, last_words: Callable[[int], None]) -> None:
+    """Count stop signals from the wakeup pipe; at the second, end the process."""
+    seen = 0
+    while not done.is_set():
+        ready, _, _ = select.select([read_fd], [], [], 0.2)
+        if not ready:
+            continue
+        for signum in os.read(read_fd, 64):
+            if signum not in STOP_SIGNALS:
+                continue
+            seen += 1
+            if seen < 2:
+                continue
+            try:
+                last_words(signum)
+            except BaseException as exc:  # noqa: BLE001 - the exit must happen anyway
+                logger.warning(f"could not record the interruption: {exc}")
+            os._exit(128 + signum)
 
 
 @contextmanager

@@ -45,6 +45,7 @@ from llenergymeasure.models import llem_cache_dir
 from llenergymeasure.models.builtin import ensure_builtin
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
+    failure_line,
     read_manifest,
     set_status,
     write_manifest,
@@ -93,17 +94,17 @@ def main(argv: list[str] | None = None) -> int:
             finish_experiment(state, joined)
         except LlemError as exc:
             logger.error(str(exc))
-            record_end(joined, "failed")
+            record_end(joined, "failed", failure_line(exc))
             return USER_ERROR
         except KeyboardInterrupt as exc:
             signum = getattr(exc, "signum", signal.SIGINT)
             logger.warning(
                 f"stopped by {signal.Signals(signum).name}; files already written are kept"
             )
-            record_end(joined, "interrupted")
+            record_end(joined, "interrupted", f"interrupted by {signal.Signals(signum).name}")
             return 128 + signum
-        except BaseException:
-            record_end(joined, "failed")
+        except BaseException as exc:
+            record_end(joined, "failed", failure_line(exc))
             raise
     return 0
 
@@ -291,10 +292,12 @@ def finish_experiment(state: PartialState, joined: JoinedExperiment) -> None:
         )
 
 
-def record_end(joined: JoinedExperiment | None, status: ExperimentStatus) -> None:
+def record_end(
+    joined: JoinedExperiment | None, status: ExperimentStatus, error: str | None = None
+) -> None:
     """Record how the run ended in a manifest it created (`llem run` records its own)."""
     if joined is not None and joined.owns_manifest:
-        record_manifest_end(joined.experiment_dir, status)
+        record_manifest_end(joined.experiment_dir, status, error)
 
 
 def broadcast_json(state: PartialState, data: dict[str, Any] | None) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from llenergymeasure.domain.energy import (
 from llenergymeasure.domain.experiment import (
     AggregatedResult,
     AggregationInfo,
+    EnergyScope,
     ExperimentManifest,
     ProcessSummary,
     RawProcessResult,
@@ -44,6 +45,7 @@ from llenergymeasure.domain.metrics import (
     EnergyMethod,
     ExtendedMetrics,
     LatencyStats,
+    MeasurementWarning,
     ThermalThrottleInfo,
 )
 from llenergymeasure.errors import IncompleteExperiment, UnverifiedExperiment
@@ -181,14 +183,26 @@ def aggregate_results(
         extended=combine_extended(results),
         processes=[process_summary(r) for r in results],
         timeseries_paths=[r.timeseries_path for r in results if r.timeseries_path],
-        warnings=list({(w.code, w.message): w for r in results for w in r.warnings}.values()),
-        created_at=datetime.now(timezone.utc),
+        warnings=merge_warnings(results),
+        created_at=manifest.created_at,
+        aggregated_at=datetime.now(timezone.utc),
     )
 
 
 def sum_flops(values: list[float | None]) -> float | None:
     """The sum; None when any process's FLOPs are unknown (a partial sum is no total)."""
     return None if any(v is None for v in values) else float(sum(values))
+
+
+def merge_warnings(results: list[RawProcessResult]) -> list[MeasurementWarning]:
+    """One warning per (code, message), naming every process that gave it, in first-seen order."""
+    merged: dict[tuple[str, str], tuple[MeasurementWarning, list[int]]] = {}
+    for r in results:
+        for w in r.warnings:
+            _, indices = merged.setdefault((w.code, w.message), (w, []))
+            if r.process_index not in indices:
+                indices.append(r.process_index)
+    return [w.model_copy(update={"processes": sorted(i)}) for w, i in merged.values()]
 
 
 def host_key(result: RawProcessResult) -> str:
@@ -372,4 +386,19 @@ def process_summary(r: RawProcessResult) -> ProcessSummary:
         output_tokens=r.output_tokens,
         energy_j=r.energy_breakdown.raw_j if r.energy_breakdown else None,
         tokens_per_second=r.tokens_per_second,
+        energy_scope=energy_scope(r),
     )
+
+
+def energy_scope(result: RawProcessResult) -> EnergyScope | None:
+    """The scope of a process's headline energy; None when it measured none.
+
+    `device` for its GPUs, `machine` for a host-level figure (RAPL, the estimate) that
+    the host's processes share.
+    """
+    if result.energy_breakdown is None:
+        return None
+    if result.energy_breakdown.boundary is not None:
+        return "device" if result.energy_breakdown.boundary == "gpu" else "machine"
+    devices = result.devices
+    return "machine" if devices and all(d.scope == "machine" for d in devices) else "device"

@@ -7,6 +7,13 @@ measured, or a field that a result of an older schema does not have, is an empty
 Floats are written in full precision (repr), so they read back to the same number;
 booleans are `true` / `false`, times ISO 8601.
 
+With a results root, each row also gets `config_hash` and the experiment's resolved
+config, one `config.<dotted field>` column per field (`config.generation.batch_size`),
+read from the manifest beside the result; `created_at` is the experiment's creation
+time (the manifest's) and `aggregated_at` when its aggregate was written.
+`energy_scope` says what an energy figure covers: `device` (the process's own devices)
+or `machine` (a host-level reading shared by the host's processes, counted once).
+
 `timeseries_path` holds the absolute paths of the parquet sidecars that exist (`;`
 between processes), resolved against the experiment directory, because results store
 them relative to it.
@@ -23,11 +30,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
+import orjson
+
 from llenergymeasure.domain.energy import BoundaryName
 from llenergymeasure.domain.environment import EnvironmentMetadata
-from llenergymeasure.domain.experiment import AggregatedResult, ProcessSummary, RawProcessResult
+from llenergymeasure.domain.experiment import (
+    AggregatedResult,
+    ExperimentManifest,
+    ProcessSummary,
+    RawProcessResult,
+)
+from llenergymeasure.errors import ResultsError
 from llenergymeasure.fileio import atomic_write_bytes
-from llenergymeasure.results.layout import ResultsLayout
+from llenergymeasure.results.aggregation import energy_scope
+from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model
 
 # Column -> attribute path in the result (dotted; digits index lists).
 AGGREGATED_CORE = {
@@ -48,6 +64,7 @@ AGGREGATED_CORE = {
     "flops_useful": "flops_useful",
     "flops_executed": "flops_executed",
     "created_at": "created_at",
+    "aggregated_at": "aggregated_at",
 }
 # The codes of every warning of a result (`;` between them), so a CSV shows which rows
 # rest on contended hardware, estimates or short windows.
@@ -131,22 +148,28 @@ LATENCY = {
     "latency_itl_p50_ms": "latency.itl_p50_ms",
     "latency_itl_p95_ms": "latency.itl_p95_ms",
 }
+MEMORY = {"process_rss_peak_mb": "extended.process_rss_peak_mb"}
 BATCH = {"batch_effective_size": "extended.batch_effective_size"}
 KV_CACHE = {"kv_cache_hit_rate": "extended.kv_cache_hit_rate"}
-RESULT_GROUPS = {**ENERGY, **THERMAL, **GPU, **LATENCY, **BATCH, **KV_CACHE}
+RESULT_GROUPS = {**ENERGY, **THERMAL, **GPU, **MEMORY, **LATENCY, **BATCH, **KV_CACHE}
 GROUPED_COLUMNS = (
     *ENERGY,
     *BOUNDARY_COLUMNS,
+    "energy_scope",
     *THERMAL,
     *ENV,
     *GPU,
+    *MEMORY,
     *LATENCY,
     *BATCH,
     *KV_CACHE,
     "timeseries_path",
     WARNING_CODES,
+    "config_hash",
 )
-PROCESS_FIELDS = ("gpu_uuid", "tokens", "energy_j", "tokens_per_second")
+# The resolved config of the experiment's manifest, one column per field.
+CONFIG_PREFIX = "config."
+PROCESS_FIELDS = ("gpu_uuid", "tokens", "energy_j", "energy_scope", "tokens_per_second")
 PROCESS_COLUMN = re.compile(rf"^process_(\d+)_({'|'.join(PROCESS_FIELDS)})$")
 NVML_UUID_PREFIXES = ("GPU-", "MIG-")
 
@@ -178,6 +201,16 @@ def export_aggregated_to_csv(
     return _write_csv(Path(output_path), rows, tuple(AGGREGATED_CORE))
 
 
+def _manifest_beside(experiment_dir: Path | None) -> ExperimentManifest | None:
+    """The manifest beside a result, None without a results root or a readable manifest."""
+    if experiment_dir is None:
+        return None
+    try:
+        return read_model(manifest_path(experiment_dir), ExperimentManifest)
+    except ResultsError:
+        return None
+
+
 def export_raw_to_csv(
     results: Sequence[RawProcessResult], output_path: Path, *, results_root: Path | None = None
 ) -> Path:
@@ -190,12 +223,17 @@ def _aggregated_to_row(
     result: AggregatedResult, experiment_dir: Path | None, per_process: bool
 ) -> dict[str, Any]:
     """Core columns, then the grouped ones, then optionally the per-process ones."""
+    manifest = _manifest_beside(experiment_dir)
     row = {column: _lookup(result, path) for column, path in AGGREGATED_CORE.items()}
+    if manifest is not None:
+        row["created_at"] = manifest.created_at
     row |= _grouped_columns(
         result,
         _first_host_environment(result),
         _timeseries_cell(experiment_dir, result.timeseries_paths),
     )
+    row["energy_scope"] = _combined_scope([p.energy_scope for p in result.processes])
+    row |= _config_columns(manifest)
     if per_process:
         expected = range(result.aggregation.expected_num_processes)
         row |= {f"process_{i}_{field}": None for i in expected for field in PROCESS_FIELDS}
@@ -209,9 +247,34 @@ def _raw_to_row(result: RawProcessResult, experiment_dir: Path | None) -> dict[s
     row["gpu_uuid"] = _gpu_uuids(result)
     row |= {column: _lookup(result, path) for column, path in RAW_FIGURES.items()}
     paths = [result.timeseries_path] if result.timeseries_path else []
-    return row | _grouped_columns(
-        result, result.environment, _timeseries_cell(experiment_dir, paths)
-    )
+    row |= _grouped_columns(result, result.environment, _timeseries_cell(experiment_dir, paths))
+    row["energy_scope"] = energy_scope(result)
+    return row | _config_columns(_manifest_beside(experiment_dir))
+
+
+def _combined_scope(scopes: Sequence[str | None]) -> str | None:
+    """The processes' one scope, `device+machine` for a mix; None when none is known."""
+    known = sorted({s for s in scopes if s is not None})
+    return "+".join(known) or None
+
+
+def _config_columns(manifest: ExperimentManifest | None) -> dict[str, Any]:
+    """`config_hash` and `config.<dotted field>` for every field of the resolved config."""
+    if manifest is None:
+        return {}
+    return {"config_hash": manifest.config_hash, **_flatten(manifest.config, CONFIG_PREFIX)}
+
+
+def _flatten(data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        elif isinstance(value, list):
+            flat[f"{prefix}{key}"] = orjson.dumps(value).decode()
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _grouped_columns(
@@ -247,6 +310,7 @@ def _process_columns(process: ProcessSummary) -> dict[str, Any]:
         f"{prefix}gpu_uuid": ";".join(uuids) or None,
         f"{prefix}tokens": process.output_tokens,
         f"{prefix}energy_j": process.energy_j,
+        f"{prefix}energy_scope": process.energy_scope,
         f"{prefix}tokens_per_second": process.tokens_per_second,
     }
 
@@ -288,12 +352,15 @@ def _lookup(obj: Any, path: str) -> Any:
 
 
 def _order_columns(names: Iterable[str], core: Sequence[str]) -> list[str]:
-    """Core, then each group together in DESIGN.md's order, then process columns by index."""
+    """Core, each group together, the config fields in the config's order, process columns."""
     positions = {name: i for i, name in enumerate([*core, *GROUPED_COLUMNS])}
+    seen = {name: i for i, name in enumerate(dict.fromkeys(names))}
 
     def key(name: str) -> tuple[int, int, int]:
         if name in positions:
             return (0, positions[name], 0)
+        if name.startswith(CONFIG_PREFIX):
+            return (0, len(positions), seen[name])
         match = PROCESS_COLUMN.match(name)
         if match is None:
             raise ValueError(f"no place for CSV column {name!r}")

@@ -53,6 +53,7 @@ CORE = [
     "flops_useful",
     "flops_executed",
     "created_at",
+    "aggregated_at",
 ]
 GROUPED = [
     "energy_raw_j",
@@ -79,6 +80,7 @@ GROUPED = [
     "energy_facility_per_output_token_j",
     "energy_facility_above_idle_per_output_token_j",
     "energy_facility_co2e_g",
+    "energy_scope",
     "thermal_throttle_detected",
     "thermal_throttle_duration_sec",
     "thermal_max_temp_c",
@@ -93,6 +95,7 @@ GROUPED = [
     "env_summary",
     "gpu_util_mean_pct",
     "gpu_mem_peak_mb",
+    "process_rss_peak_mb",
     "latency_e2e_mean_ms",
     "latency_e2e_p95_ms",
     "latency_ttft_p50_ms",
@@ -103,9 +106,21 @@ GROUPED = [
     "kv_cache_hit_rate",
     "timeseries_path",
     "warning_codes",
+    "config_hash",
 ]
-PREFIX_ORDER = ["energy", "thermal", "env", "gpu", "latency", "batch", "kv_cache", "timeseries"]
-PREFIX_ORDER += ["warning"]
+PREFIX_ORDER = [
+    "energy",
+    "thermal",
+    "env",
+    "gpu",
+    "process_rss",
+    "latency",
+    "batch",
+    "kv_cache",
+    "timeseries",
+    "warning",
+    "config",
+]
 
 
 def environment(host: str, gpu_name: str) -> EnvironmentMetadata:
@@ -258,7 +273,7 @@ def test_per_process_columns_follow_the_groups(tmp_path: Path) -> None:
     assert header[len(CORE) + len(GROUPED) :] == [
         f"process_{i}_{field}"
         for i in (0, 1)
-        for field in ("gpu_uuid", "tokens", "energy_j", "tokens_per_second")
+        for field in ("gpu_uuid", "tokens", "energy_j", "energy_scope", "tokens_per_second")
     ]
     row = rows[0]
     assert row["process_0_gpu_uuid"] == "GPU-aaaa"

@@ -43,6 +43,7 @@ class EncodedBatch:
     prompts: list[Prompt]
     inputs: dict[str, torch.Tensor]
     input_tokens: list[int]
+    truncated: int = 0  # prompts of the batch that lost their start to fit the context
 
 
 @dataclass
@@ -73,21 +74,34 @@ def encode_batches(
     batch_size: int,
     use_chat_template: bool,
     device: str,
+    max_prompt_tokens: int | None = None,
 ) -> list[EncodedBatch]:
-    """Tokenise prompts in order into left-padded batches on `device`."""
+    """Tokenise prompts in order into left-padded batches on `device`.
+
+    With `max_prompt_tokens`, a longer prompt keeps only its last `max_prompt_tokens`
+    tokens (left truncation: the end, with the chat template's assistant turn, stays).
+    """
     templated = use_chat_template and getattr(tokenizer, "chat_template", None) is not None
+    tokenizer.truncation_side = "left"
     batches = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
+        texts = prompt_texts(chunk, tokenizer, use_chat_template)
+        truncated = 0
+        if max_prompt_tokens is not None:
+            full = tokenizer(texts, add_special_tokens=not templated)["input_ids"]
+            truncated = sum(len(ids) > max_prompt_tokens for ids in full)
         enc = tokenizer(
-            prompt_texts(chunk, tokenizer, use_chat_template),
+            texts,
             return_tensors="pt",
             padding=True,
             add_special_tokens=not templated,
+            truncation=max_prompt_tokens is not None,
+            max_length=max_prompt_tokens,
         )
         inputs = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
         lengths = enc["attention_mask"].sum(dim=1).tolist()
-        batches.append(EncodedBatch(chunk, inputs, [int(n) for n in lengths]))
+        batches.append(EncodedBatch(chunk, inputs, [int(n) for n in lengths], truncated))
     return batches
 
 

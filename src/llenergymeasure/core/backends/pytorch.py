@@ -66,6 +66,7 @@ from llenergymeasure.domain.metrics import (
     ExtendedMetrics,
     LatencySamples,
     LatencyStats,
+    MeasurementWarning,
     WarmupResult,
 )
 from llenergymeasure.models import resolve_model
@@ -96,6 +97,27 @@ class MeasuredRun:
     result: RawProcessResult
     samples: list[PowerThermalSample]
     window_start_mono_s: float
+
+
+def truncation_warning(count: int, backend: PyTorchBackend) -> MeasurementWarning:
+    """`prompts_truncated`: how many prompts lost their start to fit the model's context."""
+    return MeasurementWarning(
+        code="prompts_truncated",
+        message=f"{count} prompt(s) longer than {backend.prompt_budget()} tokens (the model's "
+        "context less max_new_tokens) lost their start (prompts.truncate: true)",
+        remediation="shorten the prompts, or use a model with a longer context",
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's `random`, numpy and torch (every CUDA device too) with `seed`.
+
+    With `do_sample: true`, the same seed gives the same tokens for the same prompts,
+    batches and device.
+    """
+    from transformers import set_seed
+
+    set_seed(seed)
 
 
 class PyTorchBackend:
@@ -131,15 +153,33 @@ class PyTorchBackend:
                 batch_size=self.config.generation.batch_size,
                 use_chat_template=self.config.prompts.chat_template,
                 device=self.ctx.device,
+                max_prompt_tokens=self.prompt_budget() if self.config.prompts.truncate else None,
             )
+            seed_everything(self.config.seed)
             warmup = self.warmup(batches[0].inputs if batches else None)
             wait_thermal_floor(warmup.thermal_floor_s, self.ctx.progress)
             self.ctx.barrier()
+            # Again, so that the window's sampling does not depend on how long warmup ran.
+            seed_everything(self.config.seed)
             window = self.measure_inference(batches, sources)
         finally:
             sources.close()
         result = self._assemble(started_at, environment, baselines, warmup, window, sources)
+        truncated = sum(b.truncated for b in batches)
+        if truncated:
+            result = result.model_copy(
+                update={"warnings": [*result.warnings, truncation_warning(truncated, self)]}
+            )
         return MeasuredRun(result, window.samples, window.start_mono_s)
+
+    def prompt_budget(self) -> int | None:
+        """Prompt tokens that leave room for the longest generation in the model's context."""
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if not isinstance(context, int) or context <= 0:
+            return None
+        generation = self.config.generation.max_new_tokens
+        longest = max(generation, self.config.measurement.warmup.max_new_tokens)
+        return max(1, context - longest)
 
     def load_model(self) -> None:
         """Resolve and load the model and its tokenizer (left padding for batching)."""
