@@ -1,6 +1,6 @@
 """Helpers of the reliability tests: the fault driver, a seconds-long config, the invariant.
 
-The invariant every fault must keep (DESIGN.md section 5): a `.completed_<i>` marker
+The invariant every fault must keep (docs/design.md section 3): a `.completed_<i>` marker
 exists only beside a whole, parseable `process_<i>.json` whose sha256 it holds; every
 file under its own name is whole and readable; anything else is a hidden temporary
 (`.<name>.<pid>.<token>.tmp`) that no reader takes for a result.

@@ -1,7 +1,7 @@
 """`llem run`: allocate the experiment, run its worker(s), aggregate.
 
 One process runs here, through the worker's own `run_worker`. Several processes are
-started by `accelerate launch -m llenergymeasure.orchestration.worker` (DESIGN.md
+started by `accelerate launch -m llenergymeasure.orchestration.worker` (docs/design.md
 section 1): one per GPU, or on the CPU as many gloo processes. `accelerate launch
 --cpu` would start only one, so the multi-GPU form is used on the CPU too; the worker
 picks gloo and the CPU itself. The manifest, with the launch command and the expected

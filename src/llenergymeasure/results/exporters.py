@@ -1,6 +1,6 @@
 """CSV exports: one row per aggregated experiment, or one row per process.
 
-Columns: the core figures first, then the grouped prefixes in DESIGN.md's order
+Columns: the core figures first, then the grouped prefixes in docs/formats.md's order
 (`energy_`, `thermal_`, `env_`, `gpu_`, `latency_`, `batch_`, `kv_cache_`,
 `timeseries_path`), then, on request, `process_<i>_*` columns. A value that was not
 measured, or a field that a result of an older schema does not have, is an empty cell.

@@ -1,4 +1,4 @@
-"""Where results live on disk, and how they are written and read (DESIGN.md section 3).
+"""Where results live on disk, and how they are written and read (docs/design.md section 3).
 
 ```
 <root>/raw/<id>/experiment.json

@@ -30,7 +30,7 @@ from llenergymeasure.errors import ResultsError
 from llenergymeasure.fileio import atomic_write_bytes
 
 BUNDLE_NAME = "timeseries.json"
-# Sidecar column -> sample attribute (the locked parquet schema, DESIGN.md section 3).
+# Sidecar column -> sample attribute (the locked parquet schema, docs/formats.md).
 SIDECAR_COLUMNS = {
     "timestamp_s": "t_s",
     "gpu_index": "device_index",

@@ -1,4 +1,4 @@
-"""What aggregation checks before it adds anything up (DESIGN.md section 4).
+"""What aggregation checks before it adds anything up (docs/methodology.md, several processes).
 
 - completeness: every process the manifest expects (indices 0..N-1) has a marker
   `.completed_<i>` whose sha256 matches `process_<i>.json`, and that result holds its own

@@ -34,7 +34,7 @@ from llenergymeasure.results.layout import read_model
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
-# Written out here rather than taken from the module: this is the contract (DESIGN.md 3).
+# Written out here rather than taken from the module: this is the contract (docs/formats.md).
 CORE = [
     "experiment_id",
     "config_name",

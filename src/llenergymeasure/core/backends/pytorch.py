@@ -1,8 +1,9 @@
-"""The measured lifecycle on PyTorch + transformers (DESIGN.md section 1).
+"""The measured lifecycle on PyTorch + transformers (docs/design.md section 1).
 
-environment -> baseline (before the model is loaded) -> load -> warmup until converged
--> thermal floor -> barrier -> [sync, sampler + energy start] inference over this
-process's prompts [sync, energy + sampler stop] -> FLOPs, breakdown, throttling,
+environment -> baseline per component (before the model is loaded) -> load -> warmup
+until converged -> thermal floor -> barrier -> the measurement window (`core/window.py`:
+sampler + energy start, inference over this process's prompts, sync, wait for every
+process, energy + sampler stop) -> components and boundaries, FLOPs, throttling,
 warnings. Writing files is the worker's job.
 """
 
