@@ -20,7 +20,7 @@ endif
 CONFIG        ?= configs/examples/quickstart.yaml
 NUM_PROCESSES ?= 2
 
-.PHONY: install demo test lint run run-multigpu aggregate clean gpu-check
+.PHONY: install demo test test-fast lint run run-multigpu aggregate clean gpu-check
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The unit tests alone: no subprocess runs of the CLI, no SmolLM2 inference (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
