@@ -40,7 +40,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The unit tests alone: no subprocess runs of the CLI, no SmolLM2 inference (under a minute).
+# The unit tests alone, without the CLI runs of tests/integration and tests/reliability (under a minute).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
