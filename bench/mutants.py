@@ -41,6 +41,26 @@ def mutant(name: str, bug: str, path: str, old: str, new: str, *tests: str) -> M
 FILEIO = "tests/unit/test_fileio.py"
 EXPORTS = "tests/unit/results/test_csv_columns.py"
 TIMESERIES = "tests/unit/core/test_timeseries_parquet.py"
+AGGREGATION = (
+    "tests/unit/results/test_aggregation.py",
+    "tests/unit/results/test_aggregation_figures.py",
+)
+TOTALS = "tests/unit/core/test_energy_totals.py"
+LATENCY_FIELDS = (
+    "ttft_mean_ms",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "itl_mean_ms",
+    "itl_p50_ms",
+    "itl_p95_ms",
+    "e2e_mean_ms",
+    "e2e_p50_ms",
+    "e2e_p95_ms",
+)
+AVERAGED_LATENCY = (
+    "LatencyStats(**{k: statistics.fmean(getattr(LatencyStats.from_samples(r.latency_samples), k)"
+    f" for r in results) for k in {LATENCY_FIELDS!r}}})"
+)
 
 MUTANTS: list[Mutant] = [
     mutant(
@@ -53,11 +73,14 @@ MUTANTS: list[Mutant] = [
     ),
     mutant(
         "fileio-direct-write",
-        "atomic_write_bytes writes the target in place",
+        "atomic_write_bytes writes the target in place (errors still reported as StorageError)",
         "fileio.py",
-        '    with atomic_target(path) as tmp:\n        with open(tmp, "wb") as fh:',
-        "    path.parent.mkdir(parents=True, exist_ok=True)\n    if True:\n"
-        '        with open(path, "wb") as fh:',
+        '    with atomic_target(path) as tmp:\n        with open(tmp, "wb") as fh:\n'
+        "            fh.write(data)\n",
+        "    try:\n        path.parent.mkdir(parents=True, exist_ok=True)\n"
+        "        path.write_bytes(data)\n    except OSError as exc:\n"
+        '        raise StorageError(f"{describe_os_error(exc)} while writing {path}; '
+        'nothing was replaced") from exc\n',
         FILEIO,
     ),
     mutant(
@@ -107,5 +130,86 @@ MUTANTS: list[Mutant] = [
         '"timestamp_s": bucket / resample_hz',
         '"timestamp_s": float(bucket)',
         TIMESERIES,
+    ),
+    mutant(
+        "aggregate-wall-longest-process",
+        "the wall window is the longest process's duration, not first start to last end",
+        "results/aggregation.py",
+        "    wall_s = end - start\n",
+        "    wall_s = max(r.inference_duration_s for r in results)\n",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-latency-averaged",
+        "latency percentiles averaged over processes instead of pooled",
+        "results/aggregation.py",
+        "latency=LatencyStats.pooled([r.latency_samples for r in results if r.latency_samples]),",
+        f"latency={AVERAGED_LATENCY},",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-adjusted-one-process",
+        "adjusted energy taken from one process only",
+        "results/aggregation.py",
+        "adjusted_j=_sum_or_none([b.adjusted_j for b in counted]),",
+        "adjusted_j=counted[0].adjusted_j,",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-none-as-zero",
+        "an unread energy (None) counted as 0 J in the aggregate's sums",
+        "results/aggregation.py",
+        "    if not values or any(v is None for v in values):\n        return None\n"
+        "    return float(sum(values))",
+        "    if not values:\n        return None\n    return float(sum(v or 0.0 for v in values))",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-process-warnings-dropped",
+        "the processes' measurement warnings (energy_incomplete) left out of the aggregate",
+        "results/aggregation.py",
+        "warnings=list({(w.code, w.message): w for r in results for w in r.warnings}.values()),",
+        "warnings=[],",
+        *AGGREGATION,
+    ),
+    mutant(
+        "measurement-total-skips-none",
+        "a device's unread energy skipped in a measurement's total over several devices",
+        "domain/metrics.py",
+        "        values = [d.energy_j for d in self.devices]\n",
+        "        values = [d.energy_j for d in self.devices if d.energy_j is not None]\n",
+        TOTALS,
+    ),
+    mutant(
+        "verify-other-ranks-index-accepted",
+        "a result file holding another rank's process_index accepted",
+        "results/verification.py",
+        "if result.process_index != index or marker.process_index != index:",
+        "if marker.process_index != index:",
+        *AGGREGATION,
+    ),
+    mutant(
+        "verify-mixed-scopes-accepted",
+        "a process mixing device-level and machine-level readings accepted",
+        "results/verification.py",
+        "        if len({d.scope for d in devices}) > 1:",
+        "        if len({d.scope for d in devices}) > 2:",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-throttle-shortest",
+        "the aggregated throttle duration is the shortest, not the longest",
+        "results/aggregation.py",
+        'duration_s=max_of("duration_s"),',
+        "duration_s=min((i.duration_s for i in infos if i.duration_s is not None), default=None),",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-process-energy-adjusted",
+        "per-process energy_j filled from the adjusted energy",
+        "results/aggregation.py",
+        "energy_j=r.energy_breakdown.raw_j if r.energy_breakdown else None,",
+        "energy_j=r.energy_breakdown.adjusted_j if r.energy_breakdown else None,",
+        *AGGREGATION,
     ),
 ]

@@ -61,9 +61,9 @@ def main() -> int:
         copy_tree(scratch)
         check_clean(scratch, runnable)
         for mutant in runnable:
-            status, seconds = run_mutant(scratch, mutant)
-            outcomes.append((mutant, status, seconds, ""))
-            print(f"{status:>14}  {mutant.name}  ({seconds:.1f} s)", flush=True)
+            status, seconds, caught_by = run_mutant(scratch, mutant)
+            outcomes.append((mutant, status, seconds, caught_by))
+            print(f"{status:>14}  {mutant.name}  ({seconds:.1f} s)  {caught_by}", flush=True)
     return report(outcomes)
 
 
@@ -124,15 +124,22 @@ def run_pytest(scratch: Path, selection: tuple[str, ...] | list[str]):
     )
 
 
-def run_mutant(scratch: Path, mutant: Mutant) -> tuple[str, float]:
-    """Apply the mutant, run its tests, restore the files; killed, survived or error."""
+def run_mutant(scratch: Path, mutant: Mutant) -> tuple[str, float, str]:
+    """Apply the mutant, run its tests, restore the files.
+
+    Returns:
+        killed, survived or error; the seconds its tests took; the first failing test.
+
+    """
     originals = {edit.path: (scratch / edit.path).read_text() for edit in mutant.edits}
     for edit in mutant.edits:
         path = scratch / edit.path
         path.write_text(path.read_text().replace(edit.old, edit.new))
     started = time.monotonic()
+    caught_by = ""
     try:
         proc = run_pytest(scratch, mutant.tests)
+        caught_by = first_failure(proc.stdout)
         status = (
             "error-no-tests"
             if proc.returncode == NO_TESTS_COLLECTED
@@ -145,7 +152,15 @@ def run_mutant(scratch: Path, mutant: Mutant) -> tuple[str, float]:
     finally:
         for path, text in originals.items():
             (scratch / path).write_text(text)
-    return status, time.monotonic() - started
+    return status, time.monotonic() - started, caught_by
+
+
+def first_failure(output: str) -> str:
+    """The test id of pytest's first FAILED or ERROR line ('' when none)."""
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split(" - ")[0]
+    return ""
 
 
 def report(outcomes: list[tuple[Mutant, str, float, str]]) -> int:
@@ -177,7 +192,7 @@ def report(outcomes: list[tuple[Mutant, str, float, str]]) -> int:
                 "scored": scored,
                 "score": score,
                 "mutants": [
-                    {"name": m.name, "bug": m.bug, "status": s, "seconds": round(t, 1), "why": p}
+                    {"name": m.name, "bug": m.bug, "status": s, "seconds": round(t, 1), "detail": p}
                     for m, s, t, p in outcomes
                 ],
             },
