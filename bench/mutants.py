@@ -46,6 +46,25 @@ AGGREGATION = (
     "tests/unit/results/test_aggregation_figures.py",
 )
 TOTALS = "tests/unit/core/test_energy_totals.py"
+LIFECYCLE = "tests/unit/core/test_measured_lifecycle.py"
+BASELINE_THEN_LOAD = """            self._progress("baseline", 0, 1)
+            baseline = measure_baseline_power(
+                energy, measurement.baseline, self.ctx.baseline_cache_path
+            )
+            self._progress("baseline", 1, 1)
+            self._progress("loading model", 0, 1)
+            self.load_model()
+            self._progress("loading model", 1, 1)
+"""
+LOAD_THEN_BASELINE = """            self._progress("loading model", 0, 1)
+            self.load_model()
+            self._progress("loading model", 1, 1)
+            self._progress("baseline", 0, 1)
+            baseline = measure_baseline_power(
+                energy, measurement.baseline, self.ctx.baseline_cache_path
+            )
+            self._progress("baseline", 1, 1)
+"""
 LATENCY_FIELDS = (
     "ttft_mean_ms",
     "ttft_p50_ms",
@@ -211,5 +230,52 @@ MUTANTS: list[Mutant] = [
         "energy_j=r.energy_breakdown.raw_j if r.energy_breakdown else None,",
         "energy_j=r.energy_breakdown.adjusted_j if r.energy_breakdown else None,",
         *AGGREGATION,
+    ),
+    mutant(
+        "run-baseline-after-load",
+        "the baseline measured after the model is loaded",
+        "core/backends/pytorch.py",
+        BASELINE_THEN_LOAD,
+        LOAD_THEN_BASELINE,
+        LIFECYCLE,
+    ),
+    mutant(
+        "run-tokens-per-second-all-tokens",
+        "tokens/s counts prompt plus output tokens",
+        "core/backends/pytorch.py",
+        "tokens_per_second=output_tokens / window.duration_s if",
+        "tokens_per_second=(input_tokens + output_tokens) / window.duration_s if",
+        LIFECYCLE,
+    ),
+    mutant(
+        "run-joules-per-token-all-tokens",
+        "per-process J/token divides by prompt plus output tokens",
+        "core/backends/pytorch.py",
+        "                breakdown.raw_j / output_tokens\n",
+        "                breakdown.raw_j / (input_tokens + output_tokens)\n",
+        LIFECYCLE,
+    ),
+    Mutant(
+        "latency-from-window-start",
+        "TTFT and end-to-end latency timed from the window's start, not each batch's",
+        (
+            Edit(
+                SRC + "core/backends/pytorch.py",
+                "generate_batch(self.model, batch, gen_config, self.synchronize)",
+                "generate_batch(self.model, batch, gen_config, self.synchronize, start_mono_s)",
+            ),
+            Edit(
+                SRC + "core/backends/generation.py",
+                "    synchronize: Callable[[], None],\n) -> BatchOutput:",
+                "    synchronize: Callable[[], None],\n"
+                "    window_start_s: float,\n) -> BatchOutput:",
+            ),
+            Edit(
+                SRC + "core/backends/generation.py",
+                "request_latencies_ms(start_s, timer.times_s,",
+                "request_latencies_ms(window_start_s, timer.times_s,",
+            ),
+        ),
+        (LIFECYCLE,),
     ),
 ]
