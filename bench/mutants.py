@@ -47,6 +47,10 @@ AGGREGATION = (
 )
 TOTALS = "tests/unit/core/test_energy_totals.py"
 LIFECYCLE = "tests/unit/core/test_measured_lifecycle.py"
+WARMUP = "tests/unit/core/test_warmup.py"
+SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
+NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
+BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
 BASELINE_THEN_LOAD = """            self._progress("baseline", 0, 1)
             baseline = measure_baseline_power(
                 energy, measurement.baseline, self.ctx.baseline_cache_path
@@ -277,5 +281,65 @@ MUTANTS: list[Mutant] = [
             ),
         ),
         (LIFECYCLE,),
+    ),
+    mutant(
+        "warmup-before-full-window",
+        "warmup allowed to converge before a full window of latencies",
+        "core/warmup.py",
+        "if len(latencies) < max(config.min_prompts, config.window_size):",
+        "if len(latencies) < config.min_prompts:",
+        WARMUP,
+    ),
+    mutant(
+        "sampler-wall-clock",
+        "sampler samples stamped from the wall clock instead of the sampler's clock",
+        "core/power_thermal.py",
+        "        t_s = self._clock()\n",
+        "        t_s = time.time()\n",
+        *SAMPLER,
+    ),
+    mutant(
+        "nvml-samples-cuda-ordinal",
+        "GPU samples tagged with the CUDA ordinal instead of the NVML index",
+        "core/energy_backends/nvml.py",
+        "            device_index=device.nvml_index,",
+        "            device_index=device.cuda_ordinal,",
+        *NVML_SAMPLES,
+    ),
+    mutant(
+        "baseline-cache-past-ttl",
+        "a cached baseline used past its TTL",
+        "core/baseline.py",
+        "    if not 0 <= age_s <= ttl_s:",
+        "    if not 0 <= age_s:",
+        *BASELINE,
+    ),
+    mutant(
+        "baseline-spread-summed",
+        "the baseline spread of several GPUs summed instead of root-sum-square",
+        "core/baseline.py",
+        "std_w=math.sqrt(sum(s * s for s in stds)) if",
+        "std_w=sum(stds) if",
+        *BASELINE,
+    ),
+    mutant(
+        "idle-power-joules",
+        "an energy backend's idle power in joules per sub-window instead of watts",
+        "core/energy_backends/base.py",
+        "powers_w.append(measured.total_j / measured.duration_s)",
+        "powers_w.append(measured.total_j)",
+        *BASELINE,
+    ),
+    mutant(
+        "baseline-over-whole-run",
+        "the baseline subtracted over the whole run instead of the inference window",
+        "core/backends/pytorch.py",
+        "breakdown = create_energy_breakdown(window.energy, baseline, window.duration_s)",
+        "breakdown = create_energy_breakdown(\n"
+        "            window.energy,\n"
+        "            baseline,\n"
+        "            (datetime.now(timezone.utc) - started_at).total_seconds(),\n"
+        "        )",
+        LIFECYCLE,
     ),
 ]

@@ -85,3 +85,13 @@ def test_request_latencies_are_timed_from_their_own_batch(observed: ObservedRun)
     assert sum(longest_per_batch) <= result.inference_duration_s * 1000.0
     first_per_batch = [min(ttft[k : k + BATCH_SIZE]) for k in range(0, len(ttft), BATCH_SIZE)]
     assert max(first_per_batch) < sum(longest_per_batch) / 2
+
+
+def test_the_baseline_is_subtracted_over_the_inference_window(observed: ObservedRun) -> None:
+    result = observed.run.result
+    breakdown = result.energy_breakdown
+    assert breakdown.inference_duration_s == result.inference_duration_s
+    assert breakdown.baseline_power_w is not None
+    assert breakdown.adjusted_j == pytest.approx(
+        max(0.0, breakdown.raw_j - breakdown.baseline_power_w * result.inference_duration_s)
+    )
