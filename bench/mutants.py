@@ -48,6 +48,7 @@ AGGREGATION = (
 TOTALS = "tests/unit/core/test_energy_totals.py"
 LIFECYCLE = "tests/unit/core/test_measured_lifecycle.py"
 WARMUP = "tests/unit/core/test_warmup.py"
+EOS = "tests/unit/core/test_eos_token_counts.py"
 SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
@@ -341,5 +342,29 @@ MUTANTS: list[Mutant] = [
         "            (datetime.now(timezone.utc) - started_at).total_seconds(),\n"
         "        )",
         LIFECYCLE,
+    ),
+    mutant(
+        "eos-not-counted",
+        "a request's EOS token left out of its output tokens",
+        "core/backends/generation.py",
+        "            return k + 1, True\n",
+        "            return k, True\n",
+        EOS,
+    ),
+    mutant(
+        "padding-counted",
+        "the padding generated after a request's EOS counted as its output tokens",
+        "core/backends/generation.py",
+        "counts = [count_generated(row, stop_ids) for row in generated]",
+        "counts = [(len(row), False) for row in generated]",
+        EOS,
+    ),
+    mutant(
+        "input-padding-counted",
+        "a prompt's input tokens counted with the batch's left padding",
+        "core/backends/generation.py",
+        'lengths = enc["attention_mask"].sum(dim=1).tolist()',
+        'lengths = [enc["input_ids"].shape[1]] * len(chunk)',
+        EOS,
     ),
 ]
