@@ -49,6 +49,7 @@ TOTALS = "tests/unit/core/test_energy_totals.py"
 LIFECYCLE = "tests/unit/core/test_measured_lifecycle.py"
 WARMUP = "tests/unit/core/test_warmup.py"
 EOS = "tests/unit/core/test_eos_token_counts.py"
+COMPARE = "tests/unit/results/test_compare.py"
 SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
@@ -366,5 +367,21 @@ MUTANTS: list[Mutant] = [
         'lengths = enc["attention_mask"].sum(dim=1).tolist()',
         'lengths = [enc["input_ids"].shape[1]] * len(chunk)',
         EOS,
+    ),
+    mutant(
+        "bootstrap-unseeded",
+        "the bootstrap generator not seeded: the same data give a different table each time",
+        "results/compare.py",
+        "    rng = np.random.default_rng(seed)\n",
+        "    rng = np.random.default_rng()\n",
+        COMPARE,
+    ),
+    mutant(
+        "bootstrap-seed-off-by-one",
+        "the bootstrap seeded with another seed than the one asked for",
+        "results/compare.py",
+        "    rng = np.random.default_rng(seed)\n",
+        "    rng = np.random.default_rng(seed + 1)\n",
+        COMPARE,
     ),
 ]
