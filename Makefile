@@ -20,7 +20,7 @@ endif
 CONFIG        ?= configs/examples/quickstart.yaml
 NUM_PROCESSES ?= 2
 
-.PHONY: install demo test test-fast lint run run-multigpu aggregate clean gpu-check
+.PHONY: install demo test test-fast mutation lint run run-multigpu aggregate clean gpu-check
 
 install: $(STAMP)
 
@@ -40,9 +40,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The unit tests alone, without the CLI runs of tests/integration and tests/reliability (under a minute).
+# The unit tests without the CLI runs of tests/integration and tests/reliability and
+# without the SmolLM2 model (marker `slow`): under a minute.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q -m "not slow" tests/unit
+
+# Injects a fixed list of realistic bugs one at a time into a scratch copy of the source
+# and prints which the tests catch (bench/mutants.py, docs/testing.md); not in `make test`.
+mutation: $(STAMP)
+	$(BIN)/python bench/mutation.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -50,6 +50,8 @@ LIFECYCLE = "tests/unit/core/test_measured_lifecycle.py"
 WARMUP = "tests/unit/core/test_warmup.py"
 EOS = "tests/unit/core/test_eos_token_counts.py"
 COMPARE = "tests/unit/results/test_compare.py"
+SHARDING = "tests/unit/orchestration/test_prompt_sharding.py"
+LATENCY = "tests/unit/core/test_latency.py"
 SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
@@ -383,5 +385,62 @@ MUTANTS: list[Mutant] = [
         "    rng = np.random.default_rng(seed)\n",
         "    rng = np.random.default_rng(seed + 1)\n",
         COMPARE,
+    ),
+    mutant(
+        "aggregate-machine-energy-per-process",
+        "machine-level energy (RAPL, estimate) summed over the processes of a host",
+        "results/aggregation.py",
+        "        if r.energy_breakdown is not None and not is_machine_level(r)\n",
+        "        if r.energy_breakdown is not None\n",
+        *AGGREGATION,
+    ),
+    mutant(
+        "verify-hash-ignored",
+        "a result that no longer matches its completion marker's hash aggregated",
+        "results/verification.py",
+        "    if hashlib.sha256(data).hexdigest() != marker.result_sha256:",
+        "    if not data:",
+        *AGGREGATION,
+        "tests/integration/test_aggregate_faults.py",
+    ),
+    mutant(
+        "aggregate-throttle-and",
+        "throttle flags AND-ed over processes instead of OR-ed",
+        "results/aggregation.py",
+        "        return any(values) if values else None",
+        "        return all(values) if values else None",
+        *AGGREGATION,
+    ),
+    mutant(
+        "adjusted-may-be-negative",
+        "adjusted energy not clamped at 0 when the baseline exceeds the window's energy",
+        "core/baseline.py",
+        "adjusted_j = max(0.0, raw_j - baseline.power_w * inference_duration_s)",
+        "adjusted_j = raw_j - baseline.power_w * inference_duration_s",
+        *BASELINE,
+    ),
+    mutant(
+        "latency-p95-is-p90",
+        "the 95th percentile computed as the 90th",
+        "domain/metrics.py",
+        "p50, p95 = _linear_quantiles(pooled, (0.50, 0.95))",
+        "p50, p95 = _linear_quantiles(pooled, (0.50, 0.90))",
+        LATENCY,
+    ),
+    mutant(
+        "timeseries-raw-not-offset",
+        "raw (resample_hz=0) sidecar times not taken from the window's start",
+        "core/timeseries.py",
+        '            "timestamp_s": s.t_s - start_s,',
+        '            "timestamp_s": s.t_s,',
+        TIMESERIES,
+    ),
+    mutant(
+        "shards-overlap",
+        "prompt shards overlap: process k takes every prompt from k on",
+        "orchestration/worker.py",
+        "    return prompts[index::count]",
+        "    return prompts[index::count] if count == 1 else prompts[index:]",
+        SHARDING,
     ),
 ]
