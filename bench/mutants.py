@@ -52,6 +52,9 @@ EOS = "tests/unit/core/test_eos_token_counts.py"
 COMPARE = "tests/unit/results/test_compare.py"
 SHARDING = "tests/unit/orchestration/test_prompt_sharding.py"
 LATENCY = "tests/unit/core/test_latency.py"
+THROTTLE = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_throttle.py")
+NVML_ENERGY = "tests/unit/core/test_nvml_energy.py"
+PROMPTS = "tests/unit/prompts/test_sources.py"
 SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
@@ -442,5 +445,70 @@ MUTANTS: list[Mutant] = [
         "    return prompts[index::count]",
         "    return prompts[index::count] if count == 1 else prompts[index:]",
         SHARDING,
+    ),
+    mutant(
+        "throttle-ticks-per-device",
+        "a throttled tick counted once per device, so two GPUs double the throttle duration",
+        "core/throttle.py",
+        "throttled = len({s.t_s for s in with_bits if s.throttle_reasons & THROTTLE_MASK})",
+        "throttled = len([s.t_s for s in with_bits if s.throttle_reasons & THROTTLE_MASK])",
+        *THROTTLE,
+    ),
+    mutant(
+        "timeseries-mean-none-as-zero",
+        "a sidecar bucket's mean counting unread (null) readings as 0",
+        "core/timeseries.py",
+        "    present = [v for v in values if v is not None]\n",
+        "    present = [v or 0.0 for v in values]\n",
+        TIMESERIES,
+    ),
+    mutant(
+        "compare-ratio-to-worst",
+        "the energy ratio taken to the worst row instead of the best",
+        "results/compare.py",
+        "    best = min(present)\n",
+        "    best = max(present)\n",
+        COMPARE,
+    ),
+    mutant(
+        "machine-reading-shortest",
+        "the machine-level reading of a host taken from the shortest window",
+        "results/aggregation.py",
+        "    chosen = max(group, key=lambda r: (r.inference_duration_s, -r.process_index))",
+        "    chosen = min(group, key=lambda r: (r.inference_duration_s, -r.process_index))",
+        *AGGREGATION,
+    ),
+    mutant(
+        "nvml-counter-microjoules",
+        "the NVML energy counter (mJ) converted to joules as if it were in uJ",
+        "core/energy_backends/nvml.py",
+        "        return (end_mj - start_mj) / 1000.0\n",
+        "        return (end_mj - start_mj) / 1e6\n",
+        NVML_ENERGY,
+    ),
+    mutant(
+        "prompts-shuffle-unseeded",
+        "shuffled prompts not seeded: every rank (and every cycle) gets another selection",
+        "prompts/sources.py",
+        "        random.Random(config.seed).shuffle(prompts)",
+        "        random.Random().shuffle(prompts)",
+        PROMPTS,
+    ),
+    mutant(
+        "aggregate-unknown-rate-as-zero",
+        "a process without tokens/s averaged in as 0 tokens/s",
+        "results/aggregation.py",
+        "rates = [r.tokens_per_second for r in results if r.tokens_per_second is not None]",
+        "rates = [r.tokens_per_second or 0.0 for r in results]",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-total-rate-all-tokens",
+        "the total tokens/s over the wall window counting prompt tokens too",
+        "results/aggregation.py",
+        "total_tokens_per_second=output_tokens / wall_s if",
+        "total_tokens_per_second=(output_tokens + sum(r.input_tokens for r in results))"
+        " / wall_s if",
+        *AGGREGATION,
     ),
 ]

@@ -132,3 +132,16 @@ def test_a_process_mixing_device_and_machine_readings_is_refused(tmp_path: Path)
     agg = aggregate(tmp_path, allow_unverified=True)
     assert not agg.aggregation.gpu_attribution_verified
     assert any("mixes device- and machine-level" in w for w in agg.aggregation.warnings)
+
+
+def test_a_process_without_a_rate_is_left_out_of_the_mean_rate(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, output_tokens=80),
+            result(1, start=1001.0, output_tokens=60, tokens_per_second=None),
+        ],
+    )
+    agg = aggregate(tmp_path)
+    assert agg.avg_tokens_per_second == pytest.approx(8.0)  # not (8 + 0) / 2
+    assert agg.total_tokens_per_second == pytest.approx(140 / 11.0)
