@@ -55,6 +55,7 @@ LATENCY = "tests/unit/core/test_latency.py"
 THROTTLE = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_throttle.py")
 NVML_ENERGY = "tests/unit/core/test_nvml_energy.py"
 PROMPTS = "tests/unit/prompts/test_sources.py"
+SAMPLER_UNIT = "tests/unit/core/test_sampler.py"
 SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
@@ -510,5 +511,45 @@ MUTANTS: list[Mutant] = [
         "total_tokens_per_second=(output_tokens + sum(r.input_tokens for r in results))"
         " / wall_s if",
         *AGGREGATION,
+    ),
+    mutant(
+        "overlap-against-longest",
+        "the overlap check measured against the longest window instead of the shortest",
+        "results/verification.py",
+        "    shortest = min(results, key=lambda r: r.inference_duration_s)",
+        "    shortest = max(results, key=lambda r: r.inference_duration_s)",
+        *AGGREGATION,
+    ),
+    mutant(
+        "baseline-partly-cached",
+        "a baseline taken from the cache when only some of its GPUs are cached",
+        "core/baseline.py",
+        "        if cached and all(c is not None for c in cached):",
+        "        if cached and any(c is not None for c in cached):",
+        *BASELINE,
+    ),
+    mutant(
+        "compare-unmeasured-as-zero",
+        "a cycle that did not measure a metric counted as 0 in the comparison's mean",
+        "results/compare.py",
+        "data = np.asarray([v for v in values if v is not None], dtype=float)",
+        "data = np.asarray([v or 0.0 for v in values], dtype=float)",
+        COMPARE,
+    ),
+    mutant(
+        "itl-past-the-request-end",
+        "a finished request's inter-token gaps counted up to the batch's last step",
+        "core/latency.py",
+        "zip(steps, steps[1:], strict=False)",
+        "zip(step_times_s, step_times_s[1:], strict=False)",
+        LATENCY,
+    ),
+    mutant(
+        "power-integral-not-clipped-at-end",
+        "the power integral runs to the last sample instead of the window's end",
+        "core/power_thermal.py",
+        "    hi = points[-1][0] if end_s is None else end_s\n",
+        "    hi = points[-1][0]\n",
+        SAMPLER_UNIT,
     ),
 ]

@@ -20,10 +20,14 @@ from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 
 
-def nvml_backend(monkeypatch: pytest.MonkeyPatch, gpus: list[SimGpu]) -> NvmlBackend:
+def nvml_backend(
+    monkeypatch: pytest.MonkeyPatch, gpus: list[SimGpu], visible: str | None = None
+) -> NvmlBackend:
+    """The backend of the GPUs in `visible` (CUDA_VISIBLE_DEVICES; default all of them)."""
     clock = ManualClock()
     install(monkeypatch, FakeNvml(gpus, clock=clock.monotonic))
-    devices = open_cuda_devices(range(len(gpus)), visible=",".join(map(str, range(len(gpus)))))
+    visible = visible or ",".join(map(str, range(len(gpus))))
+    devices = open_cuda_devices(range(len(visible.split(","))), visible=visible)
     return NvmlBackend(devices, clock=clock.monotonic, sleep=clock.sleep)
 
 
@@ -51,6 +55,20 @@ def test_a_cached_baseline_older_than_its_ttl_is_measured_again(
     write_cache_entry(cache, key, power_w=999.0, age_s=7200.0)
     expired = measure_baseline_power(backend, config, cache)
     assert (expired.method, expired.power_w) == ("fresh", 100.0)
+
+
+def test_a_baseline_is_cached_only_when_every_gpu_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cache = tmp_path / "baseline.json"
+    config = BaselineConfig(duration_s=1.0, cache_ttl_s=3600)
+    gpus = [SimGpu(A, power_w=Steps.constant(60.0)), SimGpu(B, power_w=Steps.constant(45.0))]
+    only_b = measure_baseline_power(nvml_backend(monkeypatch, gpus, "1"), config, cache)
+    assert (only_b.method, only_b.power_w) == ("fresh", 45.0)
+    both = measure_baseline_power(nvml_backend(monkeypatch, gpus, "0,1"), config, cache)
+    assert (both.method, both.power_w) == ("fresh", 105.0)  # not B's cached 45 W alone
+    again = measure_baseline_power(nvml_backend(monkeypatch, gpus, "0,1"), config, cache)
+    assert (again.method, again.power_w) == ("cached", 105.0)
 
 
 def test_the_spread_of_several_gpus_is_the_root_sum_of_squares(
