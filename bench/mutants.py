@@ -56,6 +56,7 @@ THROTTLE = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_thrott
 NVML_ENERGY = "tests/unit/core/test_nvml_energy.py"
 PROMPTS = "tests/unit/prompts/test_sources.py"
 SAMPLER_UNIT = "tests/unit/core/test_sampler.py"
+EXPORTS_ALL = ("tests/unit/results/test_exporters.py", "tests/unit/results/test_csv_columns.py")
 SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
@@ -551,5 +552,53 @@ MUTANTS: list[Mutant] = [
         "    hi = points[-1][0] if end_s is None else end_s\n",
         "    hi = points[-1][0]\n",
         SAMPLER_UNIT,
+    ),
+    mutant(
+        "csv-nan-as-text",
+        "a NaN or infinite figure written as text in the CSV instead of an empty cell",
+        "results/exporters.py",
+        '        return repr(value) if math.isfinite(value) else ""',
+        "        return repr(value)",
+        *EXPORTS_ALL,
+    ),
+    mutant(
+        "completeness-last-process-ignored",
+        "the last expected process neither loaded nor reported missing",
+        "results/verification.py",
+        "    for index in range(expected):",
+        "    for index in range(expected - 1):",
+        *AGGREGATION,
+    ),
+    mutant(
+        "throttle-any-reason-bit",
+        "any clock-event reason (idle, application clocks) taken as throttling",
+        "core/throttle.py",
+        "        detected=bool(bits & THROTTLE_MASK),",
+        "        detected=bool(bits),",
+        *THROTTLE,
+    ),
+    mutant(
+        "aggregate-joules-per-token-adjusted",
+        "the aggregate's J/token divides the adjusted energy instead of the raw energy",
+        "results/aggregation.py",
+        "            breakdown.raw_j / output_tokens\n",
+        "            breakdown.adjusted_j / output_tokens\n",
+        *AGGREGATION,
+    ),
+    mutant(
+        "warmup-cv-whole-history",
+        "the warmup CV taken over every latency so far instead of the last window",
+        "core/warmup.py",
+        "cv = coefficient_of_variation(latencies[-config.window_size :])",
+        "cv = coefficient_of_variation(latencies)",
+        WARMUP,
+    ),
+    mutant(
+        "timeseries-bucket-rounded",
+        "sidecar samples bucketed to the nearest second instead of the second they fall in",
+        "core/timeseries.py",
+        "        bucket = math.floor(max(0.0, s.t_s - start_s) * resample_hz)",
+        "        bucket = round(max(0.0, s.t_s - start_s) * resample_hz)",
+        TIMESERIES,
     ),
 ]

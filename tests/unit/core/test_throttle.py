@@ -36,3 +36,11 @@ def test_without_reason_bits_throttling_is_unknown() -> None:
     cpu_only = [PowerThermalSample(t / 10, CPU_DEVICE_INDEX, cpu_util_pct=50.0) for t in range(5)]
     info = throttle_info_from_samples(cpu_only, interval_s=0.1)
     assert info.detected is None and info.duration_s is None
+
+
+def test_idle_and_application_clock_reasons_are_not_throttling() -> None:
+    gpu_idle, application_clocks = 0x1, 0x2  # nvmlClocksEventReasonGpuIdle, ...AppClocks
+    samples = [s for t in range(4) for s in tick(t / 10, (gpu_idle, application_clocks))]
+    info = throttle_info_from_samples(samples, interval_s=0.1)
+    assert info.detected is False and info.power is False and info.thermal is False
+    assert info.duration_s == 0.0

@@ -261,3 +261,12 @@ def test_every_raw_column_holds_its_own_field(tmp_path: Path) -> None:
     row = only_row(export_raw_to_csv([result], tmp_path / "raw.csv"))
     assert mismatches(row, result, RAW) == []
     assert mismatches(row, result.environment, ENVIRONMENT) == []
+
+
+def test_a_figure_that_is_not_a_number_is_an_empty_cell(tmp_path: Path) -> None:
+    result = aggregated_result().model_copy(
+        update={"avg_tokens_per_second": float("nan"), "total_tokens_per_second": float("inf")}
+    )
+    row = only_row(export_aggregated_to_csv([result], tmp_path / "a.csv"))
+    assert row["avg_tokens_per_second"] == "" and row["total_tokens_per_second"] == ""
+    assert float(row["wall_window_s"]) == result.wall_window_s
