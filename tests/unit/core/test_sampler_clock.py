@@ -21,7 +21,7 @@ def test_samples_are_stamped_by_the_monotonic_clock_by_default() -> None:
     before = time.monotonic()
     times = sample_times(PowerThermalSampler([CpuSampleSource()], interval_ms=20))
     after = time.monotonic()
-    assert len(times) >= 3
+    assert len(times) >= 2  # the first at start, the last at stop
     assert all(before <= t <= after for t in times), (before, times[:3], after)
 
 
@@ -32,5 +32,5 @@ def test_samples_are_stamped_by_the_clock_the_sampler_is_given() -> None:
     before = clock()
     times = sample_times(PowerThermalSampler([CpuSampleSource()], interval_ms=20, clock=clock))
     after = clock()
-    assert len(times) >= 3
+    assert len(times) >= 2  # the first at start, the last at stop
     assert all(before <= t <= after for t in times), (before, times[:3], after)
