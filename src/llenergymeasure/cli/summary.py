@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.table import Table
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.domain.energy import EnergyBoundary
 from llenergymeasure.domain.experiment import AggregatedResult
 
 
@@ -34,6 +35,7 @@ def print_summary(
         ("inference window", fmt(result.wall_window_s, "s")),
         ("throughput", fmt(result.total_tokens_per_second, "tok/s")),
         ("energy method", result.energy_method),
+        ("energy boundary", (energy.boundary if energy else None) or "n/a"),
         ("energy (raw)", fmt(energy.raw_j if energy else None, "J")),
         ("energy (above idle)", fmt(energy.adjusted_j if energy else None, "J")),
         (
@@ -42,7 +44,7 @@ def print_summary(
             f" ({energy.baseline_method if energy else 'unavailable'})",
         ),
         ("energy / output token", fmt(result.energy_per_output_token_j, "J", 4)),
-        ("FLOPs", f"{result.total_flops:.3e}" if result.total_flops is not None else "n/a"),
+        ("FLOPs useful / executed", _flops(result)),
         (
             "TTFT p50 / p95",
             f"{fmt(latency.ttft_p50_ms if latency else None, 'ms', 1)} / "
@@ -54,6 +56,7 @@ def print_summary(
             f"{fmt(latency.itl_p95_ms if latency else None, 'ms', 1)}",
         ),
     ]
+    rows += [(f"  boundary {b.name}", _boundary(b)) for b in result.energy_boundaries]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
@@ -69,8 +72,35 @@ def print_summary(
         console.print(f"aggregated result:  {aggregated_path}", highlight=False)
 
 
+def _boundary(boundary: EnergyBoundary) -> str:
+    """`285.90 J (283.99 J above idle), 0.5823 J/token` or why it is n/a."""
+    if boundary.energy_j is None:
+        return f"n/a ({boundary.note})" if boundary.note else "n/a"
+    text = (
+        f"{fmt(boundary.energy_j, 'J')} ({fmt(boundary.above_idle_j, 'J')} above idle), "
+        f"{fmt(boundary.energy_per_output_token_j, 'J/token', 4)}"
+    )
+    if boundary.co2e_g is not None:
+        text += f", {fmt(boundary.co2e_g, 'gCO2e', 3)}"
+    if boundary.unmeasured:
+        text += f"; not measured here: {', '.join(boundary.unmeasured)}"
+    return text
+
+
 def _processes(result: AggregatedResult) -> str:
     info = result.aggregation
     if not info.partial:
         return str(info.num_processes)
     return f"{info.num_processes} of {info.expected_num_processes} (partial)"
+
+
+def _flops(result: AggregatedResult) -> str:
+    """Useful / executed FLOPs and the method; a `palm_2n` result has one total."""
+
+    def sci(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3e}"
+
+    if result.flops_method == "palm_2n":
+        return f"{sci(result.total_flops)} (palm_2n)"
+    method = f" ({result.flops_method})" if result.flops_method else ""
+    return f"{sci(result.flops_useful)} / {sci(result.flops_executed)}{method}"

@@ -115,6 +115,13 @@ class BaselineConfig(_Section):
     enabled: bool = True
     duration_s: float = Field(5.0, gt=0, le=3_600)
     cache_ttl_s: float = Field(3_600.0, ge=0, le=7 * 86_400)
+    max_busy_share: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="A baseline during which other processes kept more than this share of "
+        "the host's cores busy is used for its run but not cached.",
+    )
 
 
 class TimeseriesConfig(_Section):
@@ -134,6 +141,20 @@ class MeasurementConfig(_Section):
         None, ge=0, le=3_600, description="Wait after warmup; null: 60 s on GPU, 0 on CPU."
     )
     timeseries: TimeseriesConfig = TimeseriesConfig()
+    pue: float | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="The facility's power usage effectiveness; gives the `facility` energy "
+        "boundary (node energy x PUE). null: no facility figure.",
+    )
+    grid_intensity_g_per_kwh: float | None = Field(
+        None,
+        ge=0,
+        le=5_000,
+        description="Carbon intensity of the grid (gCO2e per kWh); with pue, gives the "
+        "facility's CO2e. null: no CO2e figure.",
+    )
 
 
 class ExperimentConfig(_Section):

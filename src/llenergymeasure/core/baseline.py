@@ -1,141 +1,251 @@
-"""Idle power before the model is loaded, and the energy above it.
+"""Idle power before the model is loaded, per component, from the window's own instruments.
 
-The baseline is measured through the same energy backend as the inference window: the
-backend's `idle_power` (sub-windows of its counter, or sampled power per GPU). It is
-cached per key (one per GPU UUID, or one per host and method for machine-level sources)
-for `cache_ttl_s`, because idle power changes slowly and measuring it costs seconds at
-every run.
+Each energy backend measures its components' idle power with the instrument it uses for
+the window (`EnergyBackend.idle_power`): the energy counter's delta over the baseline
+period divided by its duration where a counter exists, a power reading only where it does
+not, the estimate's model for the estimate. The result records which (`source`).
+
+Idle power is cached for `cache_ttl_s` (it changes slowly and costs seconds to measure),
+under a key holding everything that defines it: host, method, devices, component and the
+baseline's duration. The cache file is read and rewritten under an exclusive lock, so
+concurrent workers keep each other's entries. A baseline during which other processes
+kept more than `max_busy_share` of the host's cores busy is used for this run but not
+cached (a warning says why); an entry that is malformed (not a number, negative power,
+no time) is treated as absent, with a warning.
 """
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
+import psutil
 from loguru import logger
 
 from llenergymeasure.config.models import BaselineConfig
-from llenergymeasure.core.energy_backends.base import EnergyBackend
-from llenergymeasure.domain.metrics import BaselineMethod, EnergyBreakdown, EnergyMeasurement
+from llenergymeasure.core.energy_backends.base import EnergyBackend, IdlePower
+from llenergymeasure.core.energy_backends.estimate import machine_busy_cpu_s
+from llenergymeasure.domain.metrics import BaselineMethod, MeasurementWarning
 from llenergymeasure.errors import DeviceError, StorageError
 from llenergymeasure.fileio import atomic_write_bytes
+
+# /proc/stat counts in 10 ms ticks: a shorter baseline cannot tell how busy the host was.
+MIN_BUSY_CHECK_S = 0.2
 
 
 @dataclass(frozen=True)
 class BaselinePower:
-    """Idle power of the devices an energy backend reads, summed over them."""
+    """Idle power of one component (summed over its devices) and where it came from."""
 
     power_w: float | None
     std_w: float | None
     method: BaselineMethod
-    duration_s: float = 0.0
+    source: str | None = None
+    duration_s: float | None = None
     measured_at_unix_s: float | None = None
+
+    def age_s(self, now_unix_s: float) -> float | None:
+        """Seconds since it was measured."""
+        return (
+            None
+            if self.measured_at_unix_s is None
+            else max(0.0, now_unix_s - self.measured_at_unix_s)
+        )
 
 
 UNAVAILABLE = BaselinePower(power_w=None, std_w=None, method="unavailable")
 
 
-def measure_baseline_power(
-    backend: EnergyBackend | None,
-    config: BaselineConfig,
-    cache_path: Path | None = None,
-) -> BaselinePower:
-    """Idle power over `config.duration_s`, or cached values younger than the TTL.
+@dataclass
+class Baselines:
+    """The idle baseline of every component the backends read, and what to warn about."""
 
-    With several devices (one key each), the baseline is the sum of their means and the
-    root sum of squares of their standard deviations; it is `cached` only when every key
-    is. Returns the `unavailable` baseline when disabled, without a backend, or when the
-    backend cannot read a device (never 0 W in place of a missing reading).
-    """
-    if not config.enabled or backend is None:
-        return UNAVAILABLE
+    by_component: dict[str, BaselinePower] = field(default_factory=dict)
+    warnings: list[MeasurementWarning] = field(default_factory=list)
+
+    def of(self, component: str) -> BaselinePower:
+        """The component's baseline; `unavailable` when it has none."""
+        return self.by_component.get(component, UNAVAILABLE)
+
+
+def measure_baselines(
+    backends: Sequence[EnergyBackend], config: BaselineConfig, cache_path: Path | None = None
+) -> Baselines:
+    """Idle power of every component of `backends`, from the cache or measured now."""
+    result = Baselines()
+    if not config.enabled:
+        return result
+    for backend in backends:
+        for component, baseline in _backend_baselines(backend, config, cache_path, result).items():
+            result.by_component[component] = baseline
+    return result
+
+
+def _backend_baselines(
+    backend: EnergyBackend, config: BaselineConfig, cache_path: Path | None, result: Baselines
+) -> dict[str, BaselinePower]:
     cache = cache_path if config.cache_ttl_s > 0 else None
+    keys = [_cache_key(key, config.duration_s) for key in backend.baseline_keys]
     if cache is not None:
-        cached = [_read_cache(cache, key, config.cache_ttl_s) for key in backend.baseline_keys]
-        if cached and all(c is not None for c in cached):
-            return _combine([c for c in cached if c is not None], "cached")
+        cached = _read_cache(cache, keys, config.cache_ttl_s)
+        if cached is not None:
+            return _by_component(cached, "cached")
+    busy_start_s, own_start_s, started_s = _cpu_clocks()
     try:
         parts = backend.idle_power(config.duration_s)
     except DeviceError as e:
-        logger.warning(f"baseline: idle power unreadable, adjusted energy will be null: {e}")
-        return UNAVAILABLE
+        logger.warning(f"baseline: idle power unreadable, energy above idle will be null: {e}")
+        return {}
     if not parts:
-        return UNAVAILABLE
+        return {}
+    others_share = _others_busy_share(busy_start_s, own_start_s, started_s)
     now = time.time()
-    fresh = {
-        p.key: BaselinePower(p.power_w, p.std_w, "fresh", config.duration_s, now) for p in parts
-    }
-    if cache is not None:
-        for key, baseline in fresh.items():
-            _write_cache(cache, key, baseline)
-    return _combine(list(fresh.values()), "fresh")
+    fresh = [
+        (_cache_key(p.key, config.duration_s), p.component, _fresh(p, config.duration_s, now))
+        for p in parts
+    ]
+    if others_share > config.max_busy_share:
+        result.warnings.append(_busy_warning(others_share))
+    elif cache is not None:
+        _write_cache(cache, fresh)
+    return _by_component([(component, b) for _, component, b in fresh], "fresh")
+
+
+def _fresh(part: IdlePower, duration_s: float, now: float) -> BaselinePower:
+    return BaselinePower(part.power_w, part.std_w, "fresh", part.source, duration_s, now)
+
+
+def _by_component(
+    parts: list[tuple[str, BaselinePower]], method: BaselineMethod
+) -> dict[str, BaselinePower]:
+    """Devices of one component add: means add, variances add (independent devices)."""
+    grouped: dict[str, list[BaselinePower]] = {}
+    for component, baseline in parts:
+        grouped.setdefault(component, []).append(baseline)
+    return {component: _combine(group, method) for component, group in grouped.items()}
 
 
 def _combine(parts: list[BaselinePower], method: BaselineMethod) -> BaselinePower:
-    """Sum of independent devices: means add, variances add."""
     stds = [p.std_w for p in parts]
     times = [p.measured_at_unix_s for p in parts if p.measured_at_unix_s is not None]
+    sources = {p.source for p in parts}
     return BaselinePower(
         power_w=sum(p.power_w for p in parts if p.power_w is not None),
-        std_w=math.sqrt(sum(s * s for s in stds)) if all(s is not None for s in stds) else None,
+        std_w=math.sqrt(sum(s * s for s in stds)) if None not in stds else None,
         method=method,
-        duration_s=min(p.duration_s for p in parts),
+        source=sources.pop() if len(sources) == 1 else None,
+        duration_s=min((p.duration_s for p in parts if p.duration_s is not None), default=None),
         measured_at_unix_s=min(times) if times else None,
     )
 
 
-def create_energy_breakdown(
-    measurement: EnergyMeasurement | None,
-    baseline: BaselinePower,
-    inference_duration_s: float,
-) -> EnergyBreakdown:
-    """Raw joules of the window and the joules above idle over that same window."""
-    raw_j = measurement.total_j if measurement is not None else None
-    adjusted_j = None
-    if raw_j is not None and baseline.power_w is not None:
-        adjusted_j = max(0.0, raw_j - baseline.power_w * inference_duration_s)
-    return EnergyBreakdown(
-        raw_j=raw_j,
-        adjusted_j=adjusted_j,
-        baseline_power_w=baseline.power_w,
-        baseline_std_w=baseline.std_w,
-        baseline_method=baseline.method,
-        inference_duration_s=inference_duration_s,
+def _cache_key(key: str, duration_s: float) -> str:
+    return f"{key}|{duration_s:g}s"
+
+
+def _cpu_clocks() -> tuple[float, float, float]:
+    times = psutil.Process().cpu_times()
+    return machine_busy_cpu_s(), times.user + times.system, time.monotonic()
+
+
+def _others_busy_share(busy_start_s: float, own_start_s: float, started_s: float) -> float:
+    """Share of the host's cores kept busy by other processes since the clocks were read."""
+    busy_end_s, own_end_s, ended_s = _cpu_clocks()
+    if ended_s - started_s < MIN_BUSY_CHECK_S:
+        return 0.0
+    capacity_s = (ended_s - started_s) * (psutil.cpu_count(logical=True) or 1)
+    others_s = (busy_end_s - busy_start_s) - (own_end_s - own_start_s)
+    return min(1.0, max(0.0, others_s / capacity_s))
+
+
+def _busy_warning(others_share: float) -> MeasurementWarning:
+    return MeasurementWarning(
+        code="baseline_host_busy",
+        message=f"other processes kept {others_share:.0%} of the host's cores busy while the "
+        "idle baseline was measured: it is used for this run but not cached, and the energy "
+        "above idle is understated by their share",
+        remediation="measure on a quiet host, or give the baseline a quiet moment",
     )
 
 
-def _read_cache(path: Path, key: str, ttl_s: float) -> BaselinePower | None:
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive `flock` on `<cache>.lock` while the cache is read and rewritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        entry = orjson.loads(path.read_bytes()).get(key)
-    except (OSError, orjson.JSONDecodeError, AttributeError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _load_cache(path: Path) -> dict:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, orjson.JSONDecodeError) as exc:
+        logger.warning(f"baseline: cache {path} unreadable ({exc}); measuring afresh")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_cache(
+    path: Path, keys: list[str], ttl_s: float
+) -> list[tuple[str, BaselinePower]] | None:
+    """The cached baselines of every key, or None when any is absent, stale or malformed."""
+    with _locked(path):
+        cache = _load_cache(path)
+    found = []
+    now = time.time()
+    for key in keys:
+        entry = cache.get(key)
+        parsed = _parse_entry(entry) if entry is not None else None
+        if entry is not None and parsed is None:
+            logger.warning(f"baseline: malformed cache entry {key!r} ignored; measuring afresh")
+        if parsed is None or not 0 <= now - parsed[1].measured_at_unix_s <= ttl_s:
+            return None
+        found.append(parsed)
+    logger.info(f"baseline: cached idle power of {len(found)} unit(s)")
+    return found
+
+
+def _parse_entry(entry: object) -> tuple[str, BaselinePower] | None:
+    """(component, baseline) of a cache entry; None unless every number is sound."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("component"), str):
         return None
-    if not isinstance(entry, dict) or entry.get("power_w") is None:
+    numbers = [entry.get(k) for k in ("power_w", "std_w", "measured_at_unix_s")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
         return None
-    age_s = time.time() - float(entry.get("measured_at_unix_s") or 0.0)
-    if not 0 <= age_s <= ttl_s:
+    power_w, std_w, measured_at = (float(v) for v in numbers)
+    if not all(math.isfinite(v) for v in numbers) or power_w < 0 or std_w < 0:
         return None
-    logger.info(f"baseline: cached {entry['power_w']:.2f} W from {age_s:.0f} s ago")
-    return BaselinePower(
-        power_w=entry["power_w"],
-        std_w=entry.get("std_w"),
+    duration = entry.get("duration_s")
+    source = entry.get("source")
+    return entry["component"], BaselinePower(
+        power_w=power_w,
+        std_w=std_w,
         method="cached",
-        duration_s=entry.get("duration_s", 0.0),
-        measured_at_unix_s=entry.get("measured_at_unix_s"),
+        source=source if isinstance(source, str) else None,
+        duration_s=float(duration) if isinstance(duration, (int, float)) else None,
+        measured_at_unix_s=measured_at,
     )
 
 
-def _write_cache(path: Path, key: str, baseline: BaselinePower) -> None:
+def _write_cache(path: Path, entries: list[tuple[str, str, BaselinePower]]) -> None:
     try:
-        cache = orjson.loads(path.read_bytes()) if path.exists() else {}
-    except (OSError, orjson.JSONDecodeError):
-        cache = {}
-    if not isinstance(cache, dict):
-        cache = {}
-    cache[key] = asdict(baseline)
-    try:
-        atomic_write_bytes(path, orjson.dumps(cache, option=orjson.OPT_INDENT_2))
-    except StorageError as exc:
+        with _locked(path):
+            cache = _load_cache(path)
+            for key, component, baseline in entries:
+                cache[key] = {**asdict(baseline), "component": component}
+            atomic_write_bytes(path, orjson.dumps(cache, option=orjson.OPT_INDENT_2))
+    except (StorageError, OSError) as exc:
         logger.warning(f"baseline: could not write the cache {path}: {exc}")

@@ -18,8 +18,8 @@ CROSS_CHECK_TOLERANCE = 0.05
 def collect_measurement_warnings(
     *,
     duration_s: float,
-    sample_count: int,
-    energy: EnergyMeasurement | None,
+    power_readings: dict[int, int],
+    readings: Sequence[EnergyMeasurement],
     energy_requested: bool,
     sampler_errors: dict[str, str] | None = None,
     has_gpu: bool = True,
@@ -30,9 +30,9 @@ def collect_measurement_warnings(
     """Every condition that makes the figures less trustworthy, with a remedy.
 
     Args:
-        duration_s: length of the inference window.
-        sample_count: power/thermal samples taken in it.
-        energy: what the energy backend measured (None: no backend or none requested).
+        duration_s: length of the energy window.
+        power_readings: power readings per sampled device in it (GPUs; the CPU has none).
+        readings: what each energy backend measured (none: no backend was asked for).
         energy_requested: whether the config asked for energy at all.
         sampler_errors: readings that failed during the window, by reading.
         has_gpu: whether this process ran on a GPU.
@@ -52,25 +52,26 @@ def collect_measurement_warnings(
                 remediation="raise prompts.num_prompts or generation.max_new_tokens",
             )
         )
-    if sample_count < LOW_SAMPLE_COUNT:
+    fewest = min(power_readings.values(), default=None)
+    if has_gpu and (fewest is None or fewest < LOW_SAMPLE_COUNT):
         warnings.append(
             MeasurementWarning(
                 code="low_sample_count",
-                message=f"only {sample_count} power/thermal samples in the window",
+                message=f"only {fewest or 0} power readings of a GPU in the window",
                 remediation="lengthen the run or lower measurement.energy.sample_interval_ms",
             )
         )
-    if energy is not None and energy.is_estimate:
+    for estimate in (r for r in readings if r.is_estimate):
         warnings.append(
             MeasurementWarning(
                 code="energy_estimated",
-                message="energy is an estimate (TDP x CPU utilisation), not a measurement: "
-                + "; ".join(energy.assumptions),
+                message="CPU energy is an estimate (TDP x CPU utilisation), not a measurement: "
+                + "; ".join(estimate.assumptions),
                 remediation="run where RAPL (/sys/class/powercap) or NVML is readable, "
                 "or set measurement.energy.cpu_tdp_w to the CPU's real TDP",
             )
         )
-    if energy is None and energy_requested:
+    if not readings and energy_requested:
         warnings.append(
             MeasurementWarning(
                 code="energy_unavailable",
@@ -96,14 +97,15 @@ def collect_measurement_warnings(
                 remediation="check driver and permissions; the window's energy is unaffected",
             )
         )
-    gpu_checks = (
+    gpu_reading = next((r for r in readings if any(d.kind == "gpu" for d in r.devices)), None)
+    checks = (
         _persistence_off(gpus),
         _thermal_drift(samples),
-        _counter_disagrees(energy, power_integral_j),
-        _mig_shared(energy),
-        _energy_incomplete(energy),
+        _counter_disagrees(gpu_reading, power_integral_j),
+        *(_mig_shared(r) for r in readings),
+        *(_energy_incomplete(r) for r in readings),
     )
-    warnings.extend(w for w in gpu_checks if w is not None)
+    warnings.extend(w for w in checks if w is not None)
     return warnings
 
 

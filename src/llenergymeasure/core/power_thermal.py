@@ -157,6 +157,18 @@ class PowerThermalSampler:
                 self.errors[source.name] = str(exc)
 
 
+def power_readings_per_device(samples: Sequence[PowerThermalSample]) -> dict[int, int]:
+    """Power readings per device (not sampler ticks): what an integral or cross-check rests on.
+
+    CPU rows carry no power (it comes from the energy backend) and are not counted.
+    """
+    counts: dict[int, int] = defaultdict(int)
+    for s in samples:
+        if s.device_index != CPU_DEVICE_INDEX and s.power_w is not None:
+            counts[s.device_index] += 1
+    return dict(counts)
+
+
 def power_integral_j(
     samples: Sequence[PowerThermalSample],
     start_s: float | None = None,

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.environment import EnvironmentMetadata
 from llenergymeasure.domain.metrics import (
+    DeviceEnergy,
     EnergyBreakdown,
     EnergyMeasurement,
     EnergyMethod,
@@ -25,7 +27,8 @@ from llenergymeasure.domain.metrics import (
     WarmupResult,
 )
 
-SCHEMA_VERSION = 1
+# 2: energy by component and boundary, the common energy window, a list of readings.
+SCHEMA_VERSION = 2
 
 ExperimentStatus = Literal["running", "completed", "failed", "interrupted"]
 
@@ -78,12 +81,20 @@ class RequestRecord(BaseModel):
 
 
 class RawProcessResult(_Stored):
-    """`process_<i>.json`: everything one worker measured over its shard."""
+    """`process_<i>.json`: everything one worker measured over its shard.
+
+    `inference_*` is this process's own busy window (its throughput); `energy_window_*`
+    the window its energy covers, which stays open until every process has finished
+    (schema 1 results have none: their energy covered the busy window).
+    """
 
     experiment_id: str
     process_index: int
     num_processes: int
     host: str
+    host_id: str | None = Field(
+        None, description="Identity of the machine (boot id): the unit of machine-level energy."
+    )
     pid: int
     config_name: str
     model_name: str
@@ -99,10 +110,19 @@ class RawProcessResult(_Stored):
     num_requests: int
     input_tokens: int
     output_tokens: int
-    tokens_per_second: float | None = Field(None, description="Output tokens per second of window.")
+    tokens_per_second: float | None = Field(
+        None, description="Output tokens per second of this process's busy window."
+    )
+    energy_window_start_unix_s: float | None = None
+    energy_window_end_unix_s: float | None = None
+    energy_window_s: float | None = None
     requests: list[RequestRecord] = Field(default_factory=list)
-    energy_method: EnergyMethod = "none"
-    energy: EnergyMeasurement | None = None
+    energy_method: EnergyMethod = Field("none", description="The headline component's method.")
+    energy_readings: list[EnergyMeasurement] = Field(
+        default_factory=list, description="What each energy backend read, per device."
+    )
+    energy_components: list[ComponentEnergy] = Field(default_factory=list)
+    energy_boundaries: list[EnergyBoundary] = Field(default_factory=list)
     energy_breakdown: EnergyBreakdown | None = None
     energy_per_output_token_j: float | None = None
     flops: FlopsResult | None = None
@@ -118,6 +138,25 @@ class RawProcessResult(_Stored):
         None, description="Sidecar file name, relative to the experiment directory."
     )
     warnings: list[MeasurementWarning] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schema_1_reading(cls, data: Any) -> Any:
+        """Schema 1 kept its one reading in `energy`: it is the list's only entry."""
+        if isinstance(data, dict) and "energy" in data and "energy_readings" not in data:
+            legacy = data["energy"]
+            data = {**data, "energy_readings": [legacy] if legacy is not None else []}
+        return data
+
+    @property
+    def runs_on_gpu(self) -> bool:
+        """True for a process whose model ran on a CUDA device."""
+        return bool(self.device and self.device.startswith("cuda"))
+
+    @property
+    def devices(self) -> list[DeviceEnergy]:
+        """Every device of every reading."""
+        return [d for reading in self.energy_readings for d in reading.devices]
 
 
 class AggregationInfo(BaseModel):
@@ -167,9 +206,13 @@ class AggregatedResult(_Stored):
         None, description="All output tokens over the wall window."
     )
     energy_method: EnergyMethod = "none"
+    energy_components: list[ComponentEnergy] = Field(default_factory=list)
+    energy_boundaries: list[EnergyBoundary] = Field(default_factory=list)
     energy_breakdown: EnergyBreakdown | None = None
     energy_per_output_token_j: float | None = None
-    total_flops: float | None = None
+    total_flops: float | None = Field(None, description="Equal to `flops_useful`.")
+    flops_useful: float | None = Field(None, description="Sum of the processes' useful FLOPs.")
+    flops_executed: float | None = Field(None, description="Sum of the processes' executed FLOPs.")
     flops_method: str | None = None
     latency: LatencyStats | None = None
     thermal_throttle: ThermalThrottleInfo | None = None

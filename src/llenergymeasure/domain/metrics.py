@@ -70,16 +70,26 @@ class EnergyMeasurement(_Record):
 
 
 class EnergyBreakdown(_Record):
-    """Raw energy of the inference window and the share above idle."""
+    """The headline energy: raw joules of one boundary's window and the share above idle.
+
+    `adjusted_j = max(0, raw_j - baseline_energy_j)` with `baseline_energy_j` the idle power
+    of each counted device (or host) times its own energy window; `baseline_power_w` is
+    the sum of those idle powers and `baseline_std_w` the root sum of squares of their
+    spreads. `boundary` names what it covers (`domain/energy.py`): `gpu` for a process on
+    GPUs, `cpu_dram` for one on the CPU. Results of schema 1 have no boundary (their one
+    component was the process's device) and no baseline energy.
+    """
 
     raw_j: float | None
-    adjusted_j: float | None = Field(
-        description="max(0, raw_j - baseline_power_w * inference_duration_s)."
-    )
+    adjusted_j: float | None = Field(description="max(0, raw_j - baseline_energy_j).")
     baseline_power_w: float | None
     baseline_std_w: float | None = None
     baseline_method: BaselineMethod
-    inference_duration_s: float
+    inference_duration_s: float = Field(
+        description="The energy window (schema 2: the common window of all processes)."
+    )
+    baseline_energy_j: float | None = None
+    boundary: str | None = None
 
 
 class ThermalThrottleInfo(_Record):
@@ -201,12 +211,29 @@ class LatencySamples(_Record):
 
 
 class FlopsResult(_Record):
-    """Inference FLOPs: 2 x non-embedding parameters x tokens processed."""
+    """Inference FLOPs, useful and executed (formulas in docs/methodology.md).
 
-    total_flops: float | None
-    method: Literal["palm_2n"] = "palm_2n"
-    non_embedding_params: int | None
-    tokens_processed: int
+    Files written before `analytic_2n_attn` hold `palm_2n` (2 x N x tokens) in
+    `total_flops` only; their `flops_useful` and `flops_executed` read as None.
+    """
+
+    total_flops: float | None = Field(
+        description="Equal to `flops_useful` (`palm_2n` files: 2 x N x tokens)."
+    )
+    flops_useful: float | None = Field(
+        None, description="What the requests needed: own tokens, causal attention."
+    )
+    flops_executed: float | None = Field(
+        None, description="What the device computed: padding, finished rows, dense masks."
+    )
+    method: Literal["palm_2n", "analytic_2n_attn"] = Field(
+        "palm_2n", description="A file without it predates `analytic_2n_attn`."
+    )
+    non_embedding_params: int | None = Field(
+        description="Weights multiplied per token, output head included."
+    )
+    output_head_params: int | None = None
+    tokens_processed: int = Field(description="Input plus output tokens of the requests.")
 
 
 class ExtendedMetrics(_Record):

@@ -26,6 +26,7 @@ from loguru import logger
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ConfigError, Interrupted, PromptsError, WorkerFailed
+from llenergymeasure.models.builtin import ensure_builtin
 from llenergymeasure.orchestration import failures
 from llenergymeasure.orchestration.ids import new_experiment_id
 from llenergymeasure.orchestration.manifest import (
@@ -122,6 +123,7 @@ def run_experiment(
     check_experiment(config, launch)
     layout = ResultsLayout(config.results_dir)
     with raise_on_stop_signals():
+        ensure_builtin(config.model.name)  # before any worker starts (models/builtin.py)
         experiment_id, experiment_dir = claim_experiment(layout, config.name, experiment_id)
         command = worker_command(config, launch, experiment_id)
         write_manifest(

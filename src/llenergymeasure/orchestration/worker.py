@@ -40,8 +40,9 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.backends.pytorch import MeasuredRun, PyTorchBackend, RunContext
 from llenergymeasure.core.timeseries import write_timeseries_parquet
 from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStatus, RawProcessResult
-from llenergymeasure.errors import ConfigError, LlemError, ResultsError
+from llenergymeasure.errors import ConfigError, LlemError, ModelNotFound, ResultsError
 from llenergymeasure.models import llem_cache_dir
+from llenergymeasure.models.builtin import ensure_builtin
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
     read_manifest,
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     with raise_on_stop_signals():
         try:
             joined = join_experiment(state, args, command)
+            build_models_on_host(state, joined.config.model.name)
             run_worker(joined.config, joined.experiment_id, progress_printer(state.process_index))
             finish_experiment(state, joined)
         except LlemError as exc:
@@ -245,6 +247,37 @@ def open_experiment(experiment_dir: Path, world_size: int) -> ExperimentManifest
             + "; its results are kept: start a new experiment id"
         )
     return manifest
+
+
+def build_models_on_host(state: PartialState, model_name: str) -> None:
+    """Local rank 0 of each host builds a builtin model; the host's other ranks wait.
+
+    The model cache is per host. The ranks agree on the outcome (an all-reduce, which is
+    also the barrier), so a build that fails stops every rank with an error instead of
+    leaving the others waiting. Inside the process group the build itself runs in a
+    child process (`models.builtin`), never in the group.
+
+    Raises:
+        ModelNotFound: the build failed on this host or another one.
+
+    """
+    error = None
+    if state.local_process_index == 0:
+        try:
+            ensure_builtin(model_name)
+        except LlemError as exc:
+            error = str(exc)
+    if not all_ranks_succeeded(state, error is None):
+        raise ModelNotFound(error or f"building {model_name} failed on another host; see its log")
+
+
+def all_ranks_succeeded(state: PartialState, succeeded: bool) -> bool:
+    """True on every rank when every rank succeeded; a collective call, so also a barrier."""
+    if state.num_processes == 1:
+        return succeeded
+    failed = torch.tensor([0 if succeeded else 1], dtype=torch.int64, device=state.device)
+    torch.distributed.all_reduce(failed, op=torch.distributed.ReduceOp.MAX)
+    return int(failed.item()) == 0
 
 
 def finish_experiment(state: PartialState, joined: JoinedExperiment) -> None:

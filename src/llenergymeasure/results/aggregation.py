@@ -2,11 +2,14 @@
 
 Completeness -> temporal overlap -> GPU attribution (`verification`) -> sums. What is
 summed, averaged or pooled, and why:
-- energy: device-level readings (each GPU owned by one process) are summed; a
-  machine-level reading (RAPL, CPU estimate) covers every process of its host, so each
-  host counts one: the reading whose window is the longest, which covers the others'
-  when they ran together (a warning says which was taken when it does not);
-- tokens, requests, FLOPs: summed (each process ran a disjoint shard);
+- energy, per component: device-level components (each GPU owned by one process) are
+  summed; a machine-level component (CPU packages, DRAM: RAPL or the estimate) covers
+  every process of its host (by host identity, not name), so each host counts one: the
+  reading whose window is the longest, which covers the others' when they ran together
+  (a warning says which was taken when it does not). Boundaries and the headline follow
+  from the summed components (`combine_energy`);
+- tokens, requests, FLOPs: summed (each process ran a disjoint shard); FLOPs unknown
+  in one process are unknown in total;
 - throughput: the mean of per-process tokens/s, and all tokens over the wall window
   (first start to last end);
 - latency: percentiles of the pooled per-request samples, never averaged percentiles;
@@ -21,6 +24,13 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from llenergymeasure.domain.energy import (
+    ComponentEnergy,
+    EnergyBoundary,
+    boundaries_of,
+    headline,
+    weakest_method,
+)
 from llenergymeasure.domain.experiment import (
     AggregatedResult,
     AggregationInfo,
@@ -119,10 +129,10 @@ def aggregate_results(
     end = max(r.inference_end_unix_s for r in results)
     wall_s = end - start
     output_tokens = sum(r.output_tokens for r in results)
-    breakdown, energy_notes = combine_energy(results)
+    components, boundaries, breakdown, energy_notes = combine_energy(results, manifest)
     energy_method, method_notes = combine_energy_method(results)
     rates = [r.tokens_per_second for r in results if r.tokens_per_second is not None]
-    flops = [r.flops.total_flops if r.flops else None for r in results]
+    flops = [r.flops for r in results]
     return AggregatedResult(
         experiment_id=manifest.experiment_id,
         config_name=first.config_name,
@@ -152,13 +162,17 @@ def aggregate_results(
         avg_tokens_per_second=statistics.fmean(rates) if rates else None,
         total_tokens_per_second=output_tokens / wall_s if wall_s > 0 else None,
         energy_method=energy_method,
+        energy_components=components,
+        energy_boundaries=boundaries,
         energy_breakdown=breakdown,
         energy_per_output_token_j=(
             breakdown.raw_j / output_tokens
             if breakdown is not None and breakdown.raw_j is not None and output_tokens
             else None
         ),
-        total_flops=None if any(f is None for f in flops) else float(sum(flops)),
+        total_flops=sum_flops([f.total_flops if f else None for f in flops]),
+        flops_useful=sum_flops([f.flops_useful if f else None for f in flops]),
+        flops_executed=sum_flops([f.flops_executed if f else None for f in flops]),
         flops_method=first.flops.method if first.flops else None,
         latency=LatencyStats.pooled([r.latency_samples for r in results if r.latency_samples]),
         thermal_throttle=combine_throttle(results),
@@ -171,83 +185,137 @@ def aggregate_results(
     )
 
 
-def is_machine_level(result: RawProcessResult) -> bool:
-    """True when the process's energy covers its whole host (RAPL, CPU estimate)."""
-    devices = result.energy.devices if result.energy else []
-    return bool(devices) and all(d.scope == "machine" for d in devices)
+def sum_flops(values: list[float | None]) -> float | None:
+    """The sum; None when any process's FLOPs are unknown (a partial sum is no total)."""
+    return None if any(v is None for v in values) else float(sum(values))
 
 
-def combine_energy(results: list[RawProcessResult]) -> tuple[EnergyBreakdown | None, list[str]]:
-    """Sum device-level breakdowns and one machine-level breakdown per host.
+def host_key(result: RawProcessResult) -> str:
+    """The machine a process ran on: its host identity, its host name for schema 1 results."""
+    return result.host_id or result.host
+
+
+def process_components(result: RawProcessResult) -> list[ComponentEnergy]:
+    """A process's energy components; schema 1 results had one, its breakdown's."""
+    if result.energy_components:
+        return result.energy_components
+    breakdown = result.energy_breakdown
+    devices = result.devices
+    if breakdown is None or not devices:
+        return []
+    return [
+        ComponentEnergy.measured(
+            devices[0].kind,
+            result.energy_method,
+            devices[0].scope,
+            [d.device_id for d in devices],
+            breakdown.raw_j,
+            breakdown.inference_duration_s,
+            baseline_power_w=breakdown.baseline_power_w,
+            baseline_std_w=breakdown.baseline_std_w,
+            baseline_method=breakdown.baseline_method,
+        )
+    ]
+
+
+def energy_window_s(result: RawProcessResult) -> float:
+    """The window a process's energy covers (its busy window for schema 1 results)."""
+    return (
+        result.energy_window_s
+        if result.energy_window_s is not None
+        else result.inference_duration_s
+    )
+
+
+def combine_energy(
+    results: list[RawProcessResult], manifest: ExperimentManifest
+) -> tuple[list[ComponentEnergy], list[EnergyBoundary], EnergyBreakdown | None, list[str]]:
+    """Every component summed over processes, then the boundaries and the headline.
+
+    Device-level components (GPUs, each owned by one process) are summed over processes.
+    A machine-level component (CPU packages, DRAM: RAPL or the estimate) covers every
+    process of its host, so each host counts one reading of it: the one whose window is
+    the longest, which covers the others' when they ran together (a note says which was
+    taken when it does not). Boundaries follow from the summed components by the same
+    rule as for one process (`domain/energy.py`).
 
     Returns:
-        The combined breakdown (None when no process measured energy) and notes on
-        machine-level readings whose window does not cover their host's processes.
+        The components, the boundaries, the headline breakdown (None when no process
+        measured energy) and notes on machine-level readings.
 
     """
-    counted = [
-        r.energy_breakdown
-        for r in results
-        if r.energy_breakdown is not None and not is_machine_level(r)
-    ]
-    by_host: dict[str, list[RawProcessResult]] = defaultdict(list)
-    for r in results:
-        if r.energy_breakdown is not None and is_machine_level(r):
-            by_host[r.host].append(r)
+    output_tokens = sum(r.output_tokens for r in results)
+    by_process = [(r, process_components(r)) for r in results]
+    gpus_expected = any(
+        r.runs_on_gpu or any(c.component == "gpu" for c in components)
+        for r, components in by_process
+    )
+    parts: dict[str, list[ComponentEnergy]] = defaultdict(list)
+    machine: dict[tuple[str, str], list[tuple[RawProcessResult, ComponentEnergy]]] = defaultdict(
+        list
+    )
+    for r, components in by_process:
+        for c in components:
+            if c.scope == "machine":
+                machine[(c.component, host_key(r))].append((r, c))
+            else:
+                parts[c.component].append(c)
     notes = []
-    for host, group in sorted(by_host.items()):
-        chosen, note = choose_machine_reading(host, group)
-        counted.append(chosen.energy_breakdown)
+    for (component, host), group in sorted(machine.items()):
+        chosen, note = choose_machine_reading(host, component, group)
+        parts[component].append(chosen)
         notes += note
-    if not counted:
-        return None, notes
-    methods = {b.baseline_method for b in counted}
-    return EnergyBreakdown(
-        raw_j=_sum_or_none([b.raw_j for b in counted]),
-        adjusted_j=_sum_or_none([b.adjusted_j for b in counted]),
-        baseline_power_w=_sum_or_none([b.baseline_power_w for b in counted]),
-        baseline_method=(
-            "unavailable"
-            if "unavailable" in methods
-            else "cached"
-            if methods == {"cached"}
-            else "fresh"
-        ),
-        inference_duration_s=max(b.inference_duration_s for b in counted),
-    ), notes
+    if not parts:
+        return [], [], None, notes
+    components = [ComponentEnergy.combine(parts[k]) for k in ("gpu", "cpu", "dram") if k in parts]
+    measurement = (
+        manifest.config.get("measurement", {}) if isinstance(manifest.config, dict) else {}
+    )
+    boundaries = boundaries_of(
+        components,
+        output_tokens,
+        gpus_expected=gpus_expected,
+        pue=measurement.get("pue"),
+        grid_intensity_g_per_kwh=measurement.get("grid_intensity_g_per_kwh"),
+    )
+    window_s = max(energy_window_s(r) for r in results)
+    breakdown = headline(components, boundaries, gpus_expected=gpus_expected, window_s=window_s)
+    return components, boundaries, breakdown, notes
 
 
 def choose_machine_reading(
-    host: str, group: list[RawProcessResult]
-) -> tuple[RawProcessResult, list[str]]:
-    """The one machine-level reading of a host: the one with the longest window.
+    host: str, component: str, group: list[tuple[RawProcessResult, ComponentEnergy]]
+) -> tuple[ComponentEnergy, list[str]]:
+    """The one machine-level reading of a component on a host: the longest window's.
 
     A note says which was taken when that window does not cover the span of the host's
     processes (they did not run together, or one started late).
     """
-    chosen = max(group, key=lambda r: (r.inference_duration_s, -r.process_index))
-    span_s = max(r.inference_end_unix_s for r in group) - min(
-        r.inference_start_unix_s for r in group
-    )
-    if len(group) == 1 or chosen.inference_duration_s >= MACHINE_WINDOW_COVERAGE * span_s:
-        return chosen, []
-    others = ", ".join(str(r.process_index) for r in group if r is not chosen)
-    return chosen, [
-        f"host {host}: machine-level energy ({chosen.energy_method}) counted once, from "
-        f"process {chosen.process_index}, whose window ({chosen.inference_duration_s:.2f} s) "
-        f"covers {chosen.inference_duration_s / span_s:.0%} of the span of processes "
+    chosen, reading = max(group, key=lambda rc: (rc[1].window_s, -rc[0].process_index))
+    starts = [r.energy_window_start_unix_s or r.inference_start_unix_s for r, _ in group]
+    ends = [r.energy_window_end_unix_s or r.inference_end_unix_s for r, _ in group]
+    span_s = max(ends) - min(starts)
+    if len(group) == 1 or reading.window_s >= MACHINE_WINDOW_COVERAGE * span_s:
+        return reading, []
+    others = ", ".join(str(r.process_index) for r, _ in group if r is not chosen)
+    return reading, [
+        f"host {host}: machine-level {component} energy ({reading.method}) counted once, from "
+        f"process {chosen.process_index}, whose window ({reading.window_s:.2f} s) "
+        f"covers {reading.window_s / span_s:.0%} of the span of processes "
         f"{chosen.process_index}, {others} ({span_s:.2f} s); energy used outside it is "
         "not counted"
     ]
 
 
 def combine_energy_method(results: list[RawProcessResult]) -> tuple[EnergyMethod, list[str]]:
-    """One method when all agree; otherwise the weakest (an estimate wins) and a note."""
+    """The weakest headline method of any process (estimate < power integral < counter)."""
     methods = sorted({r.energy_method for r in results})
     if len(methods) == 1:
         return methods[0], []
-    method = "estimate" if "estimate" in methods else results[0].energy_method
-    return method, [f"processes measured energy by different methods ({', '.join(methods)})"]
+    return weakest_method(methods), [
+        f"processes measured energy by different methods ({', '.join(methods)}); "
+        "the weakest is reported"
+    ]
 
 
 def combine_throttle(results: list[RawProcessResult]) -> ThermalThrottleInfo:
@@ -299,14 +367,8 @@ def process_summary(r: RawProcessResult) -> ProcessSummary:
     return ProcessSummary(
         process_index=r.process_index,
         host=r.host,
-        device_ids=[d.device_id for d in r.energy.devices] if r.energy else [],
+        device_ids=[d.device_id for d in r.devices],
         output_tokens=r.output_tokens,
         energy_j=r.energy_breakdown.raw_j if r.energy_breakdown else None,
         tokens_per_second=r.tokens_per_second,
     )
-
-
-def _sum_or_none(values: list[float | None]) -> float | None:
-    if not values or any(v is None for v in values):
-        return None
-    return float(sum(values))

@@ -21,8 +21,9 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from llenergymeasure.domain.energy import BoundaryName
 from llenergymeasure.domain.environment import EnvironmentMetadata
 from llenergymeasure.domain.experiment import AggregatedResult, ProcessSummary, RawProcessResult
 from llenergymeasure.fileio import atomic_write_bytes
@@ -44,6 +45,8 @@ AGGREGATED_CORE = {
     "energy_per_output_token_j": "energy_per_output_token_j",
     "total_flops": "total_flops",
     "flops_method": "flops_method",
+    "flops_useful": "flops_useful",
+    "flops_executed": "flops_executed",
     "created_at": "created_at",
 }
 RAW_IDENTITY = {
@@ -69,6 +72,8 @@ RAW_FIGURES = {
     "energy_per_output_token_j": "energy_per_output_token_j",
     "total_flops": "flops.total_flops",
     "flops_method": "flops.method",
+    "flops_useful": "flops.flops_useful",
+    "flops_executed": "flops.flops_executed",
     "sample_interval_ms": "sample_interval_ms",
     "sample_count": "sample_count",
 }
@@ -79,7 +84,21 @@ ENERGY = {
     "energy_adjusted_j": "energy_breakdown.adjusted_j",
     "energy_baseline_w": "energy_breakdown.baseline_power_w",
     "energy_baseline_method": "energy_breakdown.baseline_method",
+    "energy_boundary": "energy_breakdown.boundary",
+    "energy_baseline_std_w": "energy_breakdown.baseline_std_w",
+    "energy_baseline_energy_j": "energy_breakdown.baseline_energy_j",
 }
+# Every boundary side by side (domain/energy.py): energy_<boundary>_j and its siblings.
+BOUNDARY_FIELDS = {
+    "j": "energy_j",
+    "above_idle_j": "above_idle_j",
+    "per_output_token_j": "energy_per_output_token_j",
+    "above_idle_per_output_token_j": "above_idle_per_output_token_j",
+}
+BOUNDARY_COLUMNS = (
+    *(f"energy_{b}_{suffix}" for b in get_args(BoundaryName) for suffix in BOUNDARY_FIELDS),
+    "energy_facility_co2e_g",
+)
 THERMAL = {
     "thermal_throttle_detected": "thermal_throttle.detected",
     "thermal_throttle_duration_sec": "thermal_throttle.duration_s",
@@ -114,6 +133,7 @@ KV_CACHE = {"kv_cache_hit_rate": "extended.kv_cache_hit_rate"}
 RESULT_GROUPS = {**ENERGY, **THERMAL, **GPU, **LATENCY, **BATCH, **KV_CACHE}
 GROUPED_COLUMNS = (
     *ENERGY,
+    *BOUNDARY_COLUMNS,
     *THERMAL,
     *ENV,
     *GPU,
@@ -197,9 +217,21 @@ def _grouped_columns(
 ) -> dict[str, Any]:
     return {
         **{column: _lookup(result, path) for column, path in RESULT_GROUPS.items()},
+        **_boundary_columns(result),
         **{column: _lookup(environment, path) for column, path in ENV.items()},
         "timeseries_path": timeseries,
     }
+
+
+def _boundary_columns(result: AggregatedResult | RawProcessResult) -> dict[str, Any]:
+    """One column per boundary and figure; empty where a result has no such boundary."""
+    row: dict[str, Any] = dict.fromkeys(BOUNDARY_COLUMNS)
+    for boundary in result.energy_boundaries:
+        for suffix, field in BOUNDARY_FIELDS.items():
+            row[f"energy_{boundary.name}_{suffix}"] = getattr(boundary, field)
+        if boundary.name == "facility":
+            row["energy_facility_co2e_g"] = boundary.co2e_g
+    return row
 
 
 def _process_columns(process: ProcessSummary) -> dict[str, Any]:
@@ -215,8 +247,7 @@ def _process_columns(process: ProcessSummary) -> dict[str, Any]:
 
 
 def _gpu_uuids(result: RawProcessResult) -> str | None:
-    devices = result.energy.devices if result.energy else []
-    return ";".join(d.device_id for d in devices if d.kind == "gpu") or None
+    return ";".join(d.device_id for d in result.devices if d.kind == "gpu") or None
 
 
 def _first_host_environment(result: AggregatedResult) -> EnvironmentMetadata | None:

@@ -3,11 +3,12 @@
 - completeness: every process the manifest expects (indices 0..N-1) has a marker
   `.completed_<i>` whose sha256 matches `process_<i>.json`, and that result holds its own
   index and the experiment's id; no result or marker lies beyond N-1;
-- temporal overlap: the inference windows overlap by at least half of the shortest one.
-  They are wall-clock (unix) times, so processes on different hosts compare;
+- temporal overlap: the energy windows are one common window: their starts, and their
+  ends, lie within a stated skew of each other (`check_temporal_overlap`). They are
+  wall-clock (unix) times, so processes on different hosts compare;
 - GPU attribution: no (host, device) with device-level energy appears in two processes,
-  and no process mixes device- and machine-level readings (its one energy breakdown
-  could not be split to count the machine part once per host).
+  and every reading has its component's scope (GPUs device-level; CPU and DRAM
+  machine-level, counted once per host).
 
 An incomplete experiment whose manifest still says `running` is either still running or
 was killed before it could record its end; `run_state` tells which from the launcher's
@@ -44,10 +45,15 @@ from llenergymeasure.results.layout import (
 )
 
 OVERLAP_FRACTION = 0.5
+# Energy windows of one experiment start (and end) within this many seconds of each other,
+# or this share of the shortest window when that is longer.
+SKEW_FLOOR_S = 1.0
+SKEW_FRACTION = 0.02
 # A process started this long after the manifest was written is not its launcher
 # (the pid was reused); the manifest is written a moment after the launcher starts.
 PID_REUSE_SLACK_S = 1.0
 RunState = Literal["running", "ended", "unknown"]
+_SCOPES = {"gpu": "device", "cpu": "machine", "dram": "machine"}
 _INDEXED_FILE = re.compile(r"^(?:process_(\d+)\.json|\.completed_(\d+))$")
 
 
@@ -236,9 +242,35 @@ def verify_processes(results: list[RawProcessResult]) -> Verification:
 
 
 def check_temporal_overlap(results: list[RawProcessResult]) -> tuple[bool, list[str]]:
-    """The common part of the windows is at least half of the shortest window."""
+    """The processes' energy windows are one common window, within the skew bounds.
+
+    Every energy window opens after a barrier and closes after another, so their starts
+    and their ends each lie within `max(SKEW_FLOOR_S, SKEW_FRACTION x shortest window)`
+    of one another (the bound allows for clock offsets between hosts). Schema 1 results
+    (no energy window) are held to their old rule: the busy windows share at least half
+    of the shortest one.
+    """
     if len(results) < 2:
         return True, []
+    if any(r.energy_window_s is None for r in results):
+        return _legacy_overlap(results)
+    starts = [r.energy_window_start_unix_s for r in results]
+    ends = [r.energy_window_end_unix_s for r in results]
+    shortest_s = min(r.energy_window_s for r in results)  # type: ignore[type-var]
+    bound_s = max(SKEW_FLOOR_S, SKEW_FRACTION * shortest_s)
+    start_skew_s = max(starts) - min(starts)  # type: ignore[operator]
+    end_skew_s = max(ends) - min(ends)  # type: ignore[operator]
+    if start_skew_s <= bound_s and end_skew_s <= bound_s:
+        return True, []
+    return False, [
+        f"energy windows are not one common window: starts {start_skew_s:.2f} s apart and "
+        f"ends {end_skew_s:.2f} s apart (at most {bound_s:.2f} s each); "
+        "the processes did not run together"
+    ]
+
+
+def _legacy_overlap(results: list[RawProcessResult]) -> tuple[bool, list[str]]:
+    """Schema 1: the busy windows share at least half of the shortest one."""
     overlap_s = min(r.inference_end_unix_s for r in results) - max(
         r.inference_start_unix_s for r in results
     )
@@ -259,24 +291,28 @@ def check_temporal_overlap(results: list[RawProcessResult]) -> tuple[bool, list[
 
 
 def check_gpu_attribution(results: list[RawProcessResult]) -> tuple[bool, list[str]]:
-    """No device-level (host, device) in two processes; no process mixing scopes.
+    """No device-level (host, device) in two processes; every reading of its own scope.
 
-    A MIG instance's energy is its parent GPU's, so MIG readings are owned by the
-    parent's UUID: two processes on sibling instances would count the parent twice.
+    GPUs are device-level, CPU packages and DRAM machine-level (counted once per host); a
+    reading of the wrong scope could be counted neither way. Hosts are told apart by
+    their identity (boot id), not their name. A MIG instance's energy is its parent GPU's,
+    so MIG readings are owned by the parent's UUID: two processes on sibling instances
+    would count the parent twice.
     """
     owners: dict[tuple[str, str], list[int]] = defaultdict(list)
     problems = []
     for r in results:
-        devices = r.energy.devices if r.energy else []
-        if len({d.scope for d in devices}) > 1:
+        wrong = sorted({f"{d.kind} ({d.scope})" for d in r.devices if d.scope != _SCOPES[d.kind]})
+        if wrong:
             problems.append(
-                f"process {r.process_index} mixes device- and machine-level energy readings, "
-                "which cannot be counted once per host"
+                f"process {r.process_index} mixes device- and machine-level energy readings "
+                f"({', '.join(wrong)} is of the wrong scope), which cannot be counted once "
+                "per host"
             )
-        for device in devices:
+        for device in r.devices:
             if device.scope == "device":
                 owner = device.parent_uuid if device.is_mig and device.parent_uuid else None
-                owners[(r.host, owner or device.device_id)].append(r.process_index)
+                owners[(r.host_id or r.host, owner or device.device_id)].append(r.process_index)
     problems += [
         f"device {device_id} on {host} is claimed by processes {', '.join(map(str, indices))}"
         for (host, device_id), indices in owners.items()

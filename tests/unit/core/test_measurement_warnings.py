@@ -15,7 +15,12 @@ A = "GPU-aaaaaaaa-0000"
 
 
 def codes(**kwargs) -> list[str]:
-    base = {"duration_s": 30.0, "sample_count": 300, "energy": None, "energy_requested": False}
+    base = {
+        "duration_s": 30.0,
+        "power_readings": {0: 300},
+        "readings": [],
+        "energy_requested": False,
+    }
     return [w.code for w in collect_measurement_warnings(**{**base, **kwargs})]
 
 
@@ -34,14 +39,14 @@ def test_a_clean_run_has_no_warnings() -> None:
 
 
 def test_short_window_and_few_samples() -> None:
-    assert codes(duration_s=9.9, sample_count=9) == ["short_measurement", "low_sample_count"]
+    assert codes(duration_s=9.9, power_readings={0: 9}) == ["short_measurement", "low_sample_count"]
 
 
 def test_persistence_mode_off() -> None:
     (warning,) = collect_measurement_warnings(
         duration_s=30.0,
-        sample_count=300,
-        energy=None,
+        power_readings={0: 300},
+        readings=[],
         energy_requested=False,
         gpus=[gpu_info(False)],
     )
@@ -80,7 +85,7 @@ def test_counter_and_instant_power_integral_agree(monkeypatch: pytest.MonkeyPatc
     measured, integral_j = sampled_window(monkeypatch, has_instant_power=True)
     assert measured.total_j == 500.0
     assert integral_j == pytest.approx(510.0)  # the tick spanning the step: 200 W x 0.1 s / 2
-    assert codes(energy=measured, power_integral_j=integral_j) == []
+    assert codes(readings=[measured], power_integral_j=integral_j) == []
 
 
 def test_lagging_averaged_power_disagrees_with_the_counter(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,8 +93,8 @@ def test_lagging_averaged_power_disagrees_with_the_counter(monkeypatch: pytest.M
     assert integral_j == pytest.approx(400.0, abs=2.0)  # the 1 s average lags the step
     (warning,) = collect_measurement_warnings(
         duration_s=30.0,
-        sample_count=300,
-        energy=measured,
+        power_readings={0: 300},
+        readings=[measured],
         energy_requested=True,
         power_integral_j=integral_j,
     )

@@ -139,5 +139,8 @@ def test_counter_that_goes_backwards_is_null(
 
 def warnings_for(measured) -> list:
     return collect_measurement_warnings(
-        duration_s=measured.duration_s, sample_count=100, energy=measured, energy_requested=True
+        duration_s=measured.duration_s,
+        power_readings={0: 100},
+        readings=[measured],
+        energy_requested=True,
     )

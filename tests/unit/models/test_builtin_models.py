@@ -6,13 +6,15 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llenergymeasure.errors import ModelNotFound
 from llenergymeasure.models import llem_cache_dir, resolve_model
-from llenergymeasure.models.builtin import STAMP_NAME, tiny_corpus
+from llenergymeasure.models.builtin import RECIPE_VERSION, STAMP_NAME
+from llenergymeasure.models.tiny_llama import tiny_corpus
 
 TINY = "builtin:tiny-llama"
 
@@ -145,3 +147,81 @@ def test_unknown_builtin_lists_known_ones(llem_cache: Path) -> None:
     assert "builtin:smollm2-135m" in message
     assert "builtin:tiny-llama" in message
     assert "\n" not in message
+
+
+def test_the_test_run_never_uses_the_users_cache(run_model_cache: Path) -> None:
+    assert llem_cache_dir() == run_model_cache
+    assert not run_model_cache.is_relative_to(Path.home() / ".cache")
+
+
+@pytest.fixture
+def log_lines() -> list[str]:
+    from loguru import logger
+
+    lines: list[str] = []
+    logger.enable("llenergymeasure")
+    sink = logger.add(lambda m: lines.append(f"{m.record['level'].name} {m.record['message']}"))
+    yield lines
+    logger.remove(sink)
+    logger.disable("llenergymeasure")
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("model.safetensors", "model.safetensors is missing"),
+        ("config.json", "config.json is missing"),
+        ("generation_config.json", "generation_config.json is missing"),
+    ],
+)
+def test_a_build_missing_a_file_is_detected_and_rebuilt(
+    llem_cache: Path, log_lines: list[str], damage: str, reason: str
+) -> None:
+    path = Path(resolve_model(TINY).path)
+    original = (path / damage).read_bytes()
+    (path / damage).unlink()
+
+    again = Path(resolve_model(TINY).path)
+
+    assert (again / damage).read_bytes() == original
+    warnings = [line for line in log_lines if line.startswith("WARNING")]
+    assert len(warnings) == 1, log_lines
+    assert "Rebuilding builtin:tiny-llama" in warnings[0] and reason in warnings[0]
+    assert AutoModelForCausalLM.from_pretrained(again).config.num_hidden_layers == 2
+
+
+def test_a_truncated_weight_file_is_detected_and_rebuilt(
+    llem_cache: Path, log_lines: list[str]
+) -> None:
+    path = Path(resolve_model(TINY).path)
+    weights = path / "model.safetensors"
+    size = weights.stat().st_size
+    with open(weights, "r+b") as f:
+        f.truncate(size // 2)
+
+    resolve_model(TINY)
+
+    assert weights.stat().st_size == size
+    assert any(f"has {size // 2} bytes, not {size}" in line for line in log_lines), log_lines
+
+
+def test_a_stamp_of_another_recipe_version_triggers_a_rebuild(
+    llem_cache: Path, log_lines: list[str]
+) -> None:
+    path = Path(resolve_model(TINY).path)
+    stamp = path / STAMP_NAME
+    old = orjson.loads(stamp.read_bytes())
+    stamp.write_bytes(orjson.dumps({**old, "recipe_version": RECIPE_VERSION - 1}))
+
+    resolve_model(TINY)
+
+    assert orjson.loads(stamp.read_bytes())["recipe_version"] == RECIPE_VERSION
+    assert any(f"recipe version {RECIPE_VERSION - 1}" in line for line in log_lines), log_lines
+
+
+def test_the_stamp_lists_every_file_with_its_size(llem_cache: Path) -> None:
+    path = Path(resolve_model(TINY).path)
+    files = orjson.loads((path / STAMP_NAME).read_bytes())["files"]
+    on_disk = {p.name: p.stat().st_size for p in path.iterdir() if p.name != STAMP_NAME}
+    assert files == on_disk
+    assert {"config.json", "generation_config.json", "model.safetensors"} <= set(files)

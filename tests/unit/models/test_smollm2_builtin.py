@@ -12,7 +12,7 @@ from llenergymeasure.models.builtin import STAMP_NAME
 
 @pytest.mark.slow
 def test_smollm2_answers_capital_of_france() -> None:
-    # The real user cache on purpose: the conversion (~20 s) happens once per machine.
+    # The test run's own cache (conftest): the conversion (~20 s) happens once per run.
     resolved = resolve_model("builtin:smollm2-135m")
     assert resolved.source == "builtin"
     assert Path(resolved.path) == llem_cache_dir() / "models" / "smollm2-135m"

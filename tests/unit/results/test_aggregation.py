@@ -13,6 +13,7 @@ from llenergymeasure.domain.metrics import (
     DeviceEnergy,
     EnergyBreakdown,
     EnergyMeasurement,
+    FlopsResult,
     LatencySamples,
     ThermalThrottleInfo,
 )
@@ -77,7 +78,7 @@ def result(
         output_tokens=output_tokens,
         tokens_per_second=output_tokens / duration,
         energy_method=method,
-        energy=energy,
+        energy_readings=[energy],
         energy_breakdown=EnergyBreakdown(
             raw_j=energy_j,
             adjusted_j=energy_j - 1.0 * duration,
@@ -256,8 +257,10 @@ def test_a_device_in_two_processes_is_refused(tmp_path: Path) -> None:
 def test_sibling_mig_instances_share_their_parent_gpu(tmp_path: Path) -> None:
     def on_mig(index: int, instance: str) -> RawProcessResult:
         r = result(index, device=instance, method="nvml_counter")
-        device = r.energy.devices[0].model_copy(update={"is_mig": True, "parent_uuid": "GPU-p"})
-        return r.model_copy(update={"energy": r.energy.model_copy(update={"devices": [device]})})
+        (reading,) = r.energy_readings
+        device = reading.devices[0].model_copy(update={"is_mig": True, "parent_uuid": "GPU-p"})
+        update = {"energy_readings": [reading.model_copy(update={"devices": [device]})]}
+        return r.model_copy(update=update)
 
     write_experiment(tmp_path, [on_mig(0, "MIG-1"), on_mig(1, "MIG-2")])
     with pytest.raises(
@@ -284,3 +287,35 @@ def test_different_energy_methods_report_the_weakest(tmp_path: Path) -> None:
     agg = aggregate(tmp_path)
     assert agg.energy_method == "estimate"
     assert any("different methods" in w for w in agg.aggregation.warnings)
+
+
+def flops(useful: float | None, executed: float | None) -> FlopsResult:
+    return FlopsResult(
+        method="analytic_2n_attn",
+        total_flops=useful,
+        flops_useful=useful,
+        flops_executed=executed,
+        non_embedding_params=None if useful is None else 1000,
+        tokens_processed=250,
+    )
+
+
+def test_flops_are_summed_over_processes(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [result(0, flops=flops(1.5e9, 2.25e9)), result(1, flops=flops(0.5e9, 1.0e9))],
+    )
+    agg = aggregate(tmp_path)
+    assert agg.total_flops == agg.flops_useful == 2.0e9
+    assert agg.flops_executed == 3.25e9
+    assert agg.flops_method == "analytic_2n_attn"
+
+
+@pytest.mark.parametrize("unknown", [None, flops(None, None)], ids=["no-flops", "unknown-flops"])
+def test_one_process_with_unknown_flops_makes_the_total_unknown(
+    tmp_path: Path, unknown: FlopsResult | None
+) -> None:
+    write_experiment(tmp_path, [result(0, flops=flops(1.5e9, 2.25e9)), result(1, flops=unknown)])
+    agg = aggregate(tmp_path)
+    assert agg.total_flops is None
+    assert agg.flops_useful is None and agg.flops_executed is None

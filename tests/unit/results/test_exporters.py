@@ -20,6 +20,7 @@ from llenergymeasure.domain.metrics import (
     EnergyBreakdown,
     EnergyMeasurement,
     ExtendedMetrics,
+    FlopsResult,
     LatencyStats,
     ThermalThrottleInfo,
 )
@@ -48,6 +49,8 @@ CORE = [
     "energy_per_output_token_j",
     "total_flops",
     "flops_method",
+    "flops_useful",
+    "flops_executed",
     "created_at",
 ]
 GROUPED = [
@@ -55,6 +58,26 @@ GROUPED = [
     "energy_adjusted_j",
     "energy_baseline_w",
     "energy_baseline_method",
+    "energy_boundary",
+    "energy_baseline_std_w",
+    "energy_baseline_energy_j",
+    "energy_gpu_j",
+    "energy_gpu_above_idle_j",
+    "energy_gpu_per_output_token_j",
+    "energy_gpu_above_idle_per_output_token_j",
+    "energy_cpu_dram_j",
+    "energy_cpu_dram_above_idle_j",
+    "energy_cpu_dram_per_output_token_j",
+    "energy_cpu_dram_above_idle_per_output_token_j",
+    "energy_node_j",
+    "energy_node_above_idle_j",
+    "energy_node_per_output_token_j",
+    "energy_node_above_idle_per_output_token_j",
+    "energy_facility_j",
+    "energy_facility_above_idle_j",
+    "energy_facility_per_output_token_j",
+    "energy_facility_above_idle_per_output_token_j",
+    "energy_facility_co2e_g",
     "thermal_throttle_detected",
     "thermal_throttle_duration_sec",
     "thermal_max_temp_c",
@@ -285,6 +308,7 @@ def test_old_schema_result_exports_with_empty_cells(tmp_path: Path) -> None:
     row = rows[0]
     assert row["energy_raw_j"] == "412.75" and row["energy_method"] == "rapl"
     empty = [c for c in GROUPED if not c.startswith("energy_")] + ["created_at", "total_flops"]
+    empty += ["flops_useful", "flops_executed"]
     assert all(row[c] == "" for c in empty), [c for c in empty if row[c]]
     assert row["process_1_tokens"] == "" and "process_1_energy_j" in header
 
@@ -355,3 +379,31 @@ def raw_result(index: int) -> RawProcessResult:
             inference_duration_s=10.0,
         ),
     )
+
+
+def test_flops_columns_come_from_their_own_fields(tmp_path: Path) -> None:
+    result = aggregated(
+        total_flops=6.5e14, flops_useful=6.5e14, flops_executed=9.25e14, flops_method="m"
+    )
+    _, rows = read_rows(export_aggregated_to_csv([result], tmp_path / "a.csv"))
+    assert float(rows[0]["flops_useful"]) == 6.5e14
+    assert float(rows[0]["flops_executed"]) == 9.25e14
+    assert rows[0]["flops_method"] == "m"
+
+    process = raw_result(0).model_copy(
+        update={
+            "flops": FlopsResult(
+                method="analytic_2n_attn",
+                total_flops=3.0e12,
+                flops_useful=3.0e12,
+                flops_executed=4.5e12,
+                non_embedding_params=10**8,
+                tokens_processed=528,
+            )
+        }
+    )
+    _, rows = read_rows(export_raw_to_csv([process], tmp_path / "raw.csv"))
+    assert float(rows[0]["total_flops"]) == 3.0e12
+    assert float(rows[0]["flops_useful"]) == 3.0e12
+    assert float(rows[0]["flops_executed"]) == 4.5e12
+    assert rows[0]["flops_method"] == "analytic_2n_attn"

@@ -141,7 +141,7 @@ def test_written_atomically_as_compact_json(tmp_path: Path) -> None:
     path = export_timeseries(gpu_samples(), "exp_a", 0, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
     raw = path.read_bytes()
-    assert b"\n" not in raw and orjson.loads(raw)["schema_version"] == 1
+    assert b"\n" not in raw and orjson.loads(raw)["schema_version"] == 2
 
 
 def test_load_missing_file_raises_file_not_found(tmp_path: Path) -> None:

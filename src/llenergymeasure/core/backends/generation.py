@@ -11,6 +11,7 @@ import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from llenergymeasure.config.models import GenerationConfig as GenerationSettings
+from llenergymeasure.core.flops import BatchShape
 from llenergymeasure.core.latency import request_latencies_ms
 from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.domain.metrics import LatencySamples
@@ -50,6 +51,7 @@ class BatchOutput:
 
     requests: list[RequestRecord]
     latency: LatencySamples
+    shape: BatchShape
 
 
 def prompt_texts(prompts: list[Prompt], tokenizer: Any, use_chat_template: bool) -> list[str]:
@@ -142,7 +144,8 @@ def generate_batch(
             generation_config=generation_config,
             stopping_criteria=StoppingCriteriaList([timer]),
         )
-    generated = output[:, batch.inputs["input_ids"].shape[1] :].tolist()
+    width = batch.inputs["input_ids"].shape[1]
+    generated = output[:, width:].tolist()
     stop_ids = eos_ids(generation_config)
     counts = [count_generated(row, stop_ids) for row in generated]
     requests = [
@@ -154,4 +157,10 @@ def generate_batch(
         )
     ]
     latency = request_latencies_ms(start_s, timer.times_s, [n for n, _ in counts])
-    return BatchOutput(requests, latency)
+    shape = BatchShape(
+        rows=len(requests),
+        padded_prompt_tokens=width,
+        steps=output.shape[1] - width,
+        padded=min(batch.input_tokens) < width,
+    )
+    return BatchOutput(requests, latency, shape)

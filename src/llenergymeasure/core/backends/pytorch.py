@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,23 +27,21 @@ from llenergymeasure.core.backends.generation import (
     encode_batches,
     generate_batch,
 )
-from llenergymeasure.core.baseline import (
-    BaselinePower,
-    create_energy_breakdown,
-    measure_baseline_power,
-)
-from llenergymeasure.core.energy_backends import EnergyBackend, select_energy_backend
+from llenergymeasure.core.baseline import Baselines, measure_baselines
+from llenergymeasure.core.energy_accounting import account_energy
+from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
 from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.core.environment import collect_environment
-from llenergymeasure.core.flops import estimate_flops_palm, non_embedding_parameters
+from llenergymeasure.core.flops import estimate_flops, model_geometry
+from llenergymeasure.core.host import host_identity
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.core.power_thermal import (
     CPU_DEVICE_INDEX,
     CpuSampleSource,
     PowerThermalSample,
-    PowerThermalSampler,
     SampleSource,
     power_integral_j,
+    power_readings_per_device,
 )
 from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.core.warmup import (
@@ -52,10 +49,17 @@ from llenergymeasure.core.warmup import (
     wait_thermal_floor,
     warmup_until_converged,
 )
+from llenergymeasure.core.window import MeasurementWindow, WindowResult
+from llenergymeasure.domain.energy import (
+    BOUNDARY_COMPONENTS,
+    ComponentEnergy,
+    headline_boundary,
+    weakest_method,
+)
 from llenergymeasure.domain.environment import EnvironmentMetadata
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.domain.metrics import (
-    EnergyMeasurement,
+    EnergyMethod,
     ExtendedMetrics,
     LatencySamples,
     LatencyStats,
@@ -80,21 +84,6 @@ class RunContext:
     barrier: Callable[[], None] = lambda: None
     progress: ProgressFn | None = None
     baseline_cache_path: Path | None = None
-
-
-@dataclass
-class InferenceWindow:
-    """Everything observed between the energy start and stop."""
-
-    outputs: list[BatchOutput]
-    energy: EnergyMeasurement | None
-    samples: list[PowerThermalSample]
-    sampler_errors: dict[str, str]
-    start_mono_s: float
-    start_unix_s: float
-    duration_s: float
-    peak_memory_mb: float | None
-    measurement_cpu_s: float = 0.0  # CPU seconds of the sampler and energy-backend threads
 
 
 @dataclass
@@ -123,11 +112,11 @@ class PyTorchBackend:
         started_at = datetime.now(timezone.utc)
         measurement = self.config.measurement
         environment = collect_environment(self.cuda_ordinals)
-        energy = select_energy_backend(measurement.energy, self.cuda_ordinals)
+        sources = select_energy_backends(measurement.energy, self.cuda_ordinals)
         try:
             self._progress("baseline", 0, 1)
-            baseline = measure_baseline_power(
-                energy, measurement.baseline, self.ctx.baseline_cache_path
+            baselines = measure_baselines(
+                sources.backends, measurement.baseline, self.ctx.baseline_cache_path
             )
             self._progress("baseline", 1, 1)
             self._progress("loading model", 0, 1)
@@ -143,11 +132,10 @@ class PyTorchBackend:
             warmup = self.warmup(batches[0].inputs if batches else None)
             wait_thermal_floor(warmup.thermal_floor_s, self.ctx.progress)
             self.ctx.barrier()
-            window = self.measure_inference(batches, energy)
+            window = self.measure_inference(batches, sources)
         finally:
-            if energy is not None:
-                energy.close()
-        result = self._assemble(started_at, environment, baseline, warmup, window, energy)
+            sources.close()
+        result = self._assemble(started_at, environment, baselines, warmup, window, sources)
         return MeasuredRun(result, window.samples, window.start_mono_s)
 
     def load_model(self) -> None:
@@ -192,45 +180,34 @@ class PyTorchBackend:
         with torch.inference_mode():
             return warmup_until_converged(run_once, config.warmup, floor_s, self.ctx.progress)
 
-    def measure_inference(self, batches: list, energy: EnergyBackend | None) -> InferenceWindow:
-        """The energy window: every batch of this process, nothing else."""
+    def measure_inference(
+        self, batches: list, sources: EnergySources
+    ) -> WindowResult[list[BatchOutput]]:
+        """The energy window: every batch of this process, then the wait for the others."""
         gen_config = build_generation_config(self.config.generation, self.model, self.tokenizer)
-        sources: list[SampleSource] = [CpuSampleSource()]
+        samplers: list[SampleSource] = [CpuSampleSource()]
         gpu_source = open_gpu_sample_source(self.cuda_ordinals)
         if gpu_source is not None:
-            sources.append(gpu_source)
-        sampler = PowerThermalSampler(sources, self.config.measurement.energy.sample_interval_ms)
+            samplers.append(gpu_source)
+        window = MeasurementWindow(
+            sources.backends,
+            samplers,
+            self.config.measurement.energy.sample_interval_ms,
+            self.synchronize,
+        )
         total = sum(len(b.prompts) for b in batches)
         self._progress("inference", 0, total)
         if self.ctx.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(self.ctx.device)
-        outputs: list[BatchOutput] = []
-        self.synchronize()
-        start_unix_s, start_mono_s = time.time(), time.monotonic()
-        sampler.start()
-        if energy is not None:
-            energy.start()
-        for batch in batches:
-            outputs.append(generate_batch(self.model, batch, gen_config, self.synchronize))
-            self._progress("inference", sum(len(o.requests) for o in outputs), total)
-        self.synchronize()
-        measured = energy.stop() if energy is not None else None
-        duration_s = (
-            measured.duration_s if measured is not None else time.monotonic() - start_mono_s
-        )
-        samples = sampler.stop()
-        return InferenceWindow(
-            outputs=outputs,
-            energy=measured,
-            samples=samples,
-            sampler_errors=dict(sampler.errors),
-            start_mono_s=start_mono_s,
-            start_unix_s=measured.window_start_unix_s if measured is not None else start_unix_s,
-            duration_s=duration_s,
-            peak_memory_mb=self._peak_memory_mb(),
-            measurement_cpu_s=sampler.thread_cpu_s
-            + (energy.thread_cpu_s if energy is not None else 0.0),
-        )
+
+        def run_batches() -> list[BatchOutput]:
+            outputs: list[BatchOutput] = []
+            for batch in batches:
+                outputs.append(generate_batch(self.model, batch, gen_config, self.synchronize))
+                self._progress("inference", sum(len(o.requests) for o in outputs), total)
+            return outputs
+
+        return window.run(run_batches, wait_for_all=self.ctx.barrier)
 
     def synchronize(self) -> None:
         """Wait for queued device work, so clocks and counters see it finished."""
@@ -250,36 +227,50 @@ class PyTorchBackend:
         self,
         started_at: datetime,
         environment: EnvironmentMetadata,
-        baseline: BaselinePower,
+        baselines: Baselines,
         warmup: WarmupResult,
-        window: InferenceWindow,
-        energy_backend: EnergyBackend | None,
+        window: WindowResult[list[BatchOutput]],
+        sources: EnergySources,
     ) -> RawProcessResult:
-        requests = [r for o in window.outputs for r in o.requests]
-        samples = LatencySamples.concat([o.latency for o in window.outputs])
+        outputs = window.value
+        requests = [r for o in outputs for r in o.requests]
+        samples = LatencySamples.concat([o.latency for o in outputs])
         input_tokens = sum(r.input_tokens for r in requests)
         output_tokens = sum(r.output_tokens for r in requests)
-        breakdown = create_energy_breakdown(window.energy, baseline, window.duration_s)
-        interval_ms = self.config.measurement.energy.sample_interval_ms
+        measurement = self.config.measurement
+        interval_ms = measurement.energy.sample_interval_ms
         on_gpu = self.ctx.device.startswith("cuda")
+        account = account_energy(
+            window.readings,
+            baselines,
+            window_s=window.window_s,
+            window_start_unix_s=window.start_unix_s,
+            output_tokens=output_tokens,
+            gpus_expected=on_gpu,
+            gpu_problem=sources.gpu_problem,
+            config=measurement,
+        )
+        readings_per_device = power_readings_per_device(window.samples)
         warnings = collect_measurement_warnings(
-            duration_s=window.duration_s,
-            sample_count=len(window.samples),
-            energy=window.energy,
-            energy_requested=self.config.measurement.energy.backend != "none",
+            duration_s=window.window_s,
+            power_readings=readings_per_device,
+            readings=window.readings,
+            energy_requested=measurement.energy.backend != "none",
             sampler_errors=window.sampler_errors,
             has_gpu=on_gpu,
             samples=window.samples,
             gpus=environment.gpus,
             power_integral_j=power_integral_j(
-                window.samples, window.start_mono_s, window.start_mono_s + window.duration_s
+                window.samples, window.start_mono_s, window.start_mono_s + window.window_s
             ),
         )
+        breakdown = account.breakdown
         return RawProcessResult(
             experiment_id=self.ctx.experiment_id,
             process_index=self.ctx.process_index,
             num_processes=self.ctx.num_processes,
             host=socket.gethostname(),
+            host_id=host_identity(),
             pid=os.getpid(),
             config_name=self.config.name,
             model_name=self.config.model.name,
@@ -290,37 +281,42 @@ class PyTorchBackend:
             started_at=started_at,
             ended_at=datetime.now(timezone.utc),
             inference_start_unix_s=window.start_unix_s,
-            inference_end_unix_s=window.start_unix_s + window.duration_s,
-            inference_duration_s=window.duration_s,
+            inference_end_unix_s=window.busy_end_unix_s,
+            inference_duration_s=window.busy_s,
+            energy_window_start_unix_s=window.start_unix_s,
+            energy_window_end_unix_s=window.end_unix_s,
+            energy_window_s=window.window_s,
             num_requests=len(requests),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            tokens_per_second=output_tokens / window.duration_s if window.duration_s > 0 else None,
+            tokens_per_second=output_tokens / window.busy_s if window.busy_s > 0 else None,
             requests=requests,
-            energy_method=energy_backend.method if energy_backend is not None else "none",
-            energy=window.energy,
+            energy_method=headline_method(account.components, on_gpu),
+            energy_readings=window.readings,
+            energy_components=account.components,
+            energy_boundaries=account.boundaries,
             energy_breakdown=breakdown,
             energy_per_output_token_j=(
                 breakdown.raw_j / output_tokens
                 if breakdown.raw_j is not None and output_tokens
                 else None
             ),
-            flops=estimate_flops_palm(
-                non_embedding_parameters(self.model), input_tokens + output_tokens
-            ),
+            flops=estimate_flops(model_geometry(self.model), requests, [o.shape for o in outputs]),
             latency=LatencyStats.from_samples(samples),
             latency_samples=samples,
             warmup=warmup,
             thermal_throttle=throttle_info_from_samples(window.samples, interval_ms / 1000.0),
             environment=environment,
-            extended=extended_metrics(window, on_gpu),
+            extended=extended_metrics(window, self._peak_memory_mb()),
             sample_interval_ms=interval_ms,
-            sample_count=len(window.samples),
-            warnings=warnings,
+            sample_count=min(readings_per_device.values()) if readings_per_device else None,
+            warnings=account.warnings + warnings,
         )
 
 
-def extended_metrics(window: InferenceWindow, on_gpu: bool) -> ExtendedMetrics:
+def extended_metrics(
+    window: WindowResult[list[BatchOutput]], peak_memory_mb: float | None
+) -> ExtendedMetrics:
     """Memory and utilisation over the window from the sampler's CPU and GPU rows."""
     cpu_rows = [s for s in window.samples if s.device_index == CPU_DEVICE_INDEX]
     gpu_rows = [s for s in window.samples if s.device_index != CPU_DEVICE_INDEX]
@@ -328,15 +324,22 @@ def extended_metrics(window: InferenceWindow, on_gpu: bool) -> ExtendedMetrics:
     util = [s.cpu_util_pct for s in cpu_rows if s.cpu_util_pct is not None]
     gpu_util = [s.sm_utilisation_pct for s in gpu_rows if s.sm_utilisation_pct is not None]
     gpu_mem = [s.memory_used_mb for s in gpu_rows if s.memory_used_mb is not None]
-    sizes = [len(o.requests) for o in window.outputs]
+    sizes = [len(o.requests) for o in window.value]
     return ExtendedMetrics(
-        peak_memory_mb=window.peak_memory_mb if on_gpu else None,
+        peak_memory_mb=peak_memory_mb,
         process_rss_peak_mb=max(rss) if rss else None,
         cpu_util_mean_pct=statistics.fmean(util) if util else None,
         gpu_util_mean_pct=statistics.fmean(gpu_util) if gpu_util else None,
         gpu_mem_peak_mb=max(gpu_mem) if gpu_mem else None,
         batch_effective_size=statistics.fmean(sizes) if sizes else None,
     )
+
+
+def headline_method(components: list[ComponentEnergy], on_gpu: bool) -> EnergyMethod:
+    """The weakest method among the headline boundary's components."""
+    wanted = BOUNDARY_COMPONENTS[headline_boundary(on_gpu)]
+    methods = [c.method for c in components if c.component in wanted]
+    return weakest_method(methods) if methods else "none"
 
 
 def cuda_ordinals(device: str) -> list[int]:

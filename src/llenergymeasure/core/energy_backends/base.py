@@ -16,11 +16,18 @@ IDLE_SUBWINDOWS = 5
 
 @dataclass(frozen=True)
 class IdlePower:
-    """Idle power of one cacheable unit (a GPU, or everything a machine-level source reads)."""
+    """Idle power of one cacheable unit: a GPU, or one component a machine-level source reads.
+
+    `source` says which instrument gave it: the energy counter over the baseline period
+    (`counter`), a power reading (`power_reading`, where a device has no counter), or the
+    estimate's model (`model`); it is the instrument of the window's energy too.
+    """
 
     key: str
     power_w: float
     std_w: float
+    component: str = "gpu"
+    source: str = "counter"
 
 
 class EnergyBackend(ABC):
@@ -67,25 +74,49 @@ class EnergyBackend(ABC):
         return f"{self.host}|{self.method}|{','.join(self.device_ids)}"
 
     @property
+    def baseline_source(self) -> str:
+        """The instrument behind `idle_power` (see `IdlePower.source`)."""
+        return "counter"
+
+    @property
     def baseline_keys(self) -> list[str]:
         """The cache keys of what `idle_power` returns, known before measuring."""
-        return [self.cache_key]
+        return [f"{self.cache_key}|{kind}" for kind in self.components]
+
+    @property
+    def components(self) -> list[str]:
+        """The component kinds this backend reads (`gpu`, `cpu`, `dram`)."""
+        return ["cpu"]
 
     def idle_power(self, duration_s: float) -> list[IdlePower] | None:
-        """Idle power over `duration_s`; None when a device cannot be read.
+        """Idle power over `duration_s`, per component; None when a device cannot be read.
 
         This default measures `IDLE_SUBWINDOWS` consecutive windows through `start` and
-        `stop`: the mean and sample standard deviation of their power.
+        `stop` (the same instrument as the inference window): per component, the mean and
+        sample standard deviation of the sub-windows' power.
         """
-        powers_w = []
+        powers_w: dict[str, list[float]] = {kind: [] for kind in self.components}
         for _ in range(IDLE_SUBWINDOWS):
             self.start()
             time.sleep(duration_s / IDLE_SUBWINDOWS)
             measured = self.stop()
-            if measured.total_j is None or measured.duration_s <= 0:
+            if measured.duration_s <= 0:
                 return None
-            powers_w.append(measured.total_j / measured.duration_s)
-        return [IdlePower(self.cache_key, statistics.fmean(powers_w), statistics.stdev(powers_w))]
+            for kind in powers_w:
+                energies = [d.energy_j for d in measured.devices if d.kind == kind]
+                if not energies or any(e is None for e in energies):
+                    return None
+                powers_w[kind].append(sum(energies) / measured.duration_s)
+        return [
+            IdlePower(
+                f"{self.cache_key}|{kind}",
+                statistics.fmean(values),
+                statistics.stdev(values),
+                component=kind,
+                source=self.baseline_source,
+            )
+            for kind, values in powers_w.items()
+        ]
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release resources (threads, handles)."""

@@ -45,6 +45,11 @@ class CpuEstimateBackend(EnergyBackend):
         self._busy_start_s = 0.0
 
     @property
+    def baseline_source(self) -> str:
+        """The idle baseline is the model's too (zero at idle, plus other work on the host)."""
+        return "model"
+
+    @property
     def cache_key(self) -> str:
         """The modelled idle power scales with the assumed TDP, so the TDP is part of it."""
         return f"{super().cache_key}|tdp={self.tdp_w:g}"

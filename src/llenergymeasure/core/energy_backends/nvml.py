@@ -124,6 +124,11 @@ class NvmlBackend(EnergyBackend):
         return cls(open_cuda_devices(cuda_ordinals), interval_ms)
 
     @property
+    def components(self) -> list[str]:
+        """NVML reads GPUs only."""
+        return ["gpu"]
+
+    @property
     def baseline_keys(self) -> list[str]:
         """One key per physical GPU whose power is read (the parent's for MIG)."""
         return list(dict.fromkeys(self._baseline_key(d) for d in self.devices))
@@ -141,7 +146,13 @@ class NvmlBackend(EnergyBackend):
                     return None
                 readings[self._baseline_key(d)].append(power_w)
         return [
-            IdlePower(key, statistics.fmean(values), statistics.stdev(values))
+            IdlePower(
+                key,
+                statistics.fmean(values),
+                statistics.stdev(values),
+                component="gpu",
+                source="power_reading",
+            )
             for key, values in readings.items()
         ]
 

@@ -1,0 +1,100 @@
+"""The measurement window: one sampler and the energy backends around a body of work.
+
+```
+synchronise -> sampler start -> energy start -> body -> synchronise -> (busy end)
+-> wait for every process -> energy stop -> sampler stop
+```
+
+The energy window stays open until every process of the experiment has finished its
+body (`wait_for_all`, a barrier): a GPU whose shard ended early is idle but powered until
+the experiment ends, and that tail belongs to the experiment's energy. The process's own
+busy time (start to the end of its body) is recorded beside it, for its throughput.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from llenergymeasure.core.energy_backends.base import EnergyBackend
+from llenergymeasure.core.power_thermal import PowerThermalSample, PowerThermalSampler, SampleSource
+from llenergymeasure.domain.metrics import EnergyMeasurement
+
+T = TypeVar("T")
+
+
+@dataclass
+class WindowResult(Generic[T]):
+    """What the body returned and everything observed while the window was open.
+
+    `busy_s` runs from the energy start to the end of the body (this process's work),
+    `window_s` from the energy start to the energy stop (the experiment's common window).
+    """
+
+    value: T
+    readings: list[EnergyMeasurement]
+    samples: list[PowerThermalSample]
+    sampler_errors: dict[str, str]
+    start_mono_s: float
+    start_unix_s: float
+    busy_s: float
+    window_s: float
+    measurement_cpu_s: float = 0.0
+
+    @property
+    def busy_end_unix_s(self) -> float:
+        """When this process's own work ended (wall clock)."""
+        return self.start_unix_s + self.busy_s
+
+    @property
+    def end_unix_s(self) -> float:
+        """When the energy window closed (wall clock)."""
+        return self.start_unix_s + self.window_s
+
+
+class MeasurementWindow:
+    """Measures energy and samples devices around one call of a body of work."""
+
+    def __init__(
+        self,
+        backends: Sequence[EnergyBackend],
+        sources: list[SampleSource],
+        interval_ms: int,
+        synchronize: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backends = list(backends)
+        self.sampler = PowerThermalSampler(sources, interval_ms, clock=clock)
+        self.synchronize = synchronize
+        self._clock = clock
+
+    def run(
+        self, body: Callable[[], T], wait_for_all: Callable[[], None] = lambda: None
+    ) -> WindowResult[T]:
+        """Open the window, run `body`, wait for every process, close the window."""
+        self.synchronize()
+        self.sampler.start()
+        start_unix_s, start_mono_s = time.time(), self._clock()
+        for backend in self.backends:
+            backend.start()
+        value = body()
+        self.synchronize()
+        busy_s = self._clock() - start_mono_s
+        wait_for_all()
+        readings = [backend.stop() for backend in self.backends]
+        window_s = self._clock() - start_mono_s
+        samples = self.sampler.stop()
+        return WindowResult(
+            value=value,
+            readings=readings,
+            samples=samples,
+            sampler_errors=dict(self.sampler.errors),
+            start_mono_s=start_mono_s,
+            start_unix_s=start_unix_s,
+            busy_s=busy_s,
+            window_s=window_s,
+            measurement_cpu_s=self.sampler.thread_cpu_s
+            + sum(backend.thread_cpu_s for backend in self.backends),
+        )
