@@ -61,8 +61,8 @@ SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_cloc
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
 BASELINE_THEN_LOAD = """            self._progress("baseline", 0, 1)
-            baseline = measure_baseline_power(
-                energy, measurement.baseline, self.ctx.baseline_cache_path
+            baselines = measure_baselines(
+                sources.backends, measurement.baseline, self.ctx.baseline_cache_path
             )
             self._progress("baseline", 1, 1)
             self._progress("loading model", 0, 1)
@@ -73,8 +73,8 @@ LOAD_THEN_BASELINE = """            self._progress("loading model", 0, 1)
             self.load_model()
             self._progress("loading model", 1, 1)
             self._progress("baseline", 0, 1)
-            baseline = measure_baseline_power(
-                energy, measurement.baseline, self.ctx.baseline_cache_path
+            baselines = measure_baselines(
+                sources.backends, measurement.baseline, self.ctx.baseline_cache_path
             )
             self._progress("baseline", 1, 1)
 """
@@ -181,16 +181,16 @@ MUTANTS: list[Mutant] = [
     ),
     mutant(
         "aggregate-adjusted-one-process",
-        "adjusted energy taken from one process only",
-        "results/aggregation.py",
-        "adjusted_j=_sum_or_none([b.adjusted_j for b in counted]),",
-        "adjusted_j=counted[0].adjusted_j,",
+        "energy above idle of a component taken from one process only",
+        "domain/energy.py",
+        "        above, clipped = _above_idle(energy_j, baseline_j)\n        stds = ",
+        "        above, clipped = first.above_idle_j, first.above_idle_clipped\n        stds = ",
         *AGGREGATION,
     ),
     mutant(
         "aggregate-none-as-zero",
-        "an unread energy (None) counted as 0 J in the aggregate's sums",
-        "results/aggregation.py",
+        "an unread energy (None) counted as 0 J in the sums over processes and components",
+        "domain/energy.py",
         "    if not values or any(v is None for v in values):\n        return None\n"
         "    return float(sum(values))",
         "    if not values:\n        return None\n    return float(sum(v or 0.0 for v in values))",
@@ -222,10 +222,10 @@ MUTANTS: list[Mutant] = [
     ),
     mutant(
         "verify-mixed-scopes-accepted",
-        "a process mixing device-level and machine-level readings accepted",
+        "a reading of the wrong scope (a GPU counted as machine-level) accepted",
         "results/verification.py",
-        "        if len({d.scope for d in devices}) > 1:",
-        "        if len({d.scope for d in devices}) > 2:",
+        "for d in r.devices if d.scope != _SCOPES[d.kind]}",
+        'for d in r.devices if d.scope not in ("device", "machine")}',
         *AGGREGATION,
     ),
     mutant(
@@ -256,8 +256,8 @@ MUTANTS: list[Mutant] = [
         "run-tokens-per-second-all-tokens",
         "tokens/s counts prompt plus output tokens",
         "core/backends/pytorch.py",
-        "tokens_per_second=output_tokens / window.duration_s if",
-        "tokens_per_second=(input_tokens + output_tokens) / window.duration_s if",
+        "tokens_per_second=output_tokens / window.busy_s if",
+        "tokens_per_second=(input_tokens + output_tokens) / window.busy_s if",
         LIFECYCLE,
     ),
     mutant(
@@ -272,10 +272,16 @@ MUTANTS: list[Mutant] = [
         "latency-from-window-start",
         "TTFT and end-to-end latency timed from the window's start, not each batch's",
         (
+            Edit(SRC + "core/backends/pytorch.py", "import os\n", "import os\nimport time\n"),
             Edit(
                 SRC + "core/backends/pytorch.py",
-                "generate_batch(self.model, batch, gen_config, self.synchronize)",
-                "generate_batch(self.model, batch, gen_config, self.synchronize, start_mono_s)",
+                "            for batch in batches:\n"
+                "                outputs.append(generate_batch(self.model, batch, gen_config, "
+                "self.synchronize))",
+                "            window_start_s = time.monotonic()\n"
+                "            for batch in batches:\n"
+                "                outputs.append(generate_batch(self.model, batch, gen_config, "
+                "self.synchronize, window_start_s))",
             ),
             Edit(
                 SRC + "core/backends/generation.py",
@@ -319,8 +325,8 @@ MUTANTS: list[Mutant] = [
         "baseline-cache-past-ttl",
         "a cached baseline used past its TTL",
         "core/baseline.py",
-        "    if not 0 <= age_s <= ttl_s:",
-        "    if not 0 <= age_s:",
+        "if parsed is None or not 0 <= now - parsed[1].measured_at_unix_s <= ttl_s:",
+        "if parsed is None or not 0 <= now - parsed[1].measured_at_unix_s:",
         *BASELINE,
     ),
     mutant(
@@ -335,20 +341,17 @@ MUTANTS: list[Mutant] = [
         "idle-power-joules",
         "an energy backend's idle power in joules per sub-window instead of watts",
         "core/energy_backends/base.py",
-        "powers_w.append(measured.total_j / measured.duration_s)",
-        "powers_w.append(measured.total_j)",
+        "powers_w[kind].append(sum(energies) / measured.duration_s)",
+        "powers_w[kind].append(sum(energies))",
         *BASELINE,
     ),
     mutant(
         "baseline-over-whole-run",
-        "the baseline subtracted over the whole run instead of the inference window",
+        "the baseline subtracted over the whole run instead of the energy window",
         "core/backends/pytorch.py",
-        "breakdown = create_energy_breakdown(window.energy, baseline, window.duration_s)",
-        "breakdown = create_energy_breakdown(\n"
-        "            window.energy,\n"
-        "            baseline,\n"
-        "            (datetime.now(timezone.utc) - started_at).total_seconds(),\n"
-        "        )",
+        "            window_s=window.window_s,\n            window_start_unix_s=",
+        "            window_s=(datetime.now(timezone.utc) - started_at).total_seconds(),\n"
+        "            window_start_unix_s=",
         LIFECYCLE,
     ),
     mutant(
@@ -395,8 +398,8 @@ MUTANTS: list[Mutant] = [
         "aggregate-machine-energy-per-process",
         "machine-level energy (RAPL, estimate) summed over the processes of a host",
         "results/aggregation.py",
-        "        if r.energy_breakdown is not None and not is_machine_level(r)\n",
-        "        if r.energy_breakdown is not None\n",
+        '            if c.scope == "machine":\n',
+        '            if c.scope == "host":\n',
         *AGGREGATION,
     ),
     mutant(
@@ -418,10 +421,10 @@ MUTANTS: list[Mutant] = [
     ),
     mutant(
         "adjusted-may-be-negative",
-        "adjusted energy not clamped at 0 when the baseline exceeds the window's energy",
-        "core/baseline.py",
-        "adjusted_j = max(0.0, raw_j - baseline.power_w * inference_duration_s)",
-        "adjusted_j = raw_j - baseline.power_w * inference_duration_s",
+        "energy above idle not clamped at 0 when the baseline exceeds the window's energy",
+        "domain/energy.py",
+        "    return max(0.0, energy_j - baseline_j), energy_j < baseline_j",
+        "    return energy_j - baseline_j, energy_j < baseline_j",
         *BASELINE,
     ),
     mutant(
@@ -476,8 +479,8 @@ MUTANTS: list[Mutant] = [
         "machine-reading-shortest",
         "the machine-level reading of a host taken from the shortest window",
         "results/aggregation.py",
-        "    chosen = max(group, key=lambda r: (r.inference_duration_s, -r.process_index))",
-        "    chosen = min(group, key=lambda r: (r.inference_duration_s, -r.process_index))",
+        "chosen, reading = max(group, key=lambda rc: (rc[1].window_s, -rc[0].process_index))",
+        "chosen, reading = min(group, key=lambda rc: (rc[1].window_s, -rc[0].process_index))",
         *AGGREGATION,
     ),
     mutant(
@@ -521,13 +524,18 @@ MUTANTS: list[Mutant] = [
         "    shortest = max(results, key=lambda r: r.inference_duration_s)",
         *AGGREGATION,
     ),
-    mutant(
+    Mutant(
         "baseline-partly-cached",
         "a baseline taken from the cache when only some of its GPUs are cached",
-        "core/baseline.py",
-        "        if cached and all(c is not None for c in cached):",
-        "        if cached and any(c is not None for c in cached):",
-        *BASELINE,
+        (
+            Edit(
+                SRC + "core/baseline.py",
+                "            return None\n        found.append(parsed)",
+                "            continue\n        found.append(parsed)",
+            ),
+            Edit(SRC + "core/baseline.py", "    return found\n", "    return found or None\n"),
+        ),
+        BASELINE,
     ),
     mutant(
         "compare-unmeasured-as-zero",

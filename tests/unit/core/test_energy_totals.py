@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
-from llenergymeasure.core.baseline import BaselinePower, create_energy_breakdown
+from llenergymeasure.config.models import MeasurementConfig
+from llenergymeasure.core.baseline import BaselinePower, Baselines
+from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend
 from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
@@ -30,12 +32,21 @@ def test_one_unread_gpu_of_two_makes_the_total_unknown(monkeypatch: pytest.Monke
     measured = backend.stop()
     assert [d.energy_j for d in measured.devices] == [None, pytest.approx(140.0)]
     assert measured.total_j is None  # not 140 J
-    breakdown = create_energy_breakdown(
-        measured, BaselinePower(power_w=50.0, std_w=1.0, method="fresh"), 2.0
+    account = account_energy(
+        [measured],
+        Baselines({"gpu": BaselinePower(power_w=50.0, std_w=1.0, method="fresh")}),
+        window_s=2.0,
+        window_start_unix_s=0.0,
+        output_tokens=10,
+        gpus_expected=True,
+        gpu_problem=None,
+        config=MeasurementConfig(),
     )
-    assert breakdown.raw_j is None and breakdown.adjusted_j is None
+    (gpu,) = account.components
+    assert gpu.energy_j is None and gpu.above_idle_j is None
+    assert account.breakdown.raw_j is None and account.breakdown.adjusted_j is None
     warnings = collect_measurement_warnings(
-        duration_s=2.0, sample_count=20, energy=measured, energy_requested=True
+        duration_s=2.0, power_readings={0: 20, 1: 20}, readings=[measured], energy_requested=True
     )
     (incomplete,) = [w for w in warnings if w.code == "energy_incomplete"]
     assert A in incomplete.message and B not in incomplete.message

@@ -87,11 +87,14 @@ def test_request_latencies_are_timed_from_their_own_batch(observed: ObservedRun)
     assert max(first_per_batch) < sum(longest_per_batch) / 2
 
 
-def test_the_baseline_is_subtracted_over_the_inference_window(observed: ObservedRun) -> None:
+def test_the_baseline_is_subtracted_over_the_energy_window(observed: ObservedRun) -> None:
+    """The window the energy covers: the busy window, plus the stop, in a one-process run."""
     result = observed.run.result
     breakdown = result.energy_breakdown
-    assert breakdown.inference_duration_s == result.inference_duration_s
+    assert breakdown.inference_duration_s == result.energy_window_s
+    assert result.inference_duration_s <= result.energy_window_s
+    assert result.energy_window_s < result.inference_duration_s + 1.0
     assert breakdown.baseline_power_w is not None
     assert breakdown.adjusted_j == pytest.approx(
-        max(0.0, breakdown.raw_j - breakdown.baseline_power_w * result.inference_duration_s)
+        max(0.0, breakdown.raw_j - breakdown.baseline_power_w * result.energy_window_s)
     )

@@ -94,10 +94,11 @@ def test_per_process_energy_is_the_raw_energy(tmp_path: Path) -> None:
 
 def test_an_unread_energy_makes_the_sums_unknown_and_keeps_its_warning(tmp_path: Path) -> None:
     unread = result(0, device="GPU-a", method="nvml_counter")
-    device = unread.energy.devices[0].model_copy(update={"energy_j": None})
+    (reading,) = unread.energy_readings
+    device = reading.devices[0].model_copy(update={"energy_j": None})
     unread = unread.model_copy(
         update={
-            "energy": unread.energy.model_copy(update={"devices": [device]}),
+            "energy_readings": [reading.model_copy(update={"devices": [device]})],
             "energy_breakdown": unread.energy_breakdown.model_copy(
                 update={"raw_j": None, "adjusted_j": None}
             ),
@@ -118,20 +119,36 @@ def test_an_unread_energy_makes_the_sums_unknown_and_keeps_its_warning(tmp_path:
     assert "energy_incomplete" in [w.code for w in agg.warnings]
 
 
-def test_a_process_mixing_device_and_machine_readings_is_refused(tmp_path: Path) -> None:
+def test_a_reading_of_the_wrong_scope_is_refused(tmp_path: Path) -> None:
+    """A GPU reading marked machine-level could be counted neither per device nor per host."""
     mixed = result(0, device="GPU-a", method="nvml_counter")
+    (reading,) = mixed.energy_readings
+    gpu_as_machine = reading.devices[0].model_copy(update={"scope": "machine"})
     rapl = DeviceEnergy(device_id="package-0", kind="cpu", scope="machine", energy_j=50.0)
     mixed = mixed.model_copy(
-        update={
-            "energy": mixed.energy.model_copy(update={"devices": [*mixed.energy.devices, rapl]})
-        }
+        update={"energy_readings": [reading.model_copy(update={"devices": [gpu_as_machine, rapl]})]}
     )
     write_experiment(tmp_path, [mixed, result(1, device="GPU-b", method="nvml_counter")])
-    with pytest.raises(UnverifiedExperiment, match="process 0 mixes device- and machine-level"):
+    with pytest.raises(
+        UnverifiedExperiment, match=r"process 0 mixes device- and machine-level .*gpu \(machine\)"
+    ):
         aggregate(tmp_path)
     agg = aggregate(tmp_path, allow_unverified=True)
     assert not agg.aggregation.gpu_attribution_verified
     assert any("mixes device- and machine-level" in w for w in agg.aggregation.warnings)
+
+
+def test_a_gpu_and_its_hosts_cpu_in_one_process_are_accepted(tmp_path: Path) -> None:
+    both = result(0, device="GPU-a", method="nvml_counter")
+    (reading,) = both.energy_readings
+    rapl = DeviceEnergy(device_id="package-0", kind="cpu", scope="machine", energy_j=50.0)
+    both = both.model_copy(
+        update={
+            "energy_readings": [reading.model_copy(update={"devices": [*reading.devices, rapl]})]
+        }
+    )
+    write_experiment(tmp_path, [both, result(1, device="GPU-b", method="nvml_counter")])
+    assert aggregate(tmp_path).aggregation.gpu_attribution_verified
 
 
 def test_a_process_without_a_rate_is_left_out_of_the_mean_rate(tmp_path: Path) -> None:
