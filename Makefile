@@ -22,7 +22,7 @@ endif
 CONFIG        ?= configs/examples/quickstart.yaml
 NUM_PROCESSES ?= 2
 
-.PHONY: install lock demo test lint run run-multigpu aggregate clean gpu-check
+.PHONY: install lock demo test test-fast mutation lint run run-multigpu aggregate clean gpu-check
 
 install: $(STAMP)
 
@@ -46,6 +46,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The unit tests without the CLI runs of tests/integration and tests/reliability and
+# without the SmolLM2 model (marker `slow`): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests/unit
+
+# Injects a fixed list of realistic bugs one at a time into a scratch copy of the source
+# and prints which the tests catch (bench/mutants.py, docs/testing.md); not in `make test`.
+mutation: $(STAMP)
+	$(BIN)/python bench/mutation.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -72,3 +72,14 @@ def test_empty_run_still_has_the_schema(tmp_path: Path) -> None:
     table = pq.read_table(path)
     assert table.num_rows == 0
     assert [(f.name, f.type) for f in table.schema] == EXPECTED
+
+
+def test_buckets_at_two_hz_are_half_a_second_apart(tmp_path: Path) -> None:
+    path = write_timeseries_parquet(
+        samples_at_10hz(2), tmp_path / "ts.parquet", start_s=100.0, resample_hz=2.0
+    )
+    rows = pq.read_table(path).to_pylist()
+    gpu0 = [r for r in rows if r["gpu_index"] == 0]
+    assert [r["timestamp_s"] for r in gpu0] == [0.0, 0.5, 1.0, 1.5]
+    # each half second holds five 10 Hz samples: 100..104 W, then 105..109 W
+    assert [r["power_w"] for r in gpu0] == [102.0, 107.0, 102.0, 107.0]

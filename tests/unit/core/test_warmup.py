@@ -40,3 +40,10 @@ def test_disabled_warmup_runs_nothing() -> None:
 def test_cv() -> None:
     assert coefficient_of_variation([1.0]) is None
     assert coefficient_of_variation([2.0, 2.0]) == 0.0
+
+
+def test_no_convergence_before_a_full_window_of_latencies() -> None:
+    # two equal latencies already have a CV of 0; the window asks for five
+    config = WarmupConfig(min_prompts=2, max_prompts=20, window_size=5, cv_threshold=0.5)
+    result = warmup_until_converged(lambda: 10.0, config)
+    assert result.converged and result.iterations == 5

@@ -27,6 +27,10 @@ from llenergymeasure.results.compare import (
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "aggregated_schema_v1_minimal.json"
 SAMPLE = [0.52, 0.61, 0.55, 0.70, 0.58]
+# 40 distinct values: resample means are then nearly all distinct, so two seeds (or an
+# unseeded generator) give visibly different intervals; with SAMPLE's 126 possible
+# means, any seed gives nearly the same one.
+MANY = [0.5 + 0.37 * ((k * 0.6180339887498949) % 1.0) for k in range(40)]
 
 
 def loop_bootstrap(values: list[float], resamples: int, seed: int) -> tuple[float, float]:
@@ -62,11 +66,13 @@ def exact_bootstrap(values: list[float]) -> tuple[float, float]:
 
 
 def test_bootstrap_matches_an_independent_implementation_with_the_same_seed() -> None:
-    interval = bootstrap_mean_ci(SAMPLE, resamples=10_000, seed=3)
-    low, high = loop_bootstrap(SAMPLE, 10_000, seed=3)
-    assert interval.mean == pytest.approx(sum(SAMPLE) / 5)
+    interval = bootstrap_mean_ci(MANY, resamples=2_000, seed=3)
+    low, high = loop_bootstrap(MANY, 2_000, seed=3)
+    assert interval.mean == pytest.approx(sum(MANY) / 40)
     assert (interval.low, interval.high) == pytest.approx((low, high), abs=1e-12)
-    assert interval.n == 5
+    assert interval.n == 40
+    other_low, other_high = loop_bootstrap(MANY, 2_000, seed=4)
+    assert abs(other_low - low) > 1e-6 and abs(other_high - high) > 1e-6  # the seed matters
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -80,8 +86,10 @@ def test_bootstrap_approximates_the_exact_bootstrap_distribution(seed: int) -> N
 
 
 def test_bootstrap_is_seeded_and_needs_two_values() -> None:
-    assert bootstrap_mean_ci(SAMPLE, seed=5) == bootstrap_mean_ci(SAMPLE, seed=5)
-    assert bootstrap_mean_ci(SAMPLE, seed=5) != bootstrap_mean_ci(SAMPLE, seed=6)
+    assert len(set(MANY)) == 40
+    assert bootstrap_mean_ci(MANY, seed=5) == bootstrap_mean_ci(MANY, seed=5)
+    five, six = bootstrap_mean_ci(MANY, seed=5), bootstrap_mean_ci(MANY, seed=6)
+    assert five.low != six.low and five.high != six.high
     one = bootstrap_mean_ci([0.5, None])
     assert (one.mean, one.low, one.high, one.n) == (0.5, None, None, 1)
     assert bootstrap_mean_ci([None]).mean is None

@@ -1,0 +1,612 @@
+"""The realistic bugs `bench/mutation.py` injects, each with the tests that must catch it.
+
+A mutant is one or more exact edits of the source (the snippet must occur exactly once in
+its file) and the pytest selection that covers it. Add one whenever a bug is found that
+the tests missed, together with the test that now catches it. `survives` names the
+reason when a mutant is knowingly left alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SRC = "src/llenergymeasure/"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace `old` (found exactly once in `path`) by `new`."""
+
+    path: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A bug, how to inject it, and the tests that should fail on it."""
+
+    name: str
+    bug: str
+    edits: tuple[Edit, ...]
+    tests: tuple[str, ...]
+    survives: str = ""
+
+
+def mutant(name: str, bug: str, path: str, old: str, new: str, *tests: str) -> Mutant:
+    """A mutant of one edit in `src/llenergymeasure/<path>`."""
+    return Mutant(name, bug, (Edit(SRC + path, old, new),), tests)
+
+
+FILEIO = "tests/unit/test_fileio.py"
+EXPORTS = "tests/unit/results/test_csv_columns.py"
+TIMESERIES = "tests/unit/core/test_timeseries_parquet.py"
+AGGREGATION = (
+    "tests/unit/results/test_aggregation.py",
+    "tests/unit/results/test_aggregation_figures.py",
+)
+TOTALS = "tests/unit/core/test_energy_totals.py"
+LIFECYCLE = "tests/unit/core/test_measured_lifecycle.py"
+WARMUP = "tests/unit/core/test_warmup.py"
+EOS = "tests/unit/core/test_eos_token_counts.py"
+COMPARE = "tests/unit/results/test_compare.py"
+SHARDING = "tests/unit/orchestration/test_prompt_sharding.py"
+LATENCY = "tests/unit/core/test_latency.py"
+THROTTLE = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_throttle.py")
+NVML_ENERGY = "tests/unit/core/test_nvml_energy.py"
+PROMPTS = "tests/unit/prompts/test_sources.py"
+SAMPLER_UNIT = "tests/unit/core/test_sampler.py"
+EXPORTS_ALL = ("tests/unit/results/test_exporters.py", "tests/unit/results/test_csv_columns.py")
+SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
+NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
+BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
+BASELINE_THEN_LOAD = """            self._progress("baseline", 0, 1)
+            baselines = measure_baselines(
+                sources.backends, measurement.baseline, self.ctx.baseline_cache_path
+            )
+            self._progress("baseline", 1, 1)
+            self._progress("loading model", 0, 1)
+            self.load_model()
+            self._progress("loading model", 1, 1)
+"""
+LOAD_THEN_BASELINE = """            self._progress("loading model", 0, 1)
+            self.load_model()
+            self._progress("loading model", 1, 1)
+            self._progress("baseline", 0, 1)
+            baselines = measure_baselines(
+                sources.backends, measurement.baseline, self.ctx.baseline_cache_path
+            )
+            self._progress("baseline", 1, 1)
+"""
+LATENCY_FIELDS = (
+    "ttft_mean_ms",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "itl_mean_ms",
+    "itl_p50_ms",
+    "itl_p95_ms",
+    "e2e_mean_ms",
+    "e2e_p50_ms",
+    "e2e_p95_ms",
+)
+AVERAGED_LATENCY = (
+    "LatencyStats(**{k: statistics.fmean(getattr(LatencyStats.from_samples(r.latency_samples), k)"
+    f" for r in results) for k in {LATENCY_FIELDS!r}}})"
+)
+
+MUTANTS: list[Mutant] = [
+    mutant(
+        "fileio-no-fsync",
+        "the temporary file is not fsynced before os.replace",
+        "fileio.py",
+        "        _fsync_file(tmp)\n        os.replace(tmp, path)",
+        "        os.replace(tmp, path)",
+        FILEIO,
+    ),
+    mutant(
+        "fileio-direct-write",
+        "atomic_write_bytes writes the target in place (errors still reported as StorageError)",
+        "fileio.py",
+        '    with atomic_target(path) as tmp:\n        with open(tmp, "wb") as fh:\n'
+        "            fh.write(data)\n",
+        "    try:\n        path.parent.mkdir(parents=True, exist_ok=True)\n"
+        "        path.write_bytes(data)\n    except OSError as exc:\n"
+        '        raise StorageError(f"{describe_os_error(exc)} while writing {path}; '
+        'nothing was replaced") from exc\n',
+        FILEIO,
+    ),
+    mutant(
+        "csv-ttft-p95-from-p50",
+        "latency_ttft_p95_ms exported from the p50",
+        "results/exporters.py",
+        '"latency_ttft_p95_ms": "latency.ttft_p95_ms"',
+        '"latency_ttft_p95_ms": "latency.ttft_p50_ms"',
+        EXPORTS,
+    ),
+    mutant(
+        "csv-baseline-from-spread",
+        "energy_baseline_w exported from the baseline's standard deviation",
+        "results/exporters.py",
+        '"energy_baseline_w": "energy_breakdown.baseline_power_w"',
+        '"energy_baseline_w": "energy_breakdown.baseline_std_w"',
+        EXPORTS,
+    ),
+    mutant(
+        "csv-e2e-mean-from-p95",
+        "latency_e2e_mean_ms exported from the p95",
+        "results/exporters.py",
+        '"latency_e2e_mean_ms": "latency.e2e_mean_ms"',
+        '"latency_e2e_mean_ms": "latency.e2e_p95_ms"',
+        EXPORTS,
+    ),
+    mutant(
+        "csv-adjusted-from-raw",
+        "energy_adjusted_j exported from the raw energy",
+        "results/exporters.py",
+        '"energy_adjusted_j": "energy_breakdown.adjusted_j"',
+        '"energy_adjusted_j": "energy_breakdown.raw_j"',
+        EXPORTS,
+    ),
+    mutant(
+        "csv-raw-duration-from-start",
+        "the per-process inference_duration_s exported from the window end",
+        "results/exporters.py",
+        '"inference_duration_s": "inference_duration_s"',
+        '"inference_duration_s": "inference_end_unix_s"',
+        EXPORTS,
+    ),
+    mutant(
+        "timeseries-bucket-not-divided",
+        "1 Hz bucket timestamps not divided by resample_hz",
+        "core/timeseries.py",
+        '"timestamp_s": bucket / resample_hz',
+        '"timestamp_s": float(bucket)',
+        TIMESERIES,
+    ),
+    mutant(
+        "aggregate-wall-longest-process",
+        "the wall window is the longest process's duration, not first start to last end",
+        "results/aggregation.py",
+        "    wall_s = end - start\n",
+        "    wall_s = max(r.inference_duration_s for r in results)\n",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-latency-averaged",
+        "latency percentiles averaged over processes instead of pooled",
+        "results/aggregation.py",
+        "latency=LatencyStats.pooled([r.latency_samples for r in results if r.latency_samples]),",
+        f"latency={AVERAGED_LATENCY},",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-adjusted-one-process",
+        "energy above idle of a component taken from one process only",
+        "domain/energy.py",
+        "        above, clipped = _above_idle(energy_j, baseline_j)\n        stds = ",
+        "        above, clipped = first.above_idle_j, first.above_idle_clipped\n        stds = ",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-none-as-zero",
+        "an unread energy (None) counted as 0 J in the sums over processes and components",
+        "domain/energy.py",
+        "    if not values or any(v is None for v in values):\n        return None\n"
+        "    return float(sum(values))",
+        "    if not values:\n        return None\n    return float(sum(v or 0.0 for v in values))",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-process-warnings-dropped",
+        "the processes' measurement warnings (energy_incomplete) left out of the aggregate",
+        "results/aggregation.py",
+        "warnings=list({(w.code, w.message): w for r in results for w in r.warnings}.values()),",
+        "warnings=[],",
+        *AGGREGATION,
+    ),
+    mutant(
+        "measurement-total-skips-none",
+        "a device's unread energy skipped in a measurement's total over several devices",
+        "domain/metrics.py",
+        "        values = [d.energy_j for d in self.devices]\n",
+        "        values = [d.energy_j for d in self.devices if d.energy_j is not None]\n",
+        TOTALS,
+    ),
+    mutant(
+        "verify-other-ranks-index-accepted",
+        "a result file holding another rank's process_index accepted",
+        "results/verification.py",
+        "if result.process_index != index or marker.process_index != index:",
+        "if marker.process_index != index:",
+        *AGGREGATION,
+    ),
+    mutant(
+        "verify-mixed-scopes-accepted",
+        "a reading of the wrong scope (a GPU counted as machine-level) accepted",
+        "results/verification.py",
+        "for d in r.devices if d.scope != _SCOPES[d.kind]}",
+        'for d in r.devices if d.scope not in ("device", "machine")}',
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-throttle-shortest",
+        "the aggregated throttle duration is the shortest, not the longest",
+        "results/aggregation.py",
+        'duration_s=max_of("duration_s"),',
+        "duration_s=min((i.duration_s for i in infos if i.duration_s is not None), default=None),",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-process-energy-adjusted",
+        "per-process energy_j filled from the adjusted energy",
+        "results/aggregation.py",
+        "energy_j=r.energy_breakdown.raw_j if r.energy_breakdown else None,",
+        "energy_j=r.energy_breakdown.adjusted_j if r.energy_breakdown else None,",
+        *AGGREGATION,
+    ),
+    mutant(
+        "run-baseline-after-load",
+        "the baseline measured after the model is loaded",
+        "core/backends/pytorch.py",
+        BASELINE_THEN_LOAD,
+        LOAD_THEN_BASELINE,
+        LIFECYCLE,
+    ),
+    mutant(
+        "run-tokens-per-second-all-tokens",
+        "tokens/s counts prompt plus output tokens",
+        "core/backends/pytorch.py",
+        "tokens_per_second=output_tokens / window.busy_s if",
+        "tokens_per_second=(input_tokens + output_tokens) / window.busy_s if",
+        LIFECYCLE,
+    ),
+    mutant(
+        "run-joules-per-token-all-tokens",
+        "per-process J/token divides by prompt plus output tokens",
+        "core/backends/pytorch.py",
+        "                breakdown.raw_j / output_tokens\n",
+        "                breakdown.raw_j / (input_tokens + output_tokens)\n",
+        LIFECYCLE,
+    ),
+    Mutant(
+        "latency-from-window-start",
+        "TTFT and end-to-end latency timed from the window's start, not each batch's",
+        (
+            Edit(SRC + "core/backends/pytorch.py", "import os\n", "import os\nimport time\n"),
+            Edit(
+                SRC + "core/backends/pytorch.py",
+                "            for batch in batches:\n"
+                "                outputs.append(generate_batch(self.model, batch, gen_config, "
+                "self.synchronize))",
+                "            window_start_s = time.monotonic()\n"
+                "            for batch in batches:\n"
+                "                outputs.append(generate_batch(self.model, batch, gen_config, "
+                "self.synchronize, window_start_s))",
+            ),
+            Edit(
+                SRC + "core/backends/generation.py",
+                "    synchronize: Callable[[], None],\n) -> BatchOutput:",
+                "    synchronize: Callable[[], None],\n"
+                "    window_start_s: float,\n) -> BatchOutput:",
+            ),
+            Edit(
+                SRC + "core/backends/generation.py",
+                "request_latencies_ms(start_s, timer.times_s,",
+                "request_latencies_ms(window_start_s, timer.times_s,",
+            ),
+        ),
+        (LIFECYCLE,),
+    ),
+    mutant(
+        "warmup-before-full-window",
+        "warmup allowed to converge before a full window of latencies",
+        "core/warmup.py",
+        "if len(latencies) < max(config.min_prompts, config.window_size):",
+        "if len(latencies) < config.min_prompts:",
+        WARMUP,
+    ),
+    mutant(
+        "sampler-wall-clock",
+        "sampler samples stamped from the wall clock instead of the sampler's clock",
+        "core/power_thermal.py",
+        "        t_s = self._clock()\n",
+        "        t_s = time.time()\n",
+        *SAMPLER,
+    ),
+    mutant(
+        "nvml-samples-cuda-ordinal",
+        "GPU samples tagged with the CUDA ordinal instead of the NVML index",
+        "core/energy_backends/nvml.py",
+        "            device_index=device.nvml_index,",
+        "            device_index=device.cuda_ordinal,",
+        *NVML_SAMPLES,
+    ),
+    mutant(
+        "baseline-cache-past-ttl",
+        "a cached baseline used past its TTL",
+        "core/baseline.py",
+        "if parsed is None or not 0 <= now - parsed[1].measured_at_unix_s <= ttl_s:",
+        "if parsed is None or not 0 <= now - parsed[1].measured_at_unix_s:",
+        *BASELINE,
+    ),
+    mutant(
+        "baseline-spread-summed",
+        "the baseline spread of several GPUs summed instead of root-sum-square",
+        "core/baseline.py",
+        "std_w=math.sqrt(sum(s * s for s in stds)) if",
+        "std_w=sum(stds) if",
+        *BASELINE,
+    ),
+    mutant(
+        "idle-power-joules",
+        "an energy backend's idle power in joules per sub-window instead of watts",
+        "core/energy_backends/base.py",
+        "powers_w[kind].append(sum(energies) / measured.duration_s)",
+        "powers_w[kind].append(sum(energies))",
+        *BASELINE,
+    ),
+    mutant(
+        "baseline-over-whole-run",
+        "the baseline subtracted over the whole run instead of the energy window",
+        "core/backends/pytorch.py",
+        "            window_s=window.window_s,\n            window_start_unix_s=",
+        "            window_s=(datetime.now(timezone.utc) - started_at).total_seconds(),\n"
+        "            window_start_unix_s=",
+        LIFECYCLE,
+    ),
+    mutant(
+        "eos-not-counted",
+        "a request's EOS token left out of its output tokens",
+        "core/backends/generation.py",
+        "            return k + 1, True\n",
+        "            return k, True\n",
+        EOS,
+    ),
+    mutant(
+        "padding-counted",
+        "the padding generated after a request's EOS counted as its output tokens",
+        "core/backends/generation.py",
+        "counts = [count_generated(row, stop_ids) for row in generated]",
+        "counts = [(len(row), False) for row in generated]",
+        EOS,
+    ),
+    mutant(
+        "input-padding-counted",
+        "a prompt's input tokens counted with the batch's left padding",
+        "core/backends/generation.py",
+        'lengths = enc["attention_mask"].sum(dim=1).tolist()',
+        'lengths = [enc["input_ids"].shape[1]] * len(chunk)',
+        EOS,
+    ),
+    mutant(
+        "bootstrap-unseeded",
+        "the bootstrap generator not seeded: the same data give a different table each time",
+        "results/compare.py",
+        "    rng = np.random.default_rng(seed)\n",
+        "    rng = np.random.default_rng()\n",
+        COMPARE,
+    ),
+    mutant(
+        "bootstrap-seed-off-by-one",
+        "the bootstrap seeded with another seed than the one asked for",
+        "results/compare.py",
+        "    rng = np.random.default_rng(seed)\n",
+        "    rng = np.random.default_rng(seed + 1)\n",
+        COMPARE,
+    ),
+    mutant(
+        "aggregate-machine-energy-per-process",
+        "machine-level energy (RAPL, estimate) summed over the processes of a host",
+        "results/aggregation.py",
+        '            if c.scope == "machine":\n',
+        '            if c.scope == "host":\n',
+        *AGGREGATION,
+    ),
+    mutant(
+        "verify-hash-ignored",
+        "a result that no longer matches its completion marker's hash aggregated",
+        "results/verification.py",
+        "    if hashlib.sha256(data).hexdigest() != marker.result_sha256:",
+        "    if not data:",
+        *AGGREGATION,
+        "tests/integration/test_aggregate_faults.py",
+    ),
+    mutant(
+        "aggregate-throttle-and",
+        "throttle flags AND-ed over processes instead of OR-ed",
+        "results/aggregation.py",
+        "        return any(values) if values else None",
+        "        return all(values) if values else None",
+        *AGGREGATION,
+    ),
+    mutant(
+        "adjusted-may-be-negative",
+        "energy above idle not clamped at 0 when the baseline exceeds the window's energy",
+        "domain/energy.py",
+        "    return max(0.0, energy_j - baseline_j), energy_j < baseline_j",
+        "    return energy_j - baseline_j, energy_j < baseline_j",
+        *BASELINE,
+    ),
+    mutant(
+        "latency-p95-is-p90",
+        "the 95th percentile computed as the 90th",
+        "domain/metrics.py",
+        "p50, p95 = _linear_quantiles(pooled, (0.50, 0.95))",
+        "p50, p95 = _linear_quantiles(pooled, (0.50, 0.90))",
+        LATENCY,
+    ),
+    mutant(
+        "timeseries-raw-not-offset",
+        "raw (resample_hz=0) sidecar times not taken from the window's start",
+        "core/timeseries.py",
+        '            "timestamp_s": s.t_s - start_s,',
+        '            "timestamp_s": s.t_s,',
+        TIMESERIES,
+    ),
+    mutant(
+        "shards-overlap",
+        "prompt shards overlap: process k takes every prompt from k on",
+        "orchestration/worker.py",
+        "    return prompts[index::count]",
+        "    return prompts[index::count] if count == 1 else prompts[index:]",
+        SHARDING,
+    ),
+    mutant(
+        "throttle-ticks-per-device",
+        "a throttled tick counted once per device, so two GPUs double the throttle duration",
+        "core/throttle.py",
+        "throttled = len({s.t_s for s in with_bits if s.throttle_reasons & THROTTLE_MASK})",
+        "throttled = len([s.t_s for s in with_bits if s.throttle_reasons & THROTTLE_MASK])",
+        *THROTTLE,
+    ),
+    mutant(
+        "timeseries-mean-none-as-zero",
+        "a sidecar bucket's mean counting unread (null) readings as 0",
+        "core/timeseries.py",
+        "    present = [v for v in values if v is not None]\n",
+        "    present = [v or 0.0 for v in values]\n",
+        TIMESERIES,
+    ),
+    mutant(
+        "compare-ratio-to-worst",
+        "the energy ratio taken to the worst row instead of the best",
+        "results/compare.py",
+        "    best = min(present)\n",
+        "    best = max(present)\n",
+        COMPARE,
+    ),
+    mutant(
+        "machine-reading-shortest",
+        "the machine-level reading of a host taken from the shortest window",
+        "results/aggregation.py",
+        "chosen, reading = max(group, key=lambda rc: (rc[1].window_s, -rc[0].process_index))",
+        "chosen, reading = min(group, key=lambda rc: (rc[1].window_s, -rc[0].process_index))",
+        *AGGREGATION,
+    ),
+    mutant(
+        "nvml-counter-microjoules",
+        "the NVML energy counter (mJ) converted to joules as if it were in uJ",
+        "core/energy_backends/nvml.py",
+        "        return (end_mj - start_mj) / 1000.0\n",
+        "        return (end_mj - start_mj) / 1e6\n",
+        NVML_ENERGY,
+    ),
+    mutant(
+        "prompts-shuffle-unseeded",
+        "shuffled prompts not seeded: every rank (and every cycle) gets another selection",
+        "prompts/sources.py",
+        "        random.Random(config.seed).shuffle(prompts)",
+        "        random.Random().shuffle(prompts)",
+        PROMPTS,
+    ),
+    mutant(
+        "aggregate-unknown-rate-as-zero",
+        "a process without tokens/s averaged in as 0 tokens/s",
+        "results/aggregation.py",
+        "rates = [r.tokens_per_second for r in results if r.tokens_per_second is not None]",
+        "rates = [r.tokens_per_second or 0.0 for r in results]",
+        *AGGREGATION,
+    ),
+    mutant(
+        "aggregate-total-rate-all-tokens",
+        "the total tokens/s over the wall window counting prompt tokens too",
+        "results/aggregation.py",
+        "total_tokens_per_second=output_tokens / wall_s if",
+        "total_tokens_per_second=(output_tokens + sum(r.input_tokens for r in results))"
+        " / wall_s if",
+        *AGGREGATION,
+    ),
+    mutant(
+        "overlap-against-longest",
+        "the overlap check measured against the longest window instead of the shortest",
+        "results/verification.py",
+        "    shortest = min(results, key=lambda r: r.inference_duration_s)",
+        "    shortest = max(results, key=lambda r: r.inference_duration_s)",
+        *AGGREGATION,
+    ),
+    Mutant(
+        "baseline-partly-cached",
+        "a baseline taken from the cache when only some of its GPUs are cached",
+        (
+            Edit(
+                SRC + "core/baseline.py",
+                "            return None\n        found.append(parsed)",
+                "            continue\n        found.append(parsed)",
+            ),
+            Edit(SRC + "core/baseline.py", "    return found\n", "    return found or None\n"),
+        ),
+        BASELINE,
+    ),
+    mutant(
+        "compare-unmeasured-as-zero",
+        "a cycle that did not measure a metric counted as 0 in the comparison's mean",
+        "results/compare.py",
+        "data = np.asarray([v for v in values if v is not None], dtype=float)",
+        "data = np.asarray([v or 0.0 for v in values], dtype=float)",
+        COMPARE,
+    ),
+    mutant(
+        "itl-past-the-request-end",
+        "a finished request's inter-token gaps counted up to the batch's last step",
+        "core/latency.py",
+        "zip(steps, steps[1:], strict=False)",
+        "zip(step_times_s, step_times_s[1:], strict=False)",
+        LATENCY,
+    ),
+    mutant(
+        "power-integral-not-clipped-at-end",
+        "the power integral runs to the last sample instead of the window's end",
+        "core/power_thermal.py",
+        "    hi = points[-1][0] if end_s is None else end_s\n",
+        "    hi = points[-1][0]\n",
+        SAMPLER_UNIT,
+    ),
+    mutant(
+        "csv-nan-as-text",
+        "a NaN or infinite figure written as text in the CSV instead of an empty cell",
+        "results/exporters.py",
+        '        return repr(value) if math.isfinite(value) else ""',
+        "        return repr(value)",
+        *EXPORTS_ALL,
+    ),
+    mutant(
+        "completeness-last-process-ignored",
+        "the last expected process neither loaded nor reported missing",
+        "results/verification.py",
+        "    for index in range(expected):",
+        "    for index in range(expected - 1):",
+        *AGGREGATION,
+    ),
+    mutant(
+        "throttle-any-reason-bit",
+        "any clock-event reason (idle, application clocks) taken as throttling",
+        "core/throttle.py",
+        "        detected=bool(bits & THROTTLE_MASK),",
+        "        detected=bool(bits),",
+        *THROTTLE,
+    ),
+    mutant(
+        "aggregate-joules-per-token-adjusted",
+        "the aggregate's J/token divides the adjusted energy instead of the raw energy",
+        "results/aggregation.py",
+        "            breakdown.raw_j / output_tokens\n",
+        "            breakdown.adjusted_j / output_tokens\n",
+        *AGGREGATION,
+    ),
+    mutant(
+        "warmup-cv-whole-history",
+        "the warmup CV taken over every latency so far instead of the last window",
+        "core/warmup.py",
+        "cv = coefficient_of_variation(latencies[-config.window_size :])",
+        "cv = coefficient_of_variation(latencies)",
+        WARMUP,
+    ),
+    mutant(
+        "timeseries-bucket-rounded",
+        "sidecar samples bucketed to the nearest second instead of the second they fall in",
+        "core/timeseries.py",
+        "        bucket = math.floor(max(0.0, s.t_s - start_s) * resample_hz)",
+        "        bucket = round(max(0.0, s.t_s - start_s) * resample_hz)",
+        TIMESERIES,
+    ),
+]
