@@ -200,8 +200,8 @@ MUTANTS: list[Mutant] = [
         "aggregate-process-warnings-dropped",
         "the processes' measurement warnings (energy_incomplete) left out of the aggregate",
         "results/aggregation.py",
-        "warnings=list({(w.code, w.message): w for r in results for w in r.warnings}.values()),",
-        "warnings=[],",
+        "        warnings=merge_warnings(results),",
+        "        warnings=merge_warnings(results[:0]),",
         *AGGREGATION,
     ),
     mutant(

@@ -86,16 +86,18 @@ def test_a_baseline_is_cached_only_when_every_gpu_is(
 def test_the_spread_of_several_gpus_is_the_root_sum_of_squares(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Each GPU measured alone, then both: means add, spreads add in quadrature."""
     gpus = [
         SimGpu(A, power_w=Steps([(0.0, 58.0), (0.5, 62.0)])),
         SimGpu(B, power_w=Steps([(0.0, 40.0), (0.5, 50.0)])),
     ]
     config = BaselineConfig(duration_s=1.0)
     alone = [baseline_of(nvml_backend(monkeypatch, gpus, v), config) for v in ("0", "1")]
-    both = baseline_of(nvml_backend(monkeypatch, gpus, "0,1"), config)
-    assert all(b.std_w > 0 for b in alone)
+    both = baseline_of(nvml_backend(monkeypatch, gpus), config)
+    std_a, std_b = (b.std_w for b in alone)
+    assert std_a > 0.5 and std_b > 0.5 and std_a != pytest.approx(std_b)
     assert both.power_w == pytest.approx(alone[0].power_w + alone[1].power_w)
-    assert both.std_w == pytest.approx(math.hypot(alone[0].std_w, alone[1].std_w))  # not a sum
+    assert both.std_w == pytest.approx(math.hypot(std_a, std_b))  # not std_a + std_b
 
 
 class HundredWattBackend(EnergyBackend):
