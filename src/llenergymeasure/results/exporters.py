@@ -174,6 +174,15 @@ def export_aggregated_to_csv(
     return _write_csv(Path(output_path), rows, tuple(AGGREGATED_CORE))
 
 
+def aggregated_row(result: AggregatedResult, *, results_root: Path | None = None) -> dict[str, Any]:
+    """One experiment's CSV columns in CSV order, values as Python objects (None: unknown).
+
+    The parquet dataset (`results/dataset.py`) uses it, so a figure has one name in both.
+    """
+    row = _aggregated_to_row(result, _experiment_dir(results_root, result.experiment_id), False)
+    return {column: row[column] for column in _order_columns(row, tuple(AGGREGATED_CORE))}
+
+
 def export_raw_to_csv(
     results: Sequence[RawProcessResult], output_path: Path, *, results_root: Path | None = None
 ) -> Path:
