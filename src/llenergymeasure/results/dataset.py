@@ -102,7 +102,14 @@ def build_dataset(layout: ResultsLayout) -> Dataset:
     results, notes = load_aggregated_results(layout)
     if not results:
         raise ResultsError(f"{layout.aggregated_root}: no aggregated experiment to export")
-    experiments = [_read_experiment(layout, result) for result in results]
+    experiments = []
+    for result in results:
+        try:
+            experiments.append(_read_experiment(layout, result))
+        except ResultsError as exc:
+            notes.append(str(exc))
+    if not experiments:
+        raise ResultsError(f"{layout.aggregated_root}: no aggregated experiment to export")
     for experiment in experiments:
         notes += experiment.notes
     requests, request_notes = _requests_table(experiments)
@@ -134,20 +141,31 @@ def write_dataset(dataset: Dataset, out_dir: Path) -> list[Path]:
 
 
 def _read_experiment(layout: ResultsLayout, result: AggregatedResult) -> _Experiment:
+    """The row and the verified processes; notes for what is missing."""
     experiment_dir = layout.experiment_dir(result.experiment_id)
-    notes: list[str] = []
     row = aggregated_row(result, results_root=layout.root)
+    if not experiment_dir.is_dir():
+        note = f"{experiment_dir}: not found (config, requests and time series left empty)"
+        return _Experiment(row | _manifest_columns(None), [], experiment_dir, [note])
+    notes: list[str] = []
     try:
         manifest = read_model(manifest_path(experiment_dir), ExperimentManifest)
     except ResultsError as exc:
         notes.append(f"{exc} (config columns of {result.experiment_id} left empty)")
         manifest = None
-    row["config_hash"] = manifest.config_hash if manifest else None
-    row["experiment_created_at"] = manifest.created_at if manifest else None
-    row |= {CONFIG_PREFIX + k: v for k, v in _flatten(manifest.config if manifest else {})}
-    return _Experiment(
-        row, _aggregated_processes(experiment_dir, result, notes), experiment_dir, notes
-    )
+    processes = _aggregated_processes(experiment_dir, result, notes)
+    return _Experiment(row | _manifest_columns(manifest), processes, experiment_dir, notes)
+
+
+def _manifest_columns(manifest: ExperimentManifest | None) -> dict[str, Any]:
+    """`config_hash`, `experiment_created_at` and `config.*`; None without a manifest."""
+    if manifest is None:
+        return {"config_hash": None, "experiment_created_at": None}
+    return {
+        "config_hash": manifest.config_hash,
+        "experiment_created_at": manifest.created_at,
+        **{CONFIG_PREFIX + k: v for k, v in _flatten(manifest.config)},
+    }
 
 
 def _aggregated_processes(
