@@ -185,8 +185,6 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, An
     for key, value in config.items():
         if isinstance(value, dict) and value:
             yield from _flatten(value, f"{prefix}{key}.")
-        elif isinstance(value, (list, dict)):
-            yield f"{prefix}{key}", orjson.dumps(value).decode()
         else:
             yield f"{prefix}{key}", value
 
@@ -200,11 +198,13 @@ def _experiments_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def _column(values: list[Any]) -> pa.Array:
-    """One typed column; values of mixed types (across experiments) as their JSON text."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else orjson.dumps(v).decode() for v in values])
+    """One typed column; lists, and values of mixed types (across experiments), as JSON text."""
+    if not any(isinstance(v, (list, dict)) for v in values):
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass  # mixed types: every value as its JSON text, below
+    return pa.array([None if v is None else orjson.dumps(v).decode() for v in values])
 
 
 def _requests_table(experiments: Sequence[_Experiment]) -> tuple[pa.Table, list[str]]:

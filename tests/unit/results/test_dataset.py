@@ -73,10 +73,13 @@ def dataset_result(root: Path, experiment_id: str) -> AggregatedResult:
 
 
 def test_lists_and_fields_of_mixed_types_are_json_text(tmp_path: Path) -> None:
-    for experiment_id, seed in (("a", 1), ("b", "x")):
+    for experiment_id, seed, sweep in (("a", 1, [1]), ("b", "x", 2)):
         store_aggregate(tmp_path, experiment_id)
-        store_manifest(tmp_path, experiment_id, {"model": {"name": "m"}, "seed": seed, "l": [1]})
+        store_manifest(
+            tmp_path, experiment_id, {"model": {"name": "m"}, "seed": seed, "sweep": sweep}
+        )
     experiments = build_dataset(ResultsLayout(tmp_path)).experiments
     rows = {r["experiment_id"]: r for r in experiments.to_pylist()}
     assert rows["a"]["config.seed"] == "1" and rows["b"]["config.seed"] == '"x"'
-    assert rows["a"]["config.l"] == "[1]" and rows["a"]["config.model.name"] == "m"
+    assert rows["a"]["config.sweep"] == "[1]" and rows["b"]["config.sweep"] == "2"
+    assert rows["a"]["config.model.name"] == "m"
