@@ -29,6 +29,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from llenergymeasure.domain.experiment import (
 )
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.fileio import atomic_target
-from llenergymeasure.results.exporters import aggregated_row
+from llenergymeasure.results.exporters import aggregated_column_types, aggregated_row
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model
 from llenergymeasure.results.repository import load_aggregated_results
 from llenergymeasure.results.verification import describe, load_complete_processes
@@ -64,6 +65,14 @@ REQUESTS_SCHEMA = pa.schema(
         ("energy_j", pa.float64()),
     ]
 )
+ARROW_TYPES = {
+    float: pa.float64(),
+    int: pa.int64(),
+    str: pa.string(),
+    bool: pa.bool_(),
+    datetime: pa.timestamp("us", tz="UTC"),
+}
+MANIFEST_TYPES = {"config_hash": str, "experiment_created_at": datetime}
 LATENCY_COLUMNS = ("ttft_ms", "itl_mean_ms", "e2e_ms")
 KEY_FIELDS = [pa.field("experiment_id", pa.string()), pa.field("process_index", pa.int32())]
 
@@ -190,15 +199,27 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, An
 
 
 def _experiments_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Result columns in CSV order, then the manifest's, then config columns sorted."""
+    """Result columns in CSV order, then the manifest's, then config columns sorted.
+
+    Result columns have their field's type even where no experiment measured them (a
+    GPU figure of CPU runs is a float64 column of nulls).
+    """
     names = list(dict.fromkeys(name for row in rows for name in row))
     config = sorted(n for n in names if n.startswith(CONFIG_PREFIX))
     ordered = [n for n in names if not n.startswith(CONFIG_PREFIX)] + config
-    return pa.table({name: _column([row.get(name) for row in rows]) for name in ordered})
+    types = aggregated_column_types() | MANIFEST_TYPES
+    return pa.table(
+        {name: _column([row.get(name) for row in rows], types.get(name)) for name in ordered}
+    )
 
 
-def _column(values: list[Any]) -> pa.Array:
-    """One typed column; lists, and values of mixed types (across experiments), as JSON text."""
+def _column(values: list[Any], kind: type | None = None) -> pa.Array:
+    """One column of the field's type where known; otherwise inferred from the values.
+
+    Lists, and values of mixed types (across experiments), are stored as JSON text.
+    """
+    if kind in ARROW_TYPES:
+        return pa.array(values, ARROW_TYPES[kind])
     if not any(isinstance(v, (list, dict)) for v in values):
         try:
             return pa.array(values)

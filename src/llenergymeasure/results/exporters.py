@@ -21,9 +21,12 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from llenergymeasure.domain.energy import BoundaryName
+from pydantic import BaseModel
+
+from llenergymeasure.domain.energy import BoundaryName, EnergyBoundary
 from llenergymeasure.domain.environment import EnvironmentMetadata
 from llenergymeasure.domain.experiment import AggregatedResult, ProcessSummary, RawProcessResult
 from llenergymeasure.fileio import atomic_write_bytes
@@ -181,6 +184,45 @@ def aggregated_row(result: AggregatedResult, *, results_root: Path | None = None
     """
     row = _aggregated_to_row(result, _experiment_dir(results_root, result.experiment_id), False)
     return {column: row[column] for column in _order_columns(row, tuple(AGGREGATED_CORE))}
+
+
+def aggregated_column_types() -> dict[str, type]:
+    """The type of each `aggregated_row` column's values, read from the result models.
+
+    `float, int, str, bool` or `datetime`; a field of several types is left out.
+    """
+    paths = [
+        *((AggregatedResult, c, p) for c, p in {**AGGREGATED_CORE, **RESULT_GROUPS}.items()),
+        *((EnvironmentMetadata, c, p) for c, p in ENV.items()),
+        *(
+            (EnergyBoundary, f"energy_{b}_{suffix}", field)
+            for b in get_args(BoundaryName)
+            for suffix, field in BOUNDARY_FIELDS.items()
+        ),
+        (EnergyBoundary, "energy_facility_co2e_g", "co2e_g"),
+    ]
+    types = {column: _field_type(model, path) for model, column, path in paths}
+    return {c: t for c, t in types.items() if t is not None} | {"timeseries_path": str}
+
+
+def _field_type(model: type[BaseModel], path: str) -> type | None:
+    """The leaf type at a dotted path: `X | None` is X, `list[X]` X, a Literal its values'."""
+    current: Any = model
+    for part in path.split("."):
+        if not part.isdigit():
+            current = _plain_type(current.model_fields[part].annotation)
+    return current if isinstance(current, type) else None
+
+
+def _plain_type(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if origin is Literal:
+        kinds = {type(a) for a in args}
+        return kinds.pop() if len(kinds) == 1 else None
+    if origin is list or (origin in (Union, UnionType) and len(args) == 1):
+        return _plain_type(args[0])
+    return None if origin is not None else annotation
 
 
 def export_raw_to_csv(

@@ -48,6 +48,11 @@ def test_an_old_aggregate_without_raw_files_exports_with_one_note(tmp_path: Path
     experiments = pq.read_table(paths[0]).to_pylist()
     assert len(experiments) == 1 and experiments[0]["config_hash"] is None
     assert experiments[0]["wall_window_s"] == 12.5
+    types = pq.read_schema(paths[0])
+    assert str(types.field("energy_gpu_j").type) == "double"
+    assert str(types.field("env_gpu_name").type) == "string"
+    assert str(types.field("thermal_throttle_detected").type) == "bool"
+    assert str(types.field("experiment_created_at").type) == "timestamp[us, tz=UTC]"
     assert pq.read_table(paths[1]).num_rows == 0
     assert pq.read_table(paths[2]).column_names == ["experiment_id", "process_index"]
 
