@@ -142,8 +142,10 @@ def _export_dataset(target: str, out: Path | None, *, other: bool) -> None:
     for note in dataset.notes:
         console.print(f"[yellow]skipped[/] {note}", highlight=False, soft_wrap=True)
     paths = write_dataset(dataset, out or layout.exports_root / "dataset")
-    for written, name in zip(paths, ("experiment", "request", "time-series row"), strict=True):
-        _wrote(written, _count(getattr(dataset, written.stem).num_rows, name))
+    tables = (dataset.experiments, dataset.requests, dataset.timeseries)
+    nouns = ("experiment", "request", "time-series row")
+    for written, table, noun in zip(paths, tables, nouns, strict=True):
+        _wrote(written, _count(table.num_rows, noun))
 
 
 def _export_experiment_csv(
