@@ -104,6 +104,16 @@ def test_latency_samples_per_request(outcome: ExperimentOutcome) -> None:
     assert result["latency"]["ttft_p95_ms"] >= result["latency"]["ttft_p50_ms"] > 0
 
 
+def test_batch_return_is_at_least_every_requests_last_token(outcome: ExperimentOutcome) -> None:
+    result = process_json(outcome)
+    samples = result["latency_samples"]
+    assert len(samples["batch_return_ms"]) == result["num_requests"]
+    pairs = zip(samples["batch_return_ms"], samples["e2e_ms"], strict=True)
+    assert all(r >= e for r, e in pairs)
+    assert result["latency"]["batch_return_p50_ms"] >= result["latency"]["e2e_p50_ms"]
+    assert result["thermal_throttle"]["thermal_duration_s"] is None
+
+
 def test_unmeasurable_fields_are_null_with_warnings(outcome: ExperimentOutcome) -> None:
     result = process_json(outcome)
     assert result["energy_method"] in ("estimate", "rapl")
