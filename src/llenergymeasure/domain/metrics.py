@@ -147,7 +147,22 @@ class WarmupResult(_Record):
     iterations: int
     latencies_ms: list[float]
     cv_threshold: float
-    thermal_floor_s: float
+    thermal_floor_s: float = Field(
+        description="Seconds the thermal floor waited (older files: the configured sleep)."
+    )
+    thermal_floor_mode: Literal["sleep", "stable_temperature"] | None = Field(
+        None, description="How the floor was applied; None in files written before modes."
+    )
+    thermal_floor_stable: bool | None = Field(
+        None,
+        description="stable_temperature: whether the temperature settled before the "
+        "timeout; None for sleep, or where no GPU temperature could be read.",
+    )
+    window_start_temperature_c: dict[str, float | None] | None = Field(
+        None,
+        description="Temperature of each GPU (by UUID) read just before the energy window "
+        "opened; None on the CPU and in older files.",
+    )
 
 
 def percentile(values: list[float], q: float) -> float | None:
