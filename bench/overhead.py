@@ -36,6 +36,7 @@ from llenergymeasure.config.loader import validate_config
 from llenergymeasure.core.backends.generation import build_generation_config, encode_batches
 from llenergymeasure.core.backends.pytorch import PyTorchBackend, RunContext
 from llenergymeasure.core.energy_backends import select_energy_backend
+from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.prompts import read_prompt_source
 
 TARGET_HALF_WIDTH = 0.01
@@ -115,7 +116,8 @@ class Workload:
         """Wall seconds, tokens and measurement CPU share of a measured window."""
         cpu_start = time.process_time()
         start = time.perf_counter()
-        window = backend.measure_inference(self.batches, self.energy)
+        gpu_source = open_gpu_sample_source(backend.cuda_ordinals)
+        window = backend.measure_inference(self.batches, self.energy, gpu_source)
         wall_s = time.perf_counter() - start
         inference_cpu_s = time.process_time() - cpu_start - window.measurement_cpu_s
         tokens = sum(r.output_tokens for o in window.outputs for r in o.requests)

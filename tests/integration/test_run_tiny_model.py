@@ -104,6 +104,32 @@ def test_latency_samples_per_request(outcome: ExperimentOutcome) -> None:
     assert result["latency"]["ttft_p95_ms"] >= result["latency"]["ttft_p50_ms"] > 0
 
 
+def test_batch_return_is_at_least_every_requests_last_token(outcome: ExperimentOutcome) -> None:
+    result = process_json(outcome)
+    samples = result["latency_samples"]
+    assert len(samples["batch_return_ms"]) == result["num_requests"]
+    pairs = zip(samples["batch_return_ms"], samples["e2e_ms"], strict=True)
+    assert all(r >= e for r, e in pairs)
+    assert result["latency"]["batch_return_p50_ms"] >= result["latency"]["e2e_p50_ms"]
+    assert result["thermal_throttle"]["thermal_duration_s"] is None
+
+
+def test_the_thermal_floor_applied_is_recorded(outcome: ExperimentOutcome) -> None:
+    warmup = process_json(outcome)["warmup"]
+    assert warmup["thermal_floor_mode"] == "sleep" and warmup["thermal_floor_s"] == 0.0
+    assert warmup["window_start_temperature_c"] is None
+
+
+def test_stable_temperature_on_the_cpu_waits_nothing_and_warns(tmp_path: Path) -> None:
+    measurement = tiny_config_dict(tmp_path)["measurement"]
+    floor = {"mode": "stable_temperature", "stable_for_s": 5, "timeout_s": 30}
+    result = process_json(run(tmp_path, measurement={**measurement, "thermal_floor": floor}))
+    warmup = result["warmup"]
+    assert warmup["thermal_floor_mode"] == "stable_temperature"
+    assert warmup["thermal_floor_s"] == 0.0 and warmup["thermal_floor_stable"] is None
+    assert "thermal_floor_unavailable" in {w["code"] for w in result["warnings"]}
+
+
 def test_unmeasurable_fields_are_null_with_warnings(outcome: ExperimentOutcome) -> None:
     result = process_json(outcome)
     assert result["energy_method"] in ("estimate", "rapl")

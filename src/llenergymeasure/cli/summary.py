@@ -11,6 +11,7 @@ from rich.text import Text
 from llenergymeasure.cli.console import console
 from llenergymeasure.domain.energy import EnergyBoundary
 from llenergymeasure.domain.experiment import AggregatedResult
+from llenergymeasure.domain.metrics import ThermalThrottleInfo
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -57,6 +58,12 @@ def print_summary(
             f"{fmt(latency.itl_p50_ms if latency else None, 'ms', 1)} / "
             f"{fmt(latency.itl_p95_ms if latency else None, 'ms', 1)}",
         ),
+        (
+            "e2e (last token) / batch p50",
+            f"{fmt(latency.e2e_p50_ms if latency else None, 'ms', 1)} / "
+            f"{fmt(latency.batch_return_p50_ms if latency else None, 'ms', 1)}",
+        ),
+        ("throttling (s)", _throttling(result.thermal_throttle)),
     ]
     rows += [(f"  boundary {b.name}", _boundary(b)) for b in result.energy_boundaries]
     for name, value in rows:
@@ -93,6 +100,17 @@ def _boundary(boundary: EnergyBoundary) -> str:
     if boundary.unmeasured:
         text += f"; not measured here: {', '.join(boundary.unmeasured)}"
     return text
+
+
+def _throttling(info: ThermalThrottleInfo | None) -> str:
+    """Seconds `thermal 0.0, power cap 4.2, hw slowdown 0.0`, n/a where not observed."""
+    if info is None:
+        info = ThermalThrottleInfo()
+    return (
+        f"thermal {fmt(info.thermal_duration_s, digits=1)}, "
+        f"power cap {fmt(info.power_cap_duration_s, digits=1)}, "
+        f"hw slowdown {fmt(info.hw_slowdown_duration_s, digits=1)}"
+    )
 
 
 def _processes(result: AggregatedResult) -> str:

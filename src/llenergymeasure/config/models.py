@@ -152,15 +152,39 @@ class TimeseriesConfig(_Section):
     resample_hz: float = Field(1.0, ge=0, le=1_000, description="0 keeps every sample.")
 
 
+class ThermalFloorConfig(_Section):
+    """The wait between warmup and the window, so runs start at a comparable temperature."""
+
+    mode: Literal["sleep", "stable_temperature"] = Field(
+        "sleep",
+        description="sleep: wait `seconds`; stable_temperature: poll the GPU temperature "
+        "every second until its range over `stable_for_s` is within `tolerance_c`.",
+    )
+    seconds: float | None = Field(
+        None, ge=0, le=3_600, description="sleep only; null: 60 s on a GPU, 0 on the CPU."
+    )
+    tolerance_c: float = Field(1.0, gt=0, le=50)
+    stable_for_s: float = Field(10.0, gt=0, le=3_600)
+    timeout_s: float = Field(300.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ThermalFloorConfig:
+        if self.mode == "stable_temperature" and self.seconds is not None:
+            raise ValueError("seconds applies to mode sleep; stable_temperature uses timeout_s")
+        if self.stable_for_s > self.timeout_s:
+            raise ValueError(
+                f"stable_for_s ({self.stable_for_s:g}) exceeds timeout_s ({self.timeout_s:g})"
+            )
+        return self
+
+
 class MeasurementConfig(_Section):
     """How the inference window is measured."""
 
     energy: EnergyConfig = EnergyConfig()
     warmup: WarmupConfig = WarmupConfig()
     baseline: BaselineConfig = BaselineConfig()
-    thermal_floor_s: float | None = Field(
-        None, ge=0, le=3_600, description="Wait after warmup; null: 60 s on GPU, 0 on CPU."
-    )
+    thermal_floor: ThermalFloorConfig = ThermalFloorConfig()
     timeseries: TimeseriesConfig = TimeseriesConfig()
     pue: float | None = Field(
         None,

@@ -141,8 +141,8 @@ def _thermal_drift(samples: Sequence[PowerThermalSample]) -> MeasurementWarning 
         code="thermal_drift",
         message=f"temperature changed by more than {THERMAL_DRIFT_C:g} C during the window "
         f"({listed}); power and clocks depend on it",
-        remediation="raise measurement.thermal_floor_s or warm up longer so runs start "
-        "at a steady temperature",
+        remediation="use measurement.thermal_floor.mode: stable_temperature (or a longer "
+        "sleep), or warm up longer, so runs start at a steady temperature",
     )
 
 

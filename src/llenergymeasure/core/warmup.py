@@ -1,4 +1,4 @@
-"""Warmup until the latency of a repeated batch is stable, then the thermal floor.
+"""Warmup until the latency of a repeated batch is stable.
 
 Convergence: the coefficient of variation (sample stdev / mean) of the last
 `window_size` latencies falls under `cv_threshold`, after at least `min_prompts`
@@ -33,15 +33,15 @@ def coefficient_of_variation(values: list[float]) -> float | None:
 def warmup_until_converged(
     run_once: Callable[[], float],
     config: WarmupConfig,
-    thermal_floor_s: float = 0.0,
     progress: ProgressFn | None = None,
 ) -> WarmupResult:
     """Call `run_once` (returns a latency in ms) until the latencies are stable.
 
+    The thermal floor that follows (`core/thermal_floor.py`) fills in its own fields.
+
     Args:
         run_once: one warmup iteration; returns its latency in milliseconds.
         config: thresholds and bounds.
-        thermal_floor_s: recorded in the result; the wait itself is `wait_thermal_floor`.
         progress: called as ``progress("warmup", iteration, max_prompts)``.
 
     """
@@ -73,7 +73,7 @@ def warmup_until_converged(
         iterations=len(latencies),
         latencies_ms=latencies,
         cv_threshold=config.cv_threshold,
-        thermal_floor_s=thermal_floor_s,
+        thermal_floor_s=0.0,
     )
 
 
@@ -93,13 +93,3 @@ def create_warmup_inference_fn(
         return (time.perf_counter() - start) * 1000.0
 
     return run_once
-
-
-def wait_thermal_floor(seconds: float, progress: ProgressFn | None = None) -> None:
-    """Let the device settle after warmup for `seconds`, reporting once per second."""
-    end = time.monotonic() + seconds
-    total = int(seconds)
-    while (left := end - time.monotonic()) > 0:
-        if progress is not None:
-            progress("thermal_floor", total - int(left), total)
-        time.sleep(min(1.0, left))

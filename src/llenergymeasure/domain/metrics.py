@@ -17,7 +17,9 @@ HW_SLOWDOWN = 0x8
 SW_THERMAL = 0x20
 HW_THERMAL = 0x40
 HW_POWER_BRAKE = 0x80
-THROTTLE_MASK = SW_POWER_CAP | HW_SLOWDOWN | SW_THERMAL | HW_THERMAL | HW_POWER_BRAKE
+THERMAL_MASK = SW_THERMAL | HW_THERMAL
+POWER_CAP_MASK = SW_POWER_CAP | HW_POWER_BRAKE
+THROTTLE_MASK = THERMAL_MASK | POWER_CAP_MASK | HW_SLOWDOWN
 
 
 class _Record(BaseModel):
@@ -120,15 +122,29 @@ class EnergyBreakdown(_Record):
 
 
 class ThermalThrottleInfo(_Record):
-    """Clock-event (throttle) reasons seen during the window; None where not observable."""
+    """Clock-event (throttle) reasons seen during the window; None where not observable.
 
-    detected: bool | None = None
-    thermal: bool | None = None
-    power: bool | None = None
+    Three classes are kept apart: thermal (SW_THERMAL 0x20, HW_THERMAL 0x40), power cap
+    (SW_POWER_CAP 0x4, HW_POWER_BRAKE 0x80) and hardware slowdown (HW_SLOWDOWN 0x8).
+    GpuIdle (0x1) and the other bits are not throttling. Each duration is the number of
+    sampler ticks with a bit of that class on any device, times the sampling interval.
+    Files written before the split have only `detected` and `duration_s` (any class).
+    """
+
+    detected: bool | None = Field(None, description="Any class of throttling was seen.")
+    thermal: bool | None = Field(None, description="SW or HW thermal slowdown was seen.")
+    power: bool | None = Field(None, description="SW power cap or HW power brake was seen.")
+    hw_slowdown: bool | None = Field(None, description="HW slowdown was seen.")
     sw_thermal: bool | None = None
     hw_thermal: bool | None = None
-    hw_power: bool | None = None
-    duration_s: float | None = None
+    sw_power_cap: bool | None = None
+    hw_power: bool | None = Field(None, description="HW power brake was seen.")
+    duration_s: float | None = Field(None, description="Seconds with any class of throttling.")
+    thermal_duration_s: float | None = Field(None, description="Seconds thermally throttled.")
+    power_cap_duration_s: float | None = Field(
+        None, description="Seconds held by the power cap or the power brake."
+    )
+    hw_slowdown_duration_s: float | None = Field(None, description="Seconds of HW slowdown.")
     max_temperature_c: float | None = None
 
 
@@ -141,7 +157,22 @@ class WarmupResult(_Record):
     iterations: int
     latencies_ms: list[float]
     cv_threshold: float
-    thermal_floor_s: float
+    thermal_floor_s: float = Field(
+        description="Seconds the thermal floor waited (older files: the configured sleep)."
+    )
+    thermal_floor_mode: Literal["sleep", "stable_temperature"] | None = Field(
+        None, description="How the floor was applied; None in files written before modes."
+    )
+    thermal_floor_stable: bool | None = Field(
+        None,
+        description="stable_temperature: whether the temperature settled before the "
+        "timeout; None for sleep, or where no GPU temperature could be read.",
+    )
+    window_start_temperature_c: dict[str, float | None] | None = Field(
+        None,
+        description="Temperature of each GPU (by UUID) read just before the energy window "
+        "opened; None on the CPU and in older files.",
+    )
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -174,9 +205,12 @@ def _linear_quantiles(values: np.ndarray, quantiles: tuple[float, ...]) -> list[
 
 
 class LatencyStats(_Record):
-    """Percentiles over requests (TTFT, end-to-end) and over token gaps (ITL).
+    """Percentiles over requests (TTFT, end-to-end, batch return) and over token gaps (ITL).
 
-    Built from pooled samples (`pooled`), never by averaging percentiles.
+    Built from pooled samples (`pooled`), never by averaging percentiles. End-to-end is
+    the time from the batch's start to the request's own last token; batch return is the
+    time from the batch's start to when `generate` returned (after a device synchronize),
+    what a caller of the batch waits. Files written before batch return have None there.
     """
 
     ttft_mean_ms: float | None = None
@@ -185,9 +219,18 @@ class LatencyStats(_Record):
     itl_mean_ms: float | None = None
     itl_p50_ms: float | None = None
     itl_p95_ms: float | None = None
-    e2e_mean_ms: float | None = None
-    e2e_p50_ms: float | None = None
-    e2e_p95_ms: float | None = None
+    e2e_mean_ms: float | None = Field(None, description="Batch start to the request's last token.")
+    e2e_p50_ms: float | None = Field(None, description="Batch start to the request's last token.")
+    e2e_p95_ms: float | None = Field(None, description="Batch start to the request's last token.")
+    batch_return_mean_ms: float | None = Field(
+        None, description="Batch start to the return of `generate` (after synchronize)."
+    )
+    batch_return_p50_ms: float | None = Field(
+        None, description="Batch start to the return of `generate` (after synchronize)."
+    )
+    batch_return_p95_ms: float | None = Field(
+        None, description="Batch start to the return of `generate` (after synchronize)."
+    )
     num_requests: int = 0
     method: Literal["per_step_hook"] = "per_step_hook"
 
@@ -206,6 +249,7 @@ class LatencyStats(_Record):
         ttft = _pooled_summary([p.ttft_ms for p in parts])
         itl = _pooled_summary([p.itl_ms for p in parts])
         e2e = _pooled_summary([p.e2e_ms for p in parts])
+        batch_return = _pooled_summary([p.batch_return_ms for p in parts])
         return cls(
             ttft_mean_ms=ttft[0],
             ttft_p50_ms=ttft[1],
@@ -216,6 +260,9 @@ class LatencyStats(_Record):
             e2e_mean_ms=e2e[0],
             e2e_p50_ms=e2e[1],
             e2e_p95_ms=e2e[2],
+            batch_return_mean_ms=batch_return[0],
+            batch_return_p50_ms=batch_return[1],
+            batch_return_p95_ms=batch_return[2],
             num_requests=sum(len(p.e2e_ms) for p in parts),
         )
 
@@ -225,7 +272,14 @@ class LatencySamples(_Record):
 
     ttft_ms: list[float] = Field(default_factory=list)
     itl_ms: list[float] = Field(default_factory=list)
-    e2e_ms: list[float] = Field(default_factory=list)
+    e2e_ms: list[float] = Field(
+        default_factory=list, description="Batch start to the request's last token."
+    )
+    batch_return_ms: list[float] = Field(
+        default_factory=list,
+        description="Batch start to the return of `generate`, one per request; empty in "
+        "files written before it was recorded.",
+    )
 
     @classmethod
     def concat(cls, parts: list[LatencySamples]) -> LatencySamples:
@@ -234,6 +288,7 @@ class LatencySamples(_Record):
             ttft_ms=[v for p in parts for v in p.ttft_ms],
             itl_ms=[v for p in parts for v in p.itl_ms],
             e2e_ms=[v for p in parts for v in p.e2e_ms],
+            batch_return_ms=[v for p in parts for v in p.batch_return_ms],
         )
 
 
@@ -269,7 +324,11 @@ class ExtendedMetrics(_Record):
     peak_memory_mb: float | None = Field(None, description="Peak accelerator memory allocated.")
     process_rss_peak_mb: float | None = None
     cpu_util_mean_pct: float | None = None
-    gpu_util_mean_pct: float | None = None
+    gpu_util_mean_pct: float | None = Field(
+        None,
+        description="Mean of NVML's utilization.gpu over the window: % of the time any "
+        "kernel ran on the device, not SM occupancy (one small kernel reads 100 %).",
+    )
     gpu_mem_peak_mb: float | None = None
     batch_effective_size: float | None = Field(
         None, description="Mean number of requests per generate call."

@@ -334,7 +334,11 @@ def combine_energy_method(results: list[RawProcessResult]) -> tuple[EnergyMethod
 
 
 def combine_throttle(results: list[RawProcessResult]) -> ThermalThrottleInfo:
-    """OR of flags (None when no process observed them), longest duration, hottest."""
+    """OR of flags (None when no process observed them), longest durations, hottest.
+
+    Every process's window is the same common window, so a duration is the maximum over
+    processes, never a sum.
+    """
     infos = [r.thermal_throttle for r in results if r.thermal_throttle is not None]
 
     def any_of(name: str) -> bool | None:
@@ -345,11 +349,25 @@ def combine_throttle(results: list[RawProcessResult]) -> ThermalThrottleInfo:
         values = [getattr(i, name) for i in infos if getattr(i, name) is not None]
         return max(values) if values else None
 
-    flags = ("detected", "thermal", "power", "sw_thermal", "hw_thermal", "hw_power")
+    flags = (
+        "detected",
+        "thermal",
+        "power",
+        "hw_slowdown",
+        "sw_thermal",
+        "hw_thermal",
+        "sw_power_cap",
+        "hw_power",
+    )
+    maxima = (
+        "duration_s",
+        "thermal_duration_s",
+        "power_cap_duration_s",
+        "hw_slowdown_duration_s",
+        "max_temperature_c",
+    )
     return ThermalThrottleInfo(
-        **{name: any_of(name) for name in flags},
-        duration_s=max_of("duration_s"),
-        max_temperature_c=max_of("max_temperature_c"),
+        **{name: any_of(name) for name in flags}, **{name: max_of(name) for name in maxima}
     )
 
 

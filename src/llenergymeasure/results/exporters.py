@@ -121,10 +121,13 @@ BOUNDARY_COLUMNS = (
     *(f"energy_{b}_{suffix}" for b in get_args(BoundaryName) for suffix in BOUNDARY_FIELDS),
     "energy_facility_co2e_g",
 )
+# thermal_throttle_*: thermal slowdown only; the power cap and HW slowdown have their own.
 THERMAL = {
-    "thermal_throttle_detected": "thermal_throttle.detected",
-    "thermal_throttle_duration_sec": "thermal_throttle.duration_s",
+    "thermal_throttle_detected": "thermal_throttle.thermal",
+    "thermal_throttle_duration_sec": "thermal_throttle.thermal_duration_s",
     "thermal_max_temp_c": "thermal_throttle.max_temperature_c",
+    "throttle_power_cap_duration_s": "thermal_throttle.power_cap_duration_s",
+    "throttle_hw_slowdown_duration_s": "thermal_throttle.hw_slowdown_duration_s",
 }
 # Paths in the EnvironmentMetadata (of the first host for an aggregate); gpus.0: first GPU.
 ENV = {
@@ -149,6 +152,8 @@ LATENCY = {
     "latency_ttft_p95_ms": "latency.ttft_p95_ms",
     "latency_itl_p50_ms": "latency.itl_p50_ms",
     "latency_itl_p95_ms": "latency.itl_p95_ms",
+    "latency_batch_return_p50_ms": "latency.batch_return_p50_ms",
+    "latency_batch_return_p95_ms": "latency.batch_return_p95_ms",
 }
 MEMORY = {"process_rss_peak_mb": "extended.process_rss_peak_mb"}
 BATCH = {"batch_effective_size": "extended.batch_effective_size"}

@@ -9,7 +9,8 @@ own samples included, so this layer never imports `core`.
 The view is the process's accelerator: its GPU rows where there are any, otherwise
 the host CPU row (memory is the process RSS, the other fields null). Where a process
 owns several GPUs, a tick's power and memory are summed over them, its temperature is
-the hottest, its SM utilisation the mean, and it is throttled when any device was.
+the hottest, its `utilization.gpu` (`sm_pct`) the mean, and it is throttled when any
+device was.
 A value that was not measured is null, never 0.
 """
 
@@ -69,7 +70,7 @@ class TimeseriesSample(Protocol):
 
     @property
     def sm_utilisation_pct(self) -> float | None:
-        """SM utilisation."""
+        """NVML's `utilization.gpu`: % of the period any kernel ran (not SM occupancy)."""
 
     @property
     def throttle_reasons(self) -> int | None:

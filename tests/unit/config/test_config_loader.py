@@ -18,7 +18,8 @@ def test_defaults_fill_every_section(tmp_path: Path) -> None:
     assert config.generation.batch_size == 1
     assert config.measurement.energy.backend == "auto"
     assert config.measurement.energy.sample_interval_ms == 100
-    assert config.measurement.thermal_floor_s is None
+    assert config.measurement.thermal_floor.mode == "sleep"
+    assert config.measurement.thermal_floor.seconds is None
     assert config.processes == 1
 
 
@@ -44,6 +45,11 @@ def test_overrides_take_precedence_and_parse_scalars(tmp_path: Path) -> None:
         ({"model": {"dtype": "float8"}}, "model.dtype"),
         ({"generation": {"min_new_tokens": 9, "max_new_tokens": 4}}, "min_new_tokens (9) exceeds"),
         ({"name": "../escape"}, "name: String should match pattern"),
+        ({"measurement": {"thermal_floor_s": 60}}, "measurement.thermal_floor_s: unknown field"),
+        (
+            {"measurement": {"thermal_floor": {"mode": "stable_temperature", "seconds": 5}}},
+            "seconds applies to mode sleep",
+        ),
     ],
 )
 def test_bad_values_name_the_field(tmp_path: Path, patch: dict, expected: str) -> None:

@@ -19,6 +19,26 @@ def test_per_request_latencies_from_step_times() -> None:
     assert samples.itl_ms == pytest.approx([50.0, 50.0, 100.0, 50.0])
 
 
+def test_a_request_done_at_its_first_token_returns_with_its_batch() -> None:
+    steps = [10.1, 10.15, 10.2, 10.3]
+    samples = request_latencies_ms(10.0, steps, [4, 1], return_time_s=10.32)
+    assert samples.e2e_ms == pytest.approx([300.0, 100.0])
+    assert samples.batch_return_ms == pytest.approx([320.0, 320.0])
+    assert samples.e2e_ms[1] < samples.batch_return_ms[1]
+    stats = LatencyStats.from_samples(samples)
+    assert stats.batch_return_p50_ms == pytest.approx(320.0)
+    assert stats.e2e_p50_ms == pytest.approx(200.0)
+
+
+def test_batch_return_is_pooled_over_processes() -> None:
+    a = LatencySamples(e2e_ms=[1.0, 1.0, 1.0], batch_return_ms=[2.0, 2.0, 2.0])
+    b = LatencySamples(e2e_ms=[9.0], batch_return_ms=[10.0])
+    stats = LatencyStats.pooled([a, b])
+    assert stats.batch_return_p50_ms == pytest.approx(2.0)
+    assert stats.batch_return_mean_ms == pytest.approx(4.0)
+    assert LatencySamples.concat([a, b]).batch_return_ms == [2.0, 2.0, 2.0, 10.0]
+
+
 def test_percentile_matches_numpy() -> None:
     rng = random.Random(3)
     values = [rng.uniform(0, 100) for _ in range(101)]

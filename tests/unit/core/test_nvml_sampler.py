@@ -13,13 +13,23 @@ from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.power_thermal import PowerThermalSampler
 from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.domain import metrics as reason_bits
+from llenergymeasure.domain.metrics import ExtendedMetrics
+from llenergymeasure.results.timeseries import TimeseriesSample
 
 A = "GPU-aaaaaaaa-0000"
+B = "GPU-bbbbbbbb-0000"
 
 
-def source_on(monkeypatch: pytest.MonkeyPatch, gpu: SimGpu, clock: ManualClock | None = None):
-    fake = install(monkeypatch, FakeNvml([gpu], clock=clock.monotonic if clock else time.monotonic))
-    return fake, NvmlSampleSource(open_cuda_devices([0], visible="0"))
+def source_on(
+    monkeypatch: pytest.MonkeyPatch,
+    gpu: SimGpu | list[SimGpu],
+    clock: ManualClock | None = None,
+):
+    gpus = gpu if isinstance(gpu, list) else [gpu]
+    fake = install(monkeypatch, FakeNvml(gpus, clock=clock.monotonic if clock else time.monotonic))
+    indices = list(range(len(gpus)))
+    visible = ",".join(str(i) for i in indices)
+    return fake, NvmlSampleSource(open_cuda_devices(indices, visible=visible))
 
 
 def read_every_tenth_second(source: NvmlSampleSource, clock: ManualClock, seconds: float):
@@ -157,9 +167,49 @@ def test_throttle_durations_from_scripted_reason_bits(monkeypatch: pytest.Monkey
     assert info.max_temperature_c == 87.0
 
 
+def test_power_cap_is_not_thermal_throttling(monkeypatch: pytest.MonkeyPatch) -> None:
+    reasons = Steps(
+        [
+            (0.0, pynvml.nvmlClocksEventReasonGpuIdle),  # not a throttle
+            (1.0, pynvml.nvmlClocksEventReasonSwPowerCap),
+            (1.5, 0),
+            (2.0, pynvml.nvmlClocksEventReasonHwThermalSlowdown | reason_bits.HW_SLOWDOWN),
+            (2.3, reason_bits.HW_SLOWDOWN),
+            (2.5, 0),
+        ]
+    )
+    clock = ManualClock()
+    _, source = source_on(monkeypatch, SimGpu(A, clock_event_reasons=reasons), clock)
+    info = throttle_info_from_samples(read_every_tenth_second(source, clock, 3.0), 0.1)
+    assert info.thermal_duration_s == pytest.approx(0.3)
+    assert info.power_cap_duration_s == pytest.approx(0.5)
+    assert info.hw_slowdown_duration_s == pytest.approx(0.5)
+    assert info.sw_power_cap and info.hw_slowdown
+
+
+def test_a_tick_counts_once_per_class_across_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ManualClock()
+    capped = Steps([(0.0, pynvml.nvmlClocksEventReasonSwPowerCap), (1.0, 0)])
+    _, source = source_on(
+        monkeypatch,
+        [SimGpu(A, clock_event_reasons=capped), SimGpu(B, clock_event_reasons=capped)],
+        clock,
+    )
+    info = throttle_info_from_samples(read_every_tenth_second(source, clock, 2.0), 0.1)
+    assert info.power_cap_duration_s == pytest.approx(1.0)
+    assert info.thermal_duration_s == 0.0 and info.thermal is False
+
+
 def test_throttle_bits_are_nvmls() -> None:
     assert reason_bits.SW_POWER_CAP == pynvml.nvmlClocksEventReasonSwPowerCap
     assert reason_bits.HW_SLOWDOWN == pynvml.nvmlClocksEventReasonHwSlowdown
     assert reason_bits.SW_THERMAL == pynvml.nvmlClocksEventReasonSwThermalSlowdown
     assert reason_bits.HW_THERMAL == pynvml.nvmlClocksEventReasonHwThermalSlowdown
     assert reason_bits.HW_POWER_BRAKE == pynvml.nvmlClocksEventReasonHwPowerBrakeSlowdown
+
+
+def test_gpu_utilisation_is_named_as_nvmls_utilization_gpu() -> None:
+    schema = ExtendedMetrics.model_json_schema()["properties"]["gpu_util_mean_pct"]
+    assert "utilization.gpu" in schema["description"]
+    assert "not SM occupancy" in schema["description"]
+    assert "utilization.gpu" in (TimeseriesSample.sm_utilisation_pct.__doc__ or "")

@@ -202,6 +202,32 @@ def test_throttling_is_ored(tmp_path: Path) -> None:
     assert throttle.detected is True and throttle.max_temperature_c == 80
 
 
+def test_throttle_durations_are_the_longest_of_the_common_window(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, thermal_throttle=throttle(thermal=2.0, power_cap=5.0, hw_slowdown=0.0)),
+            result(1, thermal_throttle=throttle(thermal=1.0, power_cap=7.0, hw_slowdown=0.5)),
+        ],
+    )
+    combined = aggregate(tmp_path).thermal_throttle
+    assert combined.thermal_duration_s == 2.0
+    assert combined.power_cap_duration_s == 7.0
+    assert combined.hw_slowdown_duration_s == 0.5
+    assert combined.thermal is True and combined.power is True and combined.hw_slowdown is True
+
+
+def throttle(thermal: float, power_cap: float, hw_slowdown: float) -> ThermalThrottleInfo:
+    return ThermalThrottleInfo(
+        thermal=thermal > 0,
+        power=power_cap > 0,
+        hw_slowdown=hw_slowdown > 0,
+        thermal_duration_s=thermal,
+        power_cap_duration_s=power_cap,
+        hw_slowdown_duration_s=hw_slowdown,
+    )
+
+
 def test_missing_process_is_refused_then_allowed_partial(tmp_path: Path) -> None:
     write_experiment(tmp_path, [result(0)], expected=2)
     with pytest.raises(IncompleteExperiment, match="process 1: no completion marker .completed_1"):

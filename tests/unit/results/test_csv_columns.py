@@ -40,7 +40,9 @@ GROUPED: dict[str, Getter] = {
     "energy_raw_j": lambda r: r.energy_breakdown.raw_j,
     "energy_adjusted_j": lambda r: r.energy_breakdown.adjusted_j,
     "energy_baseline_w": lambda r: r.energy_breakdown.baseline_power_w,
-    "thermal_throttle_duration_sec": lambda r: r.thermal_throttle.duration_s,
+    "thermal_throttle_duration_sec": lambda r: r.thermal_throttle.thermal_duration_s,
+    "throttle_power_cap_duration_s": lambda r: r.thermal_throttle.power_cap_duration_s,
+    "throttle_hw_slowdown_duration_s": lambda r: r.thermal_throttle.hw_slowdown_duration_s,
     "thermal_max_temp_c": lambda r: r.thermal_throttle.max_temperature_c,
     "gpu_util_mean_pct": lambda r: r.extended.gpu_util_mean_pct,
     "gpu_mem_peak_mb": lambda r: r.extended.gpu_mem_peak_mb,
@@ -119,7 +121,15 @@ def breakdown(v: Iterator[float]) -> EnergyBreakdown:
 
 
 def throttle(v: Iterator[float]) -> ThermalThrottleInfo:
-    return ThermalThrottleInfo(detected=True, duration_s=next(v), max_temperature_c=next(v))
+    return ThermalThrottleInfo(
+        detected=True,
+        thermal=True,
+        duration_s=next(v),
+        thermal_duration_s=next(v),
+        power_cap_duration_s=next(v),
+        hw_slowdown_duration_s=next(v),
+        max_temperature_c=next(v),
+    )
 
 
 def extended(v: Iterator[float]) -> ExtendedMetrics:

@@ -84,6 +84,8 @@ GROUPED = [
     "thermal_throttle_detected",
     "thermal_throttle_duration_sec",
     "thermal_max_temp_c",
+    "throttle_power_cap_duration_s",
+    "throttle_hw_slowdown_duration_s",
     "env_gpu_name",
     "env_gpu_vram_mb",
     "env_cuda_version",
@@ -102,6 +104,8 @@ GROUPED = [
     "latency_ttft_p95_ms",
     "latency_itl_p50_ms",
     "latency_itl_p95_ms",
+    "latency_batch_return_p50_ms",
+    "latency_batch_return_p95_ms",
     "batch_effective_size",
     "kv_cache_hit_rate",
     "timeseries_path",
@@ -111,6 +115,7 @@ GROUPED = [
 PREFIX_ORDER = [
     "energy",
     "thermal",
+    "throttle",
     "env",
     "gpu",
     "process_rss",
@@ -182,7 +187,13 @@ def aggregated(experiment_id: str = "gpu_20260101T000000_abcd", **update: Any) -
         latency=LatencyStats(
             e2e_mean_ms=812.5, e2e_p95_ms=1500.25, ttft_p50_ms=40.0, itl_p95_ms=12.75
         ),
-        thermal_throttle=ThermalThrottleInfo(detected=True, duration_s=1.5, max_temperature_c=83.0),
+        thermal_throttle=ThermalThrottleInfo(
+            detected=True,
+            thermal=True,
+            duration_s=1.5,
+            thermal_duration_s=1.5,
+            max_temperature_c=83.0,
+        ),
         environments={
             "node-b": environment("node-b", "NVIDIA H100 80GB HBM3"),
             "node-a": environment("node-a", "NVIDIA A100-SXM4-80GB"),
@@ -241,6 +252,24 @@ def test_numbers_round_trip_through_csv_module_and_pandas(tmp_path: Path) -> Non
     assert bool(frame.loc[0, "thermal_throttle_detected"]) is True
     assert frame.loc[0, "energy_baseline_method"] == "cached"
     assert frame.loc[0, "created_at"] == "2026-01-01T12:00:00+00:00"
+
+
+def test_thermal_throttle_columns_mean_thermal_only(tmp_path: Path) -> None:
+    capped = ThermalThrottleInfo(
+        detected=True,
+        thermal=False,
+        power=True,
+        duration_s=4.0,
+        thermal_duration_s=0.0,
+        power_cap_duration_s=4.0,
+        hw_slowdown_duration_s=0.5,
+    )
+    result = aggregated(thermal_throttle=capped)
+    _, rows = read_rows(export_aggregated_to_csv([result], tmp_path / "a.csv"))
+    assert rows[0]["thermal_throttle_detected"] == "false"
+    assert float(rows[0]["thermal_throttle_duration_sec"]) == 0.0
+    assert float(rows[0]["throttle_power_cap_duration_s"]) == 4.0
+    assert float(rows[0]["throttle_hw_slowdown_duration_s"]) == 0.5
 
 
 def test_environment_is_process_zeros_host(tmp_path: Path) -> None:

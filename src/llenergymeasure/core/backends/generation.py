@@ -158,6 +158,8 @@ def generate_batch(
             generation_config=generation_config,
             stopping_criteria=StoppingCriteriaList([timer]),
         )
+    synchronize()
+    return_s = time.monotonic()
     width = batch.inputs["input_ids"].shape[1]
     generated = output[:, width:].tolist()
     stop_ids = eos_ids(generation_config)
@@ -170,7 +172,7 @@ def generate_batch(
             batch.prompts, batch.input_tokens, counts, strict=True
         )
     ]
-    latency = request_latencies_ms(start_s, timer.times_s, [n for n, _ in counts])
+    latency = request_latencies_ms(start_s, timer.times_s, [n for n, _ in counts], return_s)
     shape = BatchShape(
         rows=len(requests),
         padded_prompt_tokens=width,

@@ -31,7 +31,7 @@ from llenergymeasure.core.backends.generation import (
 from llenergymeasure.core.baseline import Baselines, measure_baselines
 from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
-from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
+from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource, open_gpu_sample_source
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.flops import estimate_flops, model_geometry
 from llenergymeasure.core.host import host_identity
@@ -47,10 +47,10 @@ from llenergymeasure.core.power_thermal import (
     power_integral_j,
     power_readings_per_device,
 )
+from llenergymeasure.core.thermal_floor import apply_thermal_floor
 from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.core.warmup import (
     create_warmup_inference_fn,
-    wait_thermal_floor,
     warmup_until_converged,
 )
 from llenergymeasure.core.window import MeasurementWindow, WindowResult
@@ -74,7 +74,6 @@ from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import Prompt
 
 ProgressFn = Callable[[str, int, int], None]
-GPU_THERMAL_FLOOR_S = 60.0
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -158,19 +157,34 @@ class PyTorchBackend:
             )
             seed_everything(self.config.seed)
             warmup = self.warmup(batches[0].inputs if batches else None)
-            wait_thermal_floor(warmup.thermal_floor_s, self.ctx.progress)
+            gpu_source = open_gpu_sample_source(self.cuda_ordinals)
+            floor = apply_thermal_floor(
+                measurement.thermal_floor,
+                _temperature_reader(gpu_source),
+                on_gpu=self.ctx.device.startswith("cuda"),
+                progress=self.ctx.progress,
+            )
             self.ctx.barrier()
+            warmup = warmup.model_copy(
+                update={
+                    **floor.warmup_fields(),
+                    "window_start_temperature_c": (
+                        gpu_source.temperatures_c() if gpu_source is not None else None
+                    ),
+                }
+            )
             # Again, so that the window's sampling does not depend on how long warmup ran.
             seed_everything(self.config.seed)
-            window = self.measure_inference(batches, sources)
+            window = self.measure_inference(batches, sources, gpu_source)
         finally:
             sources.close()
         result = self._assemble(started_at, environment, baselines, warmup, window, sources)
+        extra = [floor.warning] if floor.warning is not None else []
         truncated = sum(b.truncated for b in batches)
         if truncated:
-            result = result.model_copy(
-                update={"warnings": [*result.warnings, truncation_warning(truncated, self)]}
-            )
+            extra.append(truncation_warning(truncated, self))
+        if extra:
+            result = result.model_copy(update={"warnings": [*result.warnings, *extra]})
         return MeasuredRun(result, window.samples, window.start_mono_s)
 
     def prompt_budget(self) -> int | None:
@@ -207,14 +221,11 @@ class PyTorchBackend:
         logger.info(f"loaded {cfg.name} ({resolved.source}) as {self.dtype} on {self.ctx.device}")
 
     def warmup(self, inputs: dict[str, torch.Tensor] | None) -> WarmupResult:
-        """Warm up on this process's first batch; the thermal floor is recorded here."""
+        """Warm up on this process's first batch (the thermal floor follows in `run`)."""
         config = self.config.measurement
-        floor_s = config.thermal_floor_s
-        if floor_s is None:
-            floor_s = GPU_THERMAL_FLOOR_S if self.ctx.device.startswith("cuda") else 0.0
         if inputs is None:  # this process has no prompts: nothing to warm up
             disabled = config.warmup.model_copy(update={"enabled": False})
-            return warmup_until_converged(lambda: 0.0, disabled, floor_s)
+            return warmup_until_converged(lambda: 0.0, disabled)
         gen_config = build_generation_config(
             self.config.generation, self.model, self.tokenizer, config.warmup.max_new_tokens
         )
@@ -222,15 +233,14 @@ class PyTorchBackend:
             self.model, inputs, {"generation_config": gen_config}, self.synchronize
         )
         with torch.inference_mode():
-            return warmup_until_converged(run_once, config.warmup, floor_s, self.ctx.progress)
+            return warmup_until_converged(run_once, config.warmup, self.ctx.progress)
 
     def measure_inference(
-        self, batches: list, sources: EnergySources
+        self, batches: list, sources: EnergySources, gpu_source: NvmlSampleSource | None
     ) -> WindowResult[list[BatchOutput]]:
         """The energy window: every batch of this process, then the wait for the others."""
         gen_config = build_generation_config(self.config.generation, self.model, self.tokenizer)
         samplers: list[SampleSource] = [CpuSampleSource()]
-        gpu_source = open_gpu_sample_source(self.cuda_ordinals)
         if gpu_source is not None:
             samplers.append(gpu_source)
         window = MeasurementWindow(
@@ -363,6 +373,15 @@ class PyTorchBackend:
             sample_count=min(readings_per_device.values()) if readings_per_device else None,
             warnings=account.warnings + warnings,
         )
+
+
+def _temperature_reader(
+    gpu_source: NvmlSampleSource | None,
+) -> Callable[[], list[float | None]] | None:
+    """Reads every GPU's temperature through the run's NVML source; None without one."""
+    if gpu_source is None:
+        return None
+    return lambda: list(gpu_source.temperatures_c().values())
 
 
 def extended_metrics(

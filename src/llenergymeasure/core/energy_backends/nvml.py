@@ -70,6 +70,10 @@ class NvmlSampleSource:
         """One sample per device, stamped `t_s`."""
         return [self._sample(device, t_s) for device in self.devices]
 
+    def temperatures_c(self) -> dict[str, float | None]:
+        """Each device's temperature by UUID (None where it could not be read)."""
+        return {d.uuid: self._guarded(d, "temperature_c") for d in self.devices}
+
     def _sample(self, device: NvmlDevice, t_s: float) -> PowerThermalSample:
         values = {field: self._guarded(device, field) for field in self._fields}
         memory = values.pop("memory", None)

@@ -452,7 +452,11 @@ class NvmlDevice:
         return (info.used / MIB, info.total / MIB) if info is not None else None
 
     def sm_utilisation_pct(self) -> float | None:
-        """Share of the last sample period in which a kernel ran (not supported on MIG)."""
+        """NVML's `utilization.gpu`: % of the last period any kernel ran (not on MIG).
+
+        Not SM occupancy: one small kernel on one SM reads 100 %. The locked parquet
+        column keeps the name `sm_utilisation_pct`.
+        """
         rates = self._read("utilisation", pynvml.nvmlDeviceGetUtilizationRates, self.handle)
         return float(rates.gpu) if rates is not None else None
 

@@ -1,4 +1,4 @@
-"""The end-of-run table: what it prints for each kind of FLOPs result."""
+"""The end-of-run table: FLOPs, throttling and latency rows."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 
 from llenergymeasure.cli.summary import print_summary
 from llenergymeasure.domain.experiment import AggregatedResult, AggregationInfo
+from llenergymeasure.domain.metrics import LatencyStats, ThermalThrottleInfo
 
 
 def aggregated(**fields: object) -> AggregatedResult:
@@ -58,3 +59,25 @@ def test_summary_of_an_older_result_shows_its_one_total(
 
 def test_summary_without_flops_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert flops_row(capsys, aggregated()) == "FLOPs useful / executed n/a / n/a"
+
+
+def summary_row(capsys: pytest.CaptureFixture[str], result: AggregatedResult, name: str) -> str:
+    print_summary(result, None, None)
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if name in line]
+    return " ".join(row.replace("│", " ").split())
+
+
+def test_summary_keeps_throttling_classes_apart(capsys: pytest.CaptureFixture[str]) -> None:
+    throttle = ThermalThrottleInfo(
+        thermal_duration_s=0.0, power_cap_duration_s=4.2, hw_slowdown_duration_s=0.5
+    )
+    row = summary_row(capsys, aggregated(thermal_throttle=throttle), "throttling")
+    assert row == "throttling (s) thermal 0.0, power cap 4.2, hw slowdown 0.5"
+    row = summary_row(capsys, aggregated(), "throttling")
+    assert row == "throttling (s) thermal n/a, power cap n/a, hw slowdown n/a"
+
+
+def test_summary_shows_last_token_and_batch_return(capsys: pytest.CaptureFixture[str]) -> None:
+    latency = LatencyStats(e2e_p50_ms=100.0, batch_return_p50_ms=320.0)
+    row = summary_row(capsys, aggregated(latency=latency), "e2e")
+    assert row == "e2e (last token) / batch p50 100.0 ms / 320.0 ms"
