@@ -122,6 +122,7 @@ def long_config_dict(results_dir: Path) -> dict[str, Any]:
     return tiny_config_dict(
         results_dir,
         name="long",
+        # The builtin set holds prompts longer than tiny-llama's 2,048 positions.
         prompts={"num_prompts": 200, "truncate": True},
         generation={"max_new_tokens": 64, "batch_size": 1},
     )

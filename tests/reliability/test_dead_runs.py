@@ -23,6 +23,7 @@ def killed_run(root: Path) -> Path:
     """A `llem run` SIGKILLed once its manifest exists; its experiment directory."""
     config = quick_config_dict(root / "results")
     config["prompts"]["num_prompts"] = 200
+    config["prompts"]["truncate"] = True  # some builtin prompts exceed tiny-llama's context
     config["generation"]["max_new_tokens"] = 32
     path = write_yaml(root / "long.yaml", config)
     proc = subprocess.Popen(

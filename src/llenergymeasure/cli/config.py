@@ -48,4 +48,4 @@ def show(
 
     config = load_config(config_path, overrides)
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    console.print(text, markup=False, highlight=False, end="")
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end="")

@@ -1,4 +1,4 @@
-"""`llem results list|show`."""
+"""`llem results list|show|prune` (and `compare`, in its own module)."""
 
 from __future__ import annotations
 
@@ -86,8 +86,8 @@ def prune(
     from llenergymeasure.results.layout import ResultsLayout
     from llenergymeasure.results.repository import prunable_experiments, remove_experiment
 
-    wanted = {name for name, on in [("failed", failed), ("interrupted", interrupted)] if on}
-    wanted |= {"died"} if died else set()
+    flags = [("failed", failed), ("interrupted", interrupted), ("died", died)]
+    wanted = {name for name, on in flags if on}
     if not wanted:
         raise ResultsError("name what to prune: --failed, --interrupted and/or --died")
     layout = ResultsLayout(results_dir)

@@ -111,4 +111,4 @@ def _print_plan(config: ExperimentConfig, launch: LaunchOptions) -> None:
         console.print(shlex.join(command), markup=False, highlight=False, soft_wrap=True)
     console.print("# resolved config", highlight=False)
     text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    console.print(text, markup=False, highlight=False, end="")
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end="")

@@ -70,7 +70,11 @@ class _StrictLoader(yaml.SafeLoader):
 
 def parse_yaml(text: str) -> Any:
     """`yaml.safe_load` that refuses duplicate keys."""
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
