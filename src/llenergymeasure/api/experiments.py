@@ -78,8 +78,10 @@ def aggregate(
 
 
 def load_result(id_or_path: str | Path, results_dir: str | Path = "results") -> AggregatedResult:
-    """The aggregated result of an experiment: an id under `results_dir`, its
-    `results/raw/<id>` directory, or an `aggregated/<id>.json` file.
+    """The aggregated result of an experiment.
+
+    `id_or_path` is an experiment id under `results_dir`, its `results/raw/<id>`
+    directory, or an `aggregated/<id>.json` file.
 
     Raises:
         ResultsError: no such experiment, or it is not aggregated.

@@ -362,4 +362,3 @@ def _synchronizer(ordinals: list[int]) -> tuple[Callable[[], None], MeasurementW
             torch.cuda.synchronize(ordinal)
 
     return synchronize, None
-
