@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from fakes.nvml import FakeNvml, SimGpu, install
-from llem_testing import run_llem
 from llenergymeasure.core.energy_inventory import energy_sources
+
+from llem_testing import run_llem
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 
