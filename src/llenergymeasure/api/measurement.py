@@ -43,6 +43,8 @@ class Measurement:
 
     `energy_j` is the headline boundary's raw energy (`gpu` on GPUs, `cpu_dram` on the
     CPU), `above_idle_j` the same less the idle baseline (None without a baseline).
+    `measurement_cpu_s` is the CPU time the sampler's and backends' own threads spent
+    over the window (the measurement's overhead).
     """
 
     name: str | None = None
@@ -55,6 +57,7 @@ class Measurement:
     readings: list[EnergyMeasurement] = field(default_factory=list)
     start_unix_s: float | None = None
     duration_s: float | None = None
+    measurement_cpu_s: float | None = None
 
     @property
     def energy_j(self) -> float | None:
@@ -146,6 +149,9 @@ class _OpenWindow:
             self.cpu_time.stop()
             window_s = time.monotonic() - self._start_mono_s
             samples = self.sampler.stop()
+            self.measurement.measurement_cpu_s = self.sampler.thread_cpu_s + sum(
+                backend.thread_cpu_s for backend in self.sources.backends
+            )
         finally:
             self.sources.close()
         return self._fill(readings, samples, window_s)

@@ -32,6 +32,7 @@ def test_with_measure_returns_energy_method_and_warnings(tiny) -> None:
         out = generate(model, inputs)
     assert out.shape[1] == inputs["input_ids"].shape[1] + 8
     assert measured.done and measured.duration_s > 0
+    assert 0 < measured.measurement_cpu_s < measured.duration_s  # the sampler thread's own
     assert measured.boundary == "cpu_dram"  # torch has no CUDA here
     assert measured.energy_j is not None and measured.energy_j > 0
     assert measured.methods["cpu"] in ("rapl", "estimate")
