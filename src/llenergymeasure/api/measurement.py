@@ -21,12 +21,18 @@ from llenergymeasure.core.baseline import Baselines, measure_baselines
 from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
 from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
-from llenergymeasure.core.host import CpuTimeWindow
+from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
+from llenergymeasure.core.measurement_warnings import (
+    collect_measurement_warnings,
+    host_contention_warning,
+)
 from llenergymeasure.core.power_thermal import (
     CpuSampleSource,
     PowerThermalSample,
     PowerThermalSampler,
     SampleSource,
+    power_integral_j,
+    power_readings_per_device,
 )
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.metrics import EnergyBreakdown, EnergyMeasurement, MeasurementWarning
@@ -146,18 +152,49 @@ class _OpenWindow:
         self.devices.synchronize()
         try:
             readings = [backend.stop() for backend in self.sources.backends]
-            self.cpu_time.stop()
+            cpu_time = self.cpu_time.stop()
             window_s = time.monotonic() - self._start_mono_s
             samples = self.sampler.stop()
+            sampler_errors = dict(self.sampler.errors)
             self.measurement.measurement_cpu_s = self.sampler.thread_cpu_s + sum(
                 backend.thread_cpu_s for backend in self.sources.backends
             )
         finally:
             self.sources.close()
-        return self._fill(readings, samples, window_s)
+        warnings = self._quality_warnings(readings, samples, window_s, sampler_errors, cpu_time)
+        return self._fill(readings, samples, window_s, warnings)
+
+    def _quality_warnings(
+        self,
+        readings: list[EnergyMeasurement],
+        samples: list[PowerThermalSample],
+        window_s: float,
+        sampler_errors: dict[str, str],
+        cpu_time: CpuTimeFigures,
+    ) -> list[MeasurementWarning]:
+        """The warnings `llem run` gives a process: estimate, short window, few samples..."""
+        warnings = collect_measurement_warnings(
+            duration_s=window_s,
+            power_readings=power_readings_per_device(samples),
+            readings=readings,
+            energy_requested=self.devices.config.energy.backend != "none",
+            sampler_errors=sampler_errors,
+            has_gpu=bool(self.devices.cuda_ordinals),
+            samples=samples,
+            power_integral_j=power_integral_j(
+                samples, self._start_mono_s, self._start_mono_s + window_s
+            ),
+        )
+        contention = host_contention_warning(cpu_time.process_cpu_s, cpu_time.host_busy_cpu_s)
+        sync = self.devices.sync_warning
+        return warnings + [w for w in (contention, sync) if w is not None]
 
     def _fill(
-        self, readings: list[EnergyMeasurement], samples: list[PowerThermalSample], window_s: float
+        self,
+        readings: list[EnergyMeasurement],
+        samples: list[PowerThermalSample],
+        window_s: float,
+        warnings: list[MeasurementWarning],
     ) -> Measurement:
         account = account_energy(
             readings,
@@ -175,9 +212,7 @@ class _OpenWindow:
             account.boundaries,
             account.breakdown,
         )
-        m.warnings = account.warnings + (
-            [self.devices.sync_warning] if self.devices.sync_warning else []
-        )
+        m.warnings = account.warnings + warnings
         m.samples, m.readings, m.duration_s, m.done = samples, readings, window_s, True
         return m
 
