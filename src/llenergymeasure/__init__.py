@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from llenergymeasure.api import (
         EnergyMonitor,
         Measurement,
+        RankResults,
         aggregate,
         load_config,
         load_result,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EnergyMonitor",
     "Measurement",
+    "RankResults",
     "__version__",
     "aggregate",
     "load_config",

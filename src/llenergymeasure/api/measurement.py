@@ -49,8 +49,9 @@ class Measurement:
 
     `energy_j` is the headline boundary's raw energy (`gpu` on GPUs, `cpu_dram` on the
     CPU), `above_idle_j` the same less the idle baseline (None without a baseline).
-    `measurement_cpu_s` is the CPU time the sampler's and backends' own threads spent
-    over the window (the measurement's overhead).
+    `busy_s` runs to the end of the body, `duration_s` to the energy stop (later where a
+    `barrier` waited for other processes). `measurement_cpu_s` is the CPU time the
+    sampler's and backends' own threads spent over the window (the measurement's overhead).
     """
 
     name: str | None = None
@@ -63,6 +64,7 @@ class Measurement:
     readings: list[EnergyMeasurement] = field(default_factory=list)
     start_unix_s: float | None = None
     duration_s: float | None = None
+    busy_s: float | None = None
     measurement_cpu_s: float | None = None
 
     @property
@@ -95,8 +97,10 @@ class _Devices:
         sample_interval_ms: int,
         baseline: bool | float,
         energy: EnergyChoice,
+        barrier: Callable[[], None] | None = None,
     ) -> None:
         self.config = _measurement_config(sample_interval_ms, baseline, energy)
+        self.barrier = barrier
         self.cuda_ordinals = _cuda_ordinals(devices)
         self.synchronize, self.sync_warning = _synchronizer(self.cuda_ordinals)
         self._baselines: Baselines | None = None
@@ -150,7 +154,10 @@ class _OpenWindow:
 
     def end(self) -> Measurement:
         self.devices.synchronize()
+        self.measurement.busy_s = time.monotonic() - self._start_mono_s
         try:
+            if self.devices.barrier is not None:
+                self.devices.barrier()
             readings = [backend.stop() for backend in self.sources.backends]
             cpu_time = self.cpu_time.stop()
             window_s = time.monotonic() - self._start_mono_s
@@ -238,6 +245,8 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
             hour, shared with `llem run`); a number: a baseline of that many seconds.
         energy: the energy source (`measurement.energy.backend`); `auto` reads NVML for
             the GPUs and RAPL, else the labelled estimate, for the host.
+        barrier: called after the body, before the energy stops (e.g.
+            `torch.distributed.barrier`): every process's window then covers the job.
 
     Raises:
         ConfigError: an argument is out of range or not one of the choices.
@@ -251,9 +260,15 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
         sample_interval_ms: int = 100,
         baseline: bool | float = False,
         energy: EnergyChoice = "auto",
+        barrier: Callable[[], None] | None = None,
     ) -> None:
-        self._devices = _Devices(devices, sample_interval_ms, baseline, energy)
+        self._devices = _Devices(devices, sample_interval_ms, baseline, energy, barrier)
         self._open: list[_OpenWindow] = []
+
+    @property
+    def cuda_ordinals(self) -> list[int]:
+        """The CUDA devices measured."""
+        return list(self._devices.cuda_ordinals)
 
     def __enter__(self) -> Measurement:
         window = _OpenWindow(self._devices, name=None)
