@@ -28,6 +28,7 @@ from llenergymeasure.errors import ConfigError
 from llenergymeasure.orchestration.manifest import claim_experiment, set_status, write_manifest
 from llenergymeasure.results.layout import (
     ResultsLayout,
+    marker_path,
     process_result_path,
     write_marker,
     write_model,
@@ -105,7 +106,9 @@ class RankResults:
         return path
 
     def finish(self) -> AggregatedResult | None:
-        """Wait for every rank; rank 0 marks the experiment completed and aggregates it.
+        """Wait for every rank; rank 0 records how it ended and aggregates it.
+
+        The manifest says `completed` when every rank wrote its result, else `failed`.
 
         Raises:
             IncompleteExperiment: a rank wrote no result.
@@ -116,7 +119,10 @@ class RankResults:
             self._dist.barrier()
         if self.rank != 0:
             return None
-        set_status(self.experiment_dir, "completed")
+        written = all(
+            marker_path(self.experiment_dir, rank).exists() for rank in range(self.world_size)
+        )
+        set_status(self.experiment_dir, "completed" if written else "failed")
         return aggregate(self.experiment_dir)
 
     def _result(
