@@ -322,7 +322,11 @@ class EnergyMonitor:
         energy: EnergyChoice = "auto",
     ) -> None:
         self._devices = _Devices(devices, sample_interval_ms, baseline, energy)
-        self._devices.baselines(self._devices.open_sources())
+        sources = self._devices.open_sources()
+        try:
+            self._devices.baselines(sources)
+        finally:
+            sources.close()
         self._windows: dict[str, _OpenWindow] = {}
 
     @property
