@@ -2,8 +2,9 @@
 
 Same model, prompts and batches, one process. Arms:
 - bare: `model.generate` over the batches, nothing else;
-- llem@100ms / llem@10ms: `PyTorchBackend.measure_inference` (sampler at that interval,
-  the energy backend, the per-step latency hook), exactly as a run measures;
+- llem@100ms / llem@10ms: the same batches through the engine's `generate_batch` (the
+  per-step latency hook) inside the public `llem.measure` window (sampler at that
+  interval, the energy backends), as a run measures;
 - control: bare against bare, which shows the noise floor of this machine.
 
 Each comparison runs in ABBA quads (bare, measured, measured, bare) so drifts cancel;
@@ -31,12 +32,17 @@ from pathlib import Path
 import numpy as np
 import orjson
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+import llenergymeasure as llem
 from llenergymeasure.config.loader import validate_config
-from llenergymeasure.core.backends.generation import build_generation_config, encode_batches
-from llenergymeasure.core.backends.pytorch import PyTorchBackend, RunContext
-from llenergymeasure.core.energy_backends import select_energy_backend
-from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
+from llenergymeasure.core.backends.generation import (
+    build_generation_config,
+    encode_batches,
+    generate_batch,
+)
+from llenergymeasure.core.backends.pytorch import resolve_dtype
+from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import read_prompt_source
 
 TARGET_HALF_WIDTH = 0.01
@@ -66,61 +72,71 @@ class Arm:
         return (high - low) / 2
 
 
-def make_backend(model_name: str, interval_ms: int, batch_size: int, max_new: int):
-    config = validate_config(
-        {
-            "name": "bench-overhead",
-            "model": {"name": model_name},
-            "generation": {"max_new_tokens": max_new, "batch_size": batch_size},
-            "measurement": {"energy": {"sample_interval_ms": interval_ms}},
-        }
-    )
-    device = "cuda:0" if torch.cuda.is_available() else "cpu"
-    return PyTorchBackend(config, RunContext(experiment_id="bench", device=device))
-
-
 class Workload:
-    """One model and one set of batches, run bare or under llem's measurement."""
+    """One model and one set of batches, run bare or inside `llem.measure`."""
 
     def __init__(self, model: str, batch_size: int, prompts: int, max_new_tokens: int) -> None:
-        self.backend = make_backend(model, 100, batch_size, max_new_tokens)
-        self.backend.load_model()
-        self.fast = make_backend(model, 10, batch_size, max_new_tokens)
-        self.fast.model, self.fast.tokenizer = self.backend.model, self.backend.tokenizer
+        config = validate_config(
+            {
+                "name": "bench-overhead",
+                "model": {"name": model},
+                "generation": {"max_new_tokens": max_new_tokens, "batch_size": batch_size},
+            }
+        )
+        self.device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        path = resolve_model(model).path
+        self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = resolve_dtype(config.model.dtype, self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
         # Short questions keep one run around a second, so many quads fit in the budget.
         chosen = [p for p in read_prompt_source("builtin:mixed") if p.task == "qa"][:prompts]
         self.batches = encode_batches(
             chosen,
-            self.backend.tokenizer,
+            self.tokenizer,
             batch_size=batch_size,
             use_chat_template=True,
-            device=self.backend.ctx.device,
+            device=self.device,
         )
-        b = self.backend
-        self.gen_config = build_generation_config(b.config.generation, b.model, b.tokenizer)
-        self.energy = select_energy_backend(b.config.measurement.energy, b.cuda_ordinals)
+        self.gen_config = build_generation_config(config.generation, self.model, self.tokenizer)
+        devices = [0] if self.device.startswith("cuda") else []
+        self.at_100ms = llem.measure(devices=devices, sample_interval_ms=100)
+        self.at_10ms = llem.measure(devices=devices, sample_interval_ms=10)
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
 
     def bare(self) -> tuple[float, int, None]:
         """Wall seconds and tokens of a plain `generate` loop."""
-        self.backend.synchronize()
+        self.synchronize()
         start = time.perf_counter()
         tokens = 0
         with torch.inference_mode():
             for b in self.batches:
-                out = self.backend.model.generate(**b.inputs, generation_config=self.gen_config)
+                out = self.model.generate(**b.inputs, generation_config=self.gen_config)
                 tokens += out.shape[0] * (out.shape[1] - b.inputs["input_ids"].shape[1])
-        self.backend.synchronize()
+        self.synchronize()
         return time.perf_counter() - start, tokens, None
 
-    def measured(self, backend: PyTorchBackend) -> tuple[float, int, float]:
-        """Wall seconds, tokens and measurement CPU share of a measured window."""
+    def measured(self, measure: llem.measure) -> tuple[float, int, float]:
+        """Wall seconds, tokens and measurement CPU share of a measured window.
+
+        The body is what a run measures: each batch through the engine's `generate_batch`
+        (per-step latency hook included), inside the public `llem.measure` window; the
+        wall time and CPU time cover the whole measured call, opening and closing included.
+        """
         cpu_start = time.process_time()
         start = time.perf_counter()
-        gpu_source = open_gpu_sample_source(backend.cuda_ordinals)
-        window = backend.measure_inference(self.batches, self.energy, gpu_source)
+        with torch.inference_mode(), measure as window:
+            outputs = [
+                generate_batch(self.model, b, self.gen_config, self.synchronize)
+                for b in self.batches
+            ]
         wall_s = time.perf_counter() - start
         inference_cpu_s = time.process_time() - cpu_start - window.measurement_cpu_s
-        tokens = sum(r.output_tokens for o in window.outputs for r in o.requests)
+        tokens = sum(r.output_tokens for o in outputs for r in o.requests)
         return wall_s, tokens, window.measurement_cpu_s / inference_cpu_s
 
 
@@ -168,8 +184,8 @@ def main() -> None:
     work = Workload(args.model, args.batch_size, args.prompts, args.max_new_tokens)
     arms = {name: Arm(name) for name in ("llem@100ms", "llem@10ms", "control")}
     runners = {
-        "llem@100ms": lambda: work.measured(work.backend),
-        "llem@10ms": lambda: work.measured(work.fast),
+        "llem@100ms": lambda: work.measured(work.at_100ms),
+        "llem@10ms": lambda: work.measured(work.at_10ms),
         "control": work.bare,
     }
     rounds, bare_tps = run_abba(arms, runners, work.bare, args.max_minutes)

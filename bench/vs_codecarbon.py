@@ -49,7 +49,7 @@ def main() -> None:
     arms = {name: Arm(name) for name in ("codecarbon", "llem@100ms")}
     runners = {
         "codecarbon": codecarbon_runner(work),
-        "llem@100ms": lambda: work.measured(work.backend),
+        "llem@100ms": lambda: work.measured(work.at_100ms),
     }
     rounds, bare_tps = run_abba(arms, runners, work.bare, args.max_minutes)
     report(args, arms, rounds, bare_tps)

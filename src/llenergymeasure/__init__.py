@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from llenergymeasure.api import (
+        EnergyMonitor,
+        Measurement,
+        RankResults,
+        aggregate,
+        load_config,
+        load_result,
+        measure,
+        run_experiment,
+    )
+
+__all__ = [
+    "EnergyMonitor",
+    "Measurement",
+    "RankResults",
+    "__version__",
+    "aggregate",
+    "load_config",
+    "load_result",
+    "measure",
+    "run_experiment",
+]
+_PUBLIC_API = frozenset(__all__) - {"__version__"}
 
 try:
     __version__ = version("llenergymeasure")
@@ -13,3 +40,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 # A library stays silent unless its user asks; the `llem` CLI enables it.
 logger.disable("llenergymeasure")
+
+
+def __getattr__(name: str) -> Any:
+    """The public API, imported on first use so `import llenergymeasure` stays cheap."""
+    if name in _PUBLIC_API:
+        return getattr(import_module("llenergymeasure.api"), name)
+    raise AttributeError(f"module 'llenergymeasure' has no attribute {name!r}")

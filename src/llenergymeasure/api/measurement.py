@@ -1,0 +1,424 @@
+"""Energy of a block of the caller's own code: `measure` and `EnergyMonitor`.
+
+Both open the same window as `llem run` (`core/window.py`): synchronise the devices,
+start the sampler and the energy backends, run the caller's code, synchronise, stop the
+backends, stop the sampler. The energy is accounted by component and boundary with the
+idle baseline subtracted where one was asked for (`core/energy_accounting.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from pydantic import ValidationError
+
+from llenergymeasure.config.models import BaselineConfig, EnergyConfig, MeasurementConfig
+from llenergymeasure.core.baseline import Baselines, measure_baselines
+from llenergymeasure.core.energy_accounting import account_energy
+from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
+from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
+from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
+from llenergymeasure.core.measurement_warnings import (
+    collect_measurement_warnings,
+    host_contention_warning,
+)
+from llenergymeasure.core.power_thermal import (
+    CpuSampleSource,
+    PowerThermalSample,
+    PowerThermalSampler,
+    SampleSource,
+    power_integral_j,
+    power_readings_per_device,
+)
+from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
+from llenergymeasure.domain.metrics import EnergyBreakdown, EnergyMeasurement, MeasurementWarning
+from llenergymeasure.errors import ConfigError
+
+EnergyChoice = Literal["auto", "nvml", "rapl", "estimate", "none"]
+Devices = Sequence[int | str] | None
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Measurement:
+    """What one window measured; filled when the window closes (`done`).
+
+    `energy_j` is the headline boundary's raw energy (`gpu` on GPUs, `cpu_dram` on the
+    CPU), `above_idle_j` the same less the idle baseline (None without a baseline).
+    `busy_s` runs to the end of the body, `duration_s` to the energy stop (later where a
+    `barrier` waited for other processes). `measurement_cpu_s` is the CPU time the
+    sampler's and backends' own threads spent over the window (the measurement's overhead).
+    """
+
+    name: str | None = None
+    done: bool = False
+    components: list[ComponentEnergy] = field(default_factory=list)
+    boundaries: list[EnergyBoundary] = field(default_factory=list)
+    breakdown: EnergyBreakdown | None = None
+    warnings: list[MeasurementWarning] = field(default_factory=list)
+    samples: list[PowerThermalSample] = field(default_factory=list)
+    readings: list[EnergyMeasurement] = field(default_factory=list)
+    start_unix_s: float | None = None
+    duration_s: float | None = None
+    busy_s: float | None = None
+    measurement_cpu_s: float | None = None
+
+    @property
+    def energy_j(self) -> float | None:
+        """Raw joules of the headline boundary; None where not measured."""
+        return self.breakdown.raw_j if self.breakdown is not None else None
+
+    @property
+    def above_idle_j(self) -> float | None:
+        """Joules of the headline boundary above the idle baseline; None without one."""
+        return self.breakdown.adjusted_j if self.breakdown is not None else None
+
+    @property
+    def boundary(self) -> str | None:
+        """The headline boundary's name (`gpu` or `cpu_dram`)."""
+        return self.breakdown.boundary if self.breakdown is not None else None
+
+    @property
+    def methods(self) -> dict[str, str]:
+        """How each component was measured (`nvml_counter`, `rapl`, `cpu_estimate`...)."""
+        return {c.component: c.method for c in self.components}
+
+
+class _Devices:
+    """The CUDA devices a window covers, how they are synchronised and what measures them."""
+
+    def __init__(
+        self,
+        devices: Devices,
+        sample_interval_ms: int,
+        baseline: bool | float,
+        energy: EnergyChoice,
+        barrier: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = _measurement_config(sample_interval_ms, baseline, energy)
+        self.barrier = barrier
+        self.cuda_ordinals = _cuda_ordinals(devices)
+        self.synchronize, self.sync_warning = _synchronizer(self.cuda_ordinals)
+        self._baselines: Baselines | None = None
+
+    def open_sources(self) -> EnergySources:
+        """A fresh set of energy backends for one window."""
+        return select_energy_backends(self.config.energy, self.cuda_ordinals)
+
+    def sample_sources(self) -> list[SampleSource]:
+        """The sampler's sources: the host, and the GPUs where NVML reads them."""
+        sources: list[SampleSource] = [CpuSampleSource()]
+        gpu = open_gpu_sample_source(self.cuda_ordinals)
+        if gpu is not None:
+            sources.append(gpu)
+        return sources
+
+    def baselines(self, sources: EnergySources) -> Baselines:
+        """The idle baseline, measured (or read from llem's cache) once, before any window."""
+        if self._baselines is None:
+            from llenergymeasure.models.builtin import llem_cache_dir
+
+            self._baselines = measure_baselines(
+                sources.backends, self.config.baseline, llem_cache_dir() / "baseline.json"
+            )
+        return self._baselines
+
+
+class _OpenWindow:
+    """One window between `begin` and `end`, with its own sampler and backends."""
+
+    def __init__(self, devices: _Devices, name: str | None) -> None:
+        self.devices = devices
+        self.measurement = Measurement(name=name)
+        self.sources = devices.open_sources()
+        self.baselines = devices.baselines(self.sources)
+        self.sampler = PowerThermalSampler(
+            devices.sample_sources(), devices.config.energy.sample_interval_ms
+        )
+        self.cpu_time = CpuTimeWindow()
+        self._start_unix_s = self._start_mono_s = 0.0
+
+    def begin(self) -> Measurement:
+        self.devices.synchronize()
+        self.sampler.start()
+        self._start_unix_s, self._start_mono_s = time.time(), time.monotonic()
+        self.measurement.start_unix_s = self._start_unix_s
+        for backend in self.sources.backends:
+            backend.start()
+        self.cpu_time.start()
+        return self.measurement
+
+    def end(self) -> Measurement:
+        self.devices.synchronize()
+        self.measurement.busy_s = time.monotonic() - self._start_mono_s
+        try:
+            if self.devices.barrier is not None:
+                self.devices.barrier()
+            readings = [backend.stop() for backend in self.sources.backends]
+            cpu_time = self.cpu_time.stop()
+            window_s = time.monotonic() - self._start_mono_s
+            samples = self.sampler.stop()
+            sampler_errors = dict(self.sampler.errors)
+            self.measurement.measurement_cpu_s = self.sampler.thread_cpu_s + sum(
+                backend.thread_cpu_s for backend in self.sources.backends
+            )
+        finally:
+            self.sources.close()
+        warnings = self._quality_warnings(readings, samples, window_s, sampler_errors, cpu_time)
+        return self._fill(readings, samples, window_s, warnings)
+
+    def _quality_warnings(
+        self,
+        readings: list[EnergyMeasurement],
+        samples: list[PowerThermalSample],
+        window_s: float,
+        sampler_errors: dict[str, str],
+        cpu_time: CpuTimeFigures,
+    ) -> list[MeasurementWarning]:
+        """The warnings `llem run` gives a process: estimate, short window, few samples..."""
+        warnings = collect_measurement_warnings(
+            duration_s=window_s,
+            power_readings=power_readings_per_device(samples),
+            readings=readings,
+            energy_requested=self.devices.config.energy.backend != "none",
+            sampler_errors=sampler_errors,
+            has_gpu=bool(self.devices.cuda_ordinals),
+            samples=samples,
+            power_integral_j=power_integral_j(
+                samples, self._start_mono_s, self._start_mono_s + window_s
+            ),
+        )
+        contention = host_contention_warning(cpu_time.process_cpu_s, cpu_time.host_busy_cpu_s)
+        sync = self.devices.sync_warning
+        return warnings + [w for w in (contention, sync) if w is not None]
+
+    def _fill(
+        self,
+        readings: list[EnergyMeasurement],
+        samples: list[PowerThermalSample],
+        window_s: float,
+        warnings: list[MeasurementWarning],
+    ) -> Measurement:
+        account = account_energy(
+            readings,
+            self.baselines,
+            window_s=window_s,
+            window_start_unix_s=self._start_unix_s,
+            output_tokens=0,
+            gpus_expected=bool(self.devices.cuda_ordinals),
+            gpu_problem=self.sources.gpu_problem,
+            config=self.devices.config,
+        )
+        m = self.measurement
+        m.components, m.boundaries, m.breakdown = (
+            account.components,
+            account.boundaries,
+            account.breakdown,
+        )
+        m.warnings = account.warnings + warnings
+        m.samples, m.readings, m.duration_s, m.done = samples, readings, window_s, True
+        return m
+
+
+class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@llem.measure()`
+    """Measure the energy of a block of code, as a context manager or a decorator.
+
+    ```python
+    with llem.measure() as m:
+        model.generate(**inputs)
+    print(m.energy_j, m.methods, m.warnings)
+    ```
+
+    As a decorator, each call is measured and the latest call's `Measurement` is the
+    wrapper's `last_measurement` (None before the first call); the function's return
+    value is unchanged.
+
+    Args:
+        devices: CUDA devices to measure and synchronise (ordinals or `"cuda:N"`); None:
+            every CUDA device this process sees where torch has CUDA, else the CPU only.
+        sample_interval_ms: the sampler's period (power, temperature, utilisation).
+        baseline: False: no idle baseline; True: the default 5 s baseline (cached for an
+            hour, shared with `llem run`); a number: a baseline of that many seconds.
+        energy: the energy source (`measurement.energy.backend`); `auto` reads NVML for
+            the GPUs and RAPL, else the labelled estimate, for the host.
+        barrier: called after the body, before the energy stops (e.g.
+            `torch.distributed.barrier`): every process's window then covers the job.
+
+    Raises:
+        ConfigError: an argument is out of range or not one of the choices.
+        DeviceError: an explicitly requested energy source is unavailable here.
+
+    """
+
+    def __init__(
+        self,
+        devices: Devices = None,
+        sample_interval_ms: int = 100,
+        baseline: bool | float = False,
+        energy: EnergyChoice = "auto",
+        barrier: Callable[[], None] | None = None,
+    ) -> None:
+        self._devices = _Devices(devices, sample_interval_ms, baseline, energy, barrier)
+        self._open: list[_OpenWindow] = []
+
+    @property
+    def cuda_ordinals(self) -> list[int]:
+        """The CUDA devices measured."""
+        return list(self._devices.cuda_ordinals)
+
+    def __enter__(self) -> Measurement:
+        window = _OpenWindow(self._devices, name=None)
+        self._open.append(window)
+        return window.begin()
+
+    def __exit__(self, *exc: object) -> None:
+        self._open.pop().end()
+
+    def __call__(self, fn: F) -> F:
+        """Decorate `fn`: every call is measured; the latest is `fn.last_measurement`."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self as measured:
+                wrapper.last_measurement = measured  # type: ignore[attr-defined]
+                return fn(*args, **kwargs)
+
+        wrapper.last_measurement = None  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+
+class EnergyMonitor:
+    """Named windows that may nest and overlap, like Zeus's `ZeusMonitor`.
+
+    ```python
+    monitor = llem.EnergyMonitor()
+    monitor.begin_window("all")
+    monitor.begin_window("prefill")
+    ...
+    prefill = monitor.end_window("prefill")
+    everything = monitor.end_window("all")
+    ```
+
+    Each window has its own energy backends and sampler, so windows are independent:
+    an inner or overlapping window does not change an outer one's figures.
+
+    Args:
+        devices: as for `measure`.
+        sample_interval_ms: as for `measure`.
+        baseline: as for `measure`; measured once, when the monitor is created.
+        energy: as for `measure`.
+
+    """
+
+    def __init__(
+        self,
+        devices: Devices = None,
+        sample_interval_ms: int = 100,
+        baseline: bool | float = False,
+        energy: EnergyChoice = "auto",
+    ) -> None:
+        self._devices = _Devices(devices, sample_interval_ms, baseline, energy)
+        sources = self._devices.open_sources()
+        try:
+            self._devices.baselines(sources)
+        finally:
+            sources.close()
+        self._windows: dict[str, _OpenWindow] = {}
+
+    @property
+    def cuda_ordinals(self) -> list[int]:
+        """The CUDA devices measured."""
+        return list(self._devices.cuda_ordinals)
+
+    def begin_window(self, name: str) -> None:
+        """Open the window `name` (synchronising the devices first).
+
+        Raises:
+            ValueError: a window of that name is already open.
+
+        """
+        if name in self._windows:
+            raise ValueError(f"measurement window {name!r} is already open")
+        window = _OpenWindow(self._devices, name=name)
+        window.begin()
+        self._windows[name] = window
+
+    def end_window(self, name: str) -> Measurement:
+        """Close the window `name` (synchronising the devices first) and return it.
+
+        Raises:
+            ValueError: no window of that name is open.
+
+        """
+        window = self._windows.pop(name, None)
+        if window is None:
+            raise ValueError(f"no measurement window {name!r} is open")
+        return window.end()
+
+
+def _measurement_config(
+    sample_interval_ms: int, baseline: bool | float, energy: EnergyChoice
+) -> MeasurementConfig:
+    try:
+        baseline_config = (
+            BaselineConfig(enabled=bool(baseline))
+            if isinstance(baseline, bool)
+            else BaselineConfig(duration_s=baseline)
+        )
+        return MeasurementConfig(
+            energy=EnergyConfig(backend=energy, sample_interval_ms=sample_interval_ms),
+            baseline=baseline_config,
+        )
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"llem.measure: {where}: {first['msg']}") from None
+
+
+def _cuda_ordinals(devices: Devices) -> list[int]:
+    if devices is None:
+        return _visible_cuda_devices()
+    ordinals = []
+    for device in devices:
+        text = str(device)
+        digits = text.removeprefix("cuda:")
+        if not digits.isdigit():
+            raise ConfigError(f"llem.measure: device {device!r} is not a CUDA ordinal or 'cuda:N'")
+        ordinals.append(int(digits))
+    return ordinals
+
+
+def _visible_cuda_devices() -> list[int]:
+    try:
+        import torch
+    except ImportError:
+        return []
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def _synchronizer(ordinals: list[int]) -> tuple[Callable[[], None], MeasurementWarning | None]:
+    if not ordinals:
+        return (lambda: None), None
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        return (lambda: None), MeasurementWarning(
+            code="devices_not_synchronised",
+            message=f"CUDA devices {ordinals} were measured but not synchronised at the "
+            "window's edges (torch has no CUDA here): work queued on them may fall outside",
+            remediation="install a CUDA build of torch, or synchronise the devices yourself",
+        )
+
+    def synchronize() -> None:
+        for ordinal in ordinals:
+            torch.cuda.synchronize(ordinal)
+
+    return synchronize, None

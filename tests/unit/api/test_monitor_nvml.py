@@ -1,0 +1,96 @@
+"""EnergyMonitor and llem.measure on the simulated NVML: exact joules per window."""
+
+from __future__ import annotations
+
+import pytest
+
+import llenergymeasure as llem
+from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
+from llenergymeasure.errors import ConfigError
+
+A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def two_gpus(monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> FakeNvml:
+    """GPU A: 100 W until 2 s, then 300 W; GPU B: 50 W throughout."""
+    gpus = [
+        SimGpu(A, power_w=Steps([(0.0, 100.0), (2.0, 300.0)])),
+        SimGpu(B, power_w=Steps.constant(50.0)),
+    ]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{A},{B}")
+    return install(monkeypatch, FakeNvml(gpus, clock=clock.monotonic))
+
+
+def gpu_joules(measurement: llem.Measurement) -> float | None:
+    (gpu,) = [c for c in measurement.components if c.component == "gpu"]
+    assert gpu.method == "nvml_counter"
+    return gpu.energy_j
+
+
+def test_nested_and_overlapping_windows_each_get_their_own_joules(
+    two_gpus: FakeNvml, clock: ManualClock
+) -> None:
+    monitor = llem.EnergyMonitor(devices=[0])
+    monitor.begin_window("outer")  # t = 0
+    clock.advance(1.0)
+    monitor.begin_window("inner")  # t = 1
+    clock.advance(2.0)
+    monitor.begin_window("overlap")  # t = 3
+    clock.advance(1.0)
+    inner = monitor.end_window("inner")  # t = 4
+    clock.advance(1.0)
+    outer = monitor.end_window("outer")  # t = 5
+    clock.advance(1.0)
+    overlap = monitor.end_window("overlap")  # t = 6
+    assert gpu_joules(inner) == 100.0 * 1 + 300.0 * 2
+    assert gpu_joules(outer) == 100.0 * 2 + 300.0 * 3
+    assert gpu_joules(overlap) == 300.0 * 3
+    assert (inner.name, outer.name, overlap.name) == ("inner", "outer", "overlap")
+    assert inner.boundary == "gpu" and inner.energy_j == 700.0
+    assert inner.above_idle_j is None  # no baseline asked for
+
+
+def test_a_window_covers_every_device_given(two_gpus: FakeNvml, clock: ManualClock) -> None:
+    monitor = llem.EnergyMonitor(devices=["cuda:0", 1])
+    monitor.begin_window("both")
+    clock.advance(3.0)
+    both = monitor.end_window("both")
+    (gpu,) = [c for c in both.components if c.component == "gpu"]
+    assert gpu.device_ids == [A, B]
+    assert gpu.energy_j == 100.0 * 2 + 300.0 * 1 + 50.0 * 3
+
+
+def test_measure_on_gpus_says_it_could_not_synchronise(
+    two_gpus: FakeNvml, clock: ManualClock
+) -> None:
+    with llem.measure(devices=[1]) as measured:
+        assert not measured.done
+        clock.advance(2.0)
+    assert measured.done
+    assert gpu_joules(measured) == 100.0
+    assert measured.methods["gpu"] == "nvml_counter"
+    assert "devices_not_synchronised" in [w.code for w in measured.warnings]
+    assert any(s.power_w is not None for s in measured.samples)  # GPU rows sampled
+
+
+def test_window_names_are_checked(two_gpus: FakeNvml) -> None:
+    monitor = llem.EnergyMonitor(devices=[0])
+    monitor.begin_window("x")
+    with pytest.raises(ValueError, match="already open"):
+        monitor.begin_window("x")
+    monitor.end_window("x")
+    with pytest.raises(ValueError, match="no measurement window 'x'"):
+        monitor.end_window("x")
+
+
+def test_arguments_are_checked_before_measuring() -> None:
+    with pytest.raises(ConfigError, match="device 'gpu0'"):
+        llem.measure(devices=["gpu0"])
+    with pytest.raises(ConfigError, match="sample_interval_ms"):
+        llem.EnergyMonitor(sample_interval_ms=0)
