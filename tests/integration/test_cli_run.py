@@ -41,7 +41,7 @@ def test_run_prints_summary_and_results_can_be_listed(
 def test_run_killed_midway_leaves_no_marker(tmp_path: Path) -> None:
     config = tiny_config_dict(
         tmp_path / "results",
-        prompts={"num_prompts": 250},
+        prompts={"num_prompts": 250, "truncate": True},
         generation={"max_new_tokens": 64, "batch_size": 1},
         measurement={"baseline": {"duration_s": 0.5, "cache_ttl_s": 0}},
     )

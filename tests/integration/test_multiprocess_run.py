@@ -177,7 +177,7 @@ def worker_of_rank(launcher: psutil.Process, rank: int) -> psutil.Process:
 def test_a_killed_worker_is_named_and_its_experiment_refused(tmp_path: Path) -> None:
     config = tiny_config_dict(
         tmp_path / "results",
-        prompts={"num_prompts": 200},
+        prompts={"num_prompts": 200, "truncate": True},
         generation={"max_new_tokens": 64, "batch_size": 1},
     )
     config_path = write_yaml(tmp_path / "long.yaml", config)

@@ -122,7 +122,7 @@ def long_config_dict(results_dir: Path) -> dict[str, Any]:
     return tiny_config_dict(
         results_dir,
         name="long",
-        prompts={"num_prompts": 200},
+        prompts={"num_prompts": 200, "truncate": True},
         generation={"max_new_tokens": 64, "batch_size": 1},
     )
 

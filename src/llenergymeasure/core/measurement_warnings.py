@@ -109,6 +109,7 @@ def collect_measurement_warnings(
         _counter_disagrees(gpu_reading, power_integral_j),
         *(_mig_shared(r) for r in readings),
         *(_gpu_shared(r) for r in readings),
+        *(_power_reading_switched(r) for r in readings),
         *(_energy_incomplete(r) for r in readings),
     )
     warnings.extend(w for w in checks if w is not None)
@@ -191,6 +192,20 @@ def _gpu_shared(energy: EnergyMeasurement) -> MeasurementWarning | None:
         message=f"other compute processes ran on the measured GPU during the window ({listed}); "
         "their work is in its energy",
         remediation="measure on GPUs that run nothing else (nvidia-smi lists their processes)",
+    )
+
+
+def _power_reading_switched(energy: EnergyMeasurement) -> MeasurementWarning | None:
+    switches = [s for d in energy.devices for s in d.power_reading_switches]
+    if not switches:
+        return None
+    return MeasurementWarning(
+        code="power_reading_switched",
+        message=f"a GPU's power reading changed during the run ({'; '.join(switches)}): "
+        "baseline, sampled power and any power integral before and after it are not "
+        "comparable",
+        remediation="check the driver (the instant power field failed repeatedly); "
+        "re-run, or use the energy counter's figures only",
     )
 
 

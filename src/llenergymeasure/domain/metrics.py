@@ -46,6 +46,11 @@ class DeviceEnergy(_Record):
         False, description="A MIG instance: its energy is that of the whole parent GPU."
     )
     parent_uuid: str | None = Field(None, description="UUID of the parent GPU of a MIG instance.")
+    power_reading_switches: list[str] = Field(
+        default_factory=list,
+        description="Switches of this GPU's power reading from the instant field to the 1 s "
+        "average during the run: readings before and after one are not comparable.",
+    )
     other_processes: list[int] | None = Field(
         None,
         description="Other compute processes NVML listed on this GPU at the window's start "

@@ -9,7 +9,9 @@ import pytest
 from loguru import logger
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend
 from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, open_cuda_devices
+from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.errors import DeviceError
 
 A = "GPU-aaaaaaaa-0000"
@@ -96,3 +98,26 @@ def test_a_device_without_the_field_uses_the_average_from_the_start(
     assert device.power_field == AVERAGE
     assert device.power_w() == 160.0
     assert device.power_field_switches == [] and warnings == []
+
+
+def test_a_switch_during_a_window_is_a_warning_in_the_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = ManualClock()
+    gpu = SimGpu(A, power_w=Steps.constant(200.0))
+    fake = install(monkeypatch, FakeNvml([gpu], clock=clock.monotonic))
+    backend = NvmlBackend(open_cuda_devices([0], visible="0"), clock=clock.monotonic)
+    backend.start()
+    clock.advance(1.0)
+    fake.fail_field(INSTANT, pynvml.NVML_ERROR_NOT_SUPPORTED)
+    backend.devices[0].power_w()  # the sampler's read, say: the field is gone
+    measured = backend.stop()
+    (switch,) = measured.devices[0].power_reading_switches
+    assert "NOT_SUPPORTED" in switch
+    codes = [
+        w.code
+        for w in collect_measurement_warnings(
+            duration_s=30.0, power_readings={0: 300}, readings=[measured], energy_requested=True
+        )
+    ]
+    assert "power_reading_switched" in codes

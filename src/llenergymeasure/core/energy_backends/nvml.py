@@ -298,6 +298,7 @@ class NvmlBackend(EnergyBackend):
                     parent_uuid=d.parent_uuid,
                     energy_scope=self._energy_scope(d),
                     other_processes=self._others_over_window(d),
+                    power_reading_switches=list(d.power_field_switches),
                 )
                 for d, energy_j in zip(self.devices, energies, strict=True)
             ],
