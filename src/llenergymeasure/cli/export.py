@@ -5,6 +5,7 @@ llem export ID --csv [--per-process]    one row: results/exports/<id>.csv
 llem export ID --csv --raw              one row per process: results/exports/<id>_processes.csv
 llem export ID --timeseries-json        results/exports/<id>/process_<i>_timeseries.json
 llem export RESULTS_DIR --csv           one row per aggregated experiment: exports/experiments.csv
+llem export RESULTS_DIR --parquet       experiments, requests, timeseries: exports/dataset/*.parquet
 ```
 """
 
@@ -37,8 +38,13 @@ def export(
     timeseries_json: bool = typer.Option(
         False, "--timeseries-json", help="Per-process time-series JSON from the parquet sidecars."
     ),
+    parquet: bool = typer.Option(
+        False, "--parquet", help="Parquet dataset of a results folder (docs/analysis.md)."
+    ),
     out: Path | None = typer.Option(
-        None, "--out", help="File (CSV) or folder (JSON) to write; default: <results>/exports/."
+        None,
+        "--out",
+        help="File (CSV) or folder (JSON, parquet) to write; default: <results>/exports/.",
     ),
     results_dir: Path = typer.Option(
         Path("results"), "--results-dir", help="Results root to find an experiment id in."
@@ -49,8 +55,13 @@ def export(
     from llenergymeasure.errors import ResultsError
 
     want_csv = csv or raw
+    if parquet:
+        _export_dataset(target, out, other=want_csv or timeseries_json or per_process)
+        return
     if not (want_csv or timeseries_json):
-        raise ResultsError("say what to export: --csv, --csv --raw, or --timeseries-json")
+        raise ResultsError(
+            "say what to export: --csv, --csv --raw, --timeseries-json, or --parquet"
+        )
     if raw and per_process:
         raise ResultsError("--per-process adds columns to the aggregated CSV; --raw is per process")
     if want_csv and timeseries_json and out is not None:
@@ -118,6 +129,28 @@ def _export_folder_csv(layout: ResultsLayout, out: Path | None, per_process: boo
         per_process=per_process,
     )
     _wrote(path, _count(len(results), "experiment"))
+
+
+def _export_dataset(target: str, out: Path | None, *, other: bool) -> None:
+    """`exports/dataset/{experiments,requests,timeseries}.parquet` of a results folder."""
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.dataset import build_dataset, write_dataset
+    from llenergymeasure.results.layout import ResultsLayout
+
+    path = Path(target)
+    if other:
+        raise ResultsError("--parquet writes the whole dataset: export CSV or JSON separately")
+    if not (path.is_dir() and ((path / "aggregated").is_dir() or (path / "raw").is_dir())):
+        raise ResultsError(f"{target}: --parquet needs a results folder (with aggregated/)")
+    layout = ResultsLayout(path)
+    dataset = build_dataset(layout)
+    for note in dataset.notes:
+        console.print(f"[yellow]skipped[/] {note}", highlight=False, soft_wrap=True)
+    paths = write_dataset(dataset, out or layout.exports_root / "dataset")
+    tables = (dataset.experiments, dataset.requests, dataset.timeseries)
+    nouns = ("experiment", "request", "time-series row")
+    for written, table, noun in zip(paths, tables, nouns, strict=True):
+        _wrote(written, _count(table.num_rows, noun))
 
 
 def _export_experiment_csv(

@@ -28,11 +28,13 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import orjson
+from pydantic import BaseModel
 
-from llenergymeasure.domain.energy import BoundaryName
+from llenergymeasure.domain.energy import BoundaryName, EnergyBoundary
 from llenergymeasure.domain.environment import EnvironmentMetadata
 from llenergymeasure.domain.experiment import (
     AggregatedResult,
@@ -211,6 +213,54 @@ def _manifest_beside(experiment_dir: Path | None) -> ExperimentManifest | None:
         return None
 
 
+def aggregated_row(result: AggregatedResult, *, results_root: Path | None = None) -> dict[str, Any]:
+    """One experiment's CSV columns in CSV order, values as Python objects (None: unknown).
+
+    The parquet dataset (`results/dataset.py`) uses it, so a figure has one name in both.
+    """
+    row = _aggregated_to_row(result, _experiment_dir(results_root, result.experiment_id), False)
+    return {column: row[column] for column in _order_columns(row, tuple(AGGREGATED_CORE))}
+
+
+def aggregated_column_types() -> dict[str, type]:
+    """The type of each `aggregated_row` column's values, read from the result models.
+
+    `float, int, str, bool` or `datetime`; a field of several types is left out.
+    """
+    paths = [
+        *((AggregatedResult, c, p) for c, p in {**AGGREGATED_CORE, **RESULT_GROUPS}.items()),
+        *((EnvironmentMetadata, c, p) for c, p in ENV.items()),
+        *(
+            (EnergyBoundary, f"energy_{b}_{suffix}", field)
+            for b in get_args(BoundaryName)
+            for suffix, field in BOUNDARY_FIELDS.items()
+        ),
+        (EnergyBoundary, "energy_facility_co2e_g", "co2e_g"),
+    ]
+    types = {column: _field_type(model, path) for model, column, path in paths}
+    return {c: t for c, t in types.items() if t is not None} | {"timeseries_path": str}
+
+
+def _field_type(model: type[BaseModel], path: str) -> type | None:
+    """The leaf type at a dotted path: `X | None` is X, `list[X]` X, a Literal its values'."""
+    current: Any = model
+    for part in path.split("."):
+        if not part.isdigit():
+            current = _plain_type(current.model_fields[part].annotation)
+    return current if isinstance(current, type) else None
+
+
+def _plain_type(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if origin is Literal:
+        kinds = {type(a) for a in args}
+        return kinds.pop() if len(kinds) == 1 else None
+    if origin is list or (origin in (Union, UnionType) and len(args) == 1):
+        return _plain_type(args[0])
+    return None if origin is not None else annotation
+
+
 def export_raw_to_csv(
     results: Sequence[RawProcessResult], output_path: Path, *, results_root: Path | None = None
 ) -> Path:
@@ -261,7 +311,7 @@ def _combined_scope(scopes: Sequence[str | None]) -> str | None:
 def _config_columns(manifest: ExperimentManifest | None) -> dict[str, Any]:
     """`config_hash` and `config.<dotted field>` for every field of the resolved config."""
     if manifest is None:
-        return {}
+        return {"config_hash": None}
     return {"config_hash": manifest.config_hash, **_flatten(manifest.config, CONFIG_PREFIX)}
 
 
@@ -270,8 +320,6 @@ def _flatten(data: dict[str, Any], prefix: str) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):
             flat |= _flatten(value, f"{prefix}{key}.")
-        elif isinstance(value, list):
-            flat[f"{prefix}{key}"] = orjson.dumps(value).decode()
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -389,4 +437,6 @@ def csv_cell(value: Any) -> str:
         return repr(value) if math.isfinite(value) else ""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, (list, dict)):
+        return orjson.dumps(value).decode()
     return str(value)
