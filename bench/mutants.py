@@ -56,6 +56,11 @@ THROTTLE = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_thrott
 NVML_ENERGY = "tests/unit/core/test_nvml_energy.py"
 PROMPTS = "tests/unit/prompts/test_sources.py"
 SAMPLER_UNIT = "tests/unit/core/test_sampler.py"
+BOUNDARIES = (
+    "tests/unit/domain/test_energy_boundaries.py",
+    "tests/unit/domain/test_energy_boundary_figures.py",
+    "tests/unit/core/test_baseline.py",
+)
 EXPORTS_ALL = ("tests/unit/results/test_exporters.py", "tests/unit/results/test_csv_columns.py")
 SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
@@ -608,5 +613,64 @@ MUTANTS: list[Mutant] = [
         "        bucket = math.floor(max(0.0, s.t_s - start_s) * resample_hz)",
         "        bucket = round(max(0.0, s.t_s - start_s) * resample_hz)",
         TIMESERIES,
+    ),
+    mutant(
+        "facility-from-cpu-dram",
+        "the facility boundary scaled from the CPU and DRAM instead of the whole node",
+        "domain/energy.py",
+        "        boundaries.append(_facility(node, output_tokens, pue, grid_intensity_g_per_kwh))",
+        "        boundaries.append(\n"
+        "            _facility(boundaries[1], output_tokens, pue, grid_intensity_g_per_kwh)\n"
+        "        )",
+        *BOUNDARIES,
+    ),
+    mutant(
+        "headline-node-on-gpu",
+        "the headline of a GPU run taken from the whole node instead of the GPUs",
+        "domain/energy.py",
+        '    return "gpu" if gpus_expected else "cpu_dram"',
+        '    return "node" if gpus_expected else "cpu_dram"',
+        *BOUNDARIES,
+    ),
+    mutant(
+        "boundary-without-its-gpu",
+        "a boundary that needs an unmeasured GPU reported as the sum of the rest",
+        "domain/energy.py",
+        '    if "gpu" in unmeasured or not present:',
+        "    if not present:",
+        *BOUNDARIES,
+    ),
+    mutant(
+        "boundary-above-idle-is-raw",
+        "a boundary's energy above idle summed from its components' raw energy",
+        "domain/energy.py",
+        "    above_j = _sum_or_none([c.above_idle_j for c in present])",
+        "    above_j = _sum_or_none([c.energy_j for c in present])",
+        *BOUNDARIES,
+    ),
+    mutant(
+        "co2e-per-wh",
+        "CO2e computed per Wh instead of per kWh of grid intensity",
+        "domain/energy.py",
+        "        energy_j / JOULES_PER_KWH * grid_g_per_kwh",
+        "        energy_j / 3600.0 * grid_g_per_kwh",
+        *BOUNDARIES,
+    ),
+    mutant(
+        "facility-above-idle-unscaled",
+        "the facility's energy above idle not scaled by the PUE",
+        "domain/energy.py",
+        "    above_j = node.above_idle_j * pue if node.above_idle_j is not None else None",
+        "    above_j = node.above_idle_j",
+        *BOUNDARIES,
+    ),
+    mutant(
+        "combine-window-shortest",
+        "a component summed over processes keeps the shortest window",
+        "domain/energy.py",
+        "            window_s=max(p.window_s for p in parts),",
+        "            window_s=min(p.window_s for p in parts),",
+        *BOUNDARIES,
+        *AGGREGATION,
     ),
 ]

@@ -16,8 +16,8 @@ runs a fixed, reviewed list instead, in minutes.
 
     .venv/bin/python bench/mutation.py [--only SUBSTRING] [--list]
 
-Prints one line per mutant, then the survivors and the score; writes
-`results/bench/mutation.json`. Not part of `make test`.
+Prints one line per mutant, then the survivors and the score; a run of the whole list
+writes `results/bench/mutation.json`. Not part of `make test`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> int:
             status, seconds, caught_by = run_mutant(scratch, mutant)
             outcomes.append((mutant, status, seconds, caught_by))
             print(f"{status:>14}  {mutant.name}  ({seconds:.1f} s)  {caught_by}", flush=True)
-    return report(outcomes)
+    return report(outcomes, write_json=args.only is None)
 
 
 def missing(mutant: Mutant) -> str:
@@ -163,8 +163,8 @@ def first_failure(output: str) -> str:
     return ""
 
 
-def report(outcomes: list[tuple[Mutant, str, float, str]]) -> int:
-    """Print the errors, survivors and score; write the JSON; exit status."""
+def report(outcomes: list[tuple[Mutant, str, float, str]], write_json: bool) -> int:
+    """Print the errors, survivors and score; write the JSON of a full run; exit status."""
     errors = [(m, s, p) for m, s, _, p in outcomes if s.startswith(("not-applicable", "error"))]
     for mutant, status, problem in errors:
         print(f"ERROR {status}: {mutant.name}: {problem or 'no test collected'}")
@@ -181,6 +181,8 @@ def report(outcomes: list[tuple[Mutant, str, float, str]]) -> int:
         f"\n{now:%Y-%m-%d %H:%M} UTC on {socket.gethostname()}: {killed} of {scored} mutants "
         f"killed, score {score:.0%}" + (f"; {len(errors)} errors" if errors else "")
     )
+    if not write_json:
+        return 1 if survivors or errors else 0
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_bytes(
         orjson.dumps(

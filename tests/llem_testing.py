@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +41,23 @@ def tiny_config_dict(results_dir: Path, **sections: Any) -> dict[str, Any]:
         else:
             config[key] = value
     return config
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block, then restore the count.
+
+    The tiny models gain nothing from threads, and on a machine shared with other jobs
+    torch's spinning worker threads slow them about tenfold.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:

@@ -22,7 +22,7 @@ from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import Prompt, load_prompts
 
-from llem_testing import tiny_config_dict
+from llem_testing import one_torch_thread, tiny_config_dict
 
 EOS_ROW_SCALE = 3.0
 MAX_NEW = 8
@@ -60,7 +60,8 @@ def eos_run(tmp_path_factory: pytest.TempPathFactory) -> EosRun:
         )
     )
     prompts = load_prompts(config.prompts)
-    run = PyTorchBackend(config, RunContext(experiment_id="eos")).run(prompts)
+    with one_torch_thread():
+        run = PyTorchBackend(config, RunContext(experiment_id="eos")).run(prompts)
     return EosRun(model_dir, prompts, run.result)
 
 
@@ -84,7 +85,8 @@ def test_batched_counts_match_each_prompt_generated_alone(eos_run: EosRun) -> No
     requests = eos_run.result.requests
     assert [r.prompt_id for r in requests] == [p.id for p in eos_run.prompts]
     for prompt, request in zip(eos_run.prompts, requests, strict=True):
-        input_tokens, completion = generated_alone(model, tokenizer, prompt.text)
+        with one_torch_thread():
+            input_tokens, completion = generated_alone(model, tokenizer, prompt.text)
         assert request.input_tokens == input_tokens, prompt.id
         assert request.output_tokens == len(completion), prompt.id
         assert request.stopped_by_eos == (completion[-1] == tokenizer.eos_token_id), prompt.id

@@ -14,7 +14,7 @@ from llenergymeasure.config.loader import validate_config
 from llenergymeasure.core.backends.pytorch import MeasuredRun, PyTorchBackend, RunContext
 from llenergymeasure.prompts import load_prompts
 
-from llem_testing import tiny_config_dict
+from llem_testing import one_torch_thread, tiny_config_dict
 
 BATCH_SIZE = 2
 
@@ -44,7 +44,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> ObservedRun:
         events.append((phase, done, total, backend is not None and backend.model is not None))
 
     backend = PyTorchBackend(config, RunContext(experiment_id="lifecycle", progress=progress))
-    return ObservedRun(backend.run(load_prompts(config.prompts)), events)
+    with one_torch_thread():
+        return ObservedRun(backend.run(load_prompts(config.prompts)), events)
 
 
 def test_the_baseline_is_measured_before_the_model_is_loaded(observed: ObservedRun) -> None:
