@@ -75,6 +75,39 @@ def shift_window(d: Path) -> None:
     edit_result(d, 1, shift)
 
 
+def forge_negative_energy(d: Path) -> None:
+    def forge(data: dict) -> None:
+        data["energy_readings"][0]["devices"][0]["energy_j"] = -5000.0
+
+    edit_result(d, 1, forge)
+
+
+def forge_negative_tokens(d: Path) -> None:
+    def forge(data: dict) -> None:
+        data["output_tokens"] = -16
+
+    edit_result(d, 1, forge)
+
+
+def forge_backwards_window(d: Path) -> None:
+    def forge(data: dict) -> None:
+        data["inference_end_unix_s"] = data["inference_start_unix_s"] - 100.0
+
+    edit_result(d, 1, forge)
+
+
+def expect_a_million_processes(d: Path) -> None:
+    manifest = orjson.loads((d / "experiment.json").read_bytes())
+    manifest["expected_num_processes"] = 1_000_000
+    (d / "experiment.json").write_bytes(orjson.dumps(manifest))
+
+
+def expect_five_hundred_processes(d: Path) -> None:
+    manifest = orjson.loads((d / "experiment.json").read_bytes())
+    manifest["expected_num_processes"] = 500
+    (d / "experiment.json").write_bytes(orjson.dumps(manifest))
+
+
 CASES = {
     "missing marker": (delete_marker, "process 1: no completion marker .completed_1"),
     "tampered marker": (
@@ -85,6 +118,18 @@ CASES = {
     "missing result": (delete_result, "process_1.json missing although marked complete"),
     "one GPU claimed twice": (claim_one_gpu_twice, "is claimed by processes 0, 1"),
     "windows apart": (shift_window, "energy windows are not one common window: starts"),
+    # Values rewritten with a matching marker are still checked on read.
+    "negative energy": (forge_negative_energy, "energy_j: Input should be greater than or equal"),
+    "negative tokens": (forge_negative_tokens, "output_tokens: Input should be greater than"),
+    "window ends before it starts": (forge_backwards_window, "a window ends before it starts"),
+    "a million processes": (
+        expect_a_million_processes,
+        "expected_num_processes: Input should be less than or equal to 100000",
+    ),
+    "missing ranks as ranges": (
+        expect_five_hundred_processes,
+        "processes 2-499: no completion marker .completed_<i>",
+    ),
 }
 
 
@@ -109,7 +154,7 @@ def test_damage_is_refused_in_one_line_and_nothing_is_touched(
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert expected in lines[0]
+    assert expected in lines[0] and len(lines[0]) < 600, lines[0][:2000]
     assert "Traceback" not in proc.stderr
     assert snapshot(experiment_dir) == before
     assert snapshot(two_process_run.experiment_dir) == original

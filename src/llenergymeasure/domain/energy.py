@@ -68,10 +68,10 @@ class ComponentEnergy(_Record):
     method: EnergyMethod
     scope: Literal["device", "machine"]
     device_ids: list[str] = Field(default_factory=list)
-    energy_j: float | None
-    window_s: float
-    baseline_power_w: float | None = None
-    baseline_std_w: float | None = None
+    energy_j: float | None = Field(ge=0)
+    window_s: float = Field(ge=0)
+    baseline_power_w: float | None = Field(None, ge=0)
+    baseline_std_w: float | None = Field(None, ge=0)
     baseline_method: BaselineMethod = "unavailable"
     baseline_source: BaselineSource | None = None
     baseline_duration_s: float | None = None

@@ -29,6 +29,9 @@ from llenergymeasure.domain.metrics import (
 
 # 2: energy by component and boundary, the common energy window, a list of readings.
 SCHEMA_VERSION = 2
+# The most processes one experiment may expect: the bound keeps a damaged manifest from
+# asking aggregation to look for millions of files.
+MAX_PROCESSES = 100_000
 
 ExperimentStatus = Literal["running", "completed", "failed", "interrupted"]
 EnergyScope = Literal["device", "machine"]
@@ -51,7 +54,7 @@ class ExperimentManifest(_Stored):
     experiment_id: str
     config: dict[str, Any]
     config_hash: str
-    expected_num_processes: int
+    expected_num_processes: int = Field(ge=1, le=MAX_PROCESSES)
     launch_command: list[str] | None = None
     versions: dict[str, str | None] = Field(default_factory=dict)
     created_at: datetime
@@ -79,8 +82,8 @@ class RequestRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     prompt_id: str
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
     stopped_by_eos: bool
 
 
@@ -112,16 +115,16 @@ class RawProcessResult(_Stored):
     ended_at: datetime
     inference_start_unix_s: float
     inference_end_unix_s: float
-    inference_duration_s: float
-    num_requests: int
-    input_tokens: int
-    output_tokens: int
+    inference_duration_s: float = Field(ge=0)
+    num_requests: int = Field(ge=0)
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
     tokens_per_second: float | None = Field(
-        None, description="Output tokens per second of this process's busy window."
+        None, ge=0, description="Output tokens per second of this process's busy window."
     )
     energy_window_start_unix_s: float | None = None
     energy_window_end_unix_s: float | None = None
-    energy_window_s: float | None = None
+    energy_window_s: float | None = Field(None, ge=0)
     requests: list[RequestRecord] = Field(default_factory=list)
     energy_method: EnergyMethod = Field("none", description="The headline component's method.")
     energy_readings: list[EnergyMeasurement] = Field(
@@ -153,6 +156,19 @@ class RawProcessResult(_Stored):
             legacy = data["energy"]
             data = {**data, "energy_readings": [legacy] if legacy is not None else []}
         return data
+
+    @model_validator(mode="after")
+    def _windows_end_after_they_start(self) -> RawProcessResult:
+        """A stored window that ends before it starts was damaged or forged: refuse it."""
+        ends = [(self.inference_start_unix_s, self.inference_end_unix_s)]
+        if (
+            self.energy_window_start_unix_s is not None
+            and self.energy_window_end_unix_s is not None
+        ):
+            ends.append((self.energy_window_start_unix_s, self.energy_window_end_unix_s))
+        if any(end < start for start, end in ends):
+            raise ValueError("a window ends before it starts")
+        return self
 
     @property
     def runs_on_gpu(self) -> bool:

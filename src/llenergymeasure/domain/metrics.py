@@ -42,7 +42,7 @@ class DeviceEnergy(_Record):
         description="machine: the source covers the whole host (RAPL, CPU estimate) and is "
         "counted once per host when processes are aggregated."
     )
-    energy_j: float | None
+    energy_j: float | None = Field(ge=0)
     name: str | None = None
     is_mig: bool = Field(
         False, description="A MIG instance: its energy is that of the whole parent GPU."

@@ -54,6 +54,7 @@ SKEW_FRACTION = 0.02
 PID_REUSE_SLACK_S = 1.0
 RunState = Literal["running", "ended", "unknown"]
 _SCOPES = {"gpu": "device", "cpu": "machine", "dram": "machine"}
+_INDEX_IN_NAME = re.compile(r"((?:process_|\.completed_))\d+")
 _INDEXED_FILE = re.compile(r"^(?:process_(\d+)\.json|\.completed_(\d+))$")
 
 
@@ -184,8 +185,30 @@ def cyclic_gc_paused() -> Iterator[None]:
 
 
 def describe(problems: dict[int, str]) -> list[str]:
-    """One phrase per unusable process."""
-    return [f"process {index}: {problem}" for index, problem in sorted(problems.items())]
+    """One phrase per kind of problem, naming its processes as ranges (`processes 2-999`).
+
+    A problem that names a process's own file (`.completed_7`) is the same problem for
+    every process, so the index in the file name is generalised to `<i>` when grouping.
+    """
+    by_problem: dict[str, list[int]] = defaultdict(list)
+    for index, problem in sorted(problems.items()):
+        by_problem[_INDEX_IN_NAME.sub(r"\g<1><i>", problem)].append(index)
+    return [
+        f"{_ranges(indices)}: {problem if len(indices) > 1 else problems[indices[0]]}"
+        for problem, indices in by_problem.items()
+    ]
+
+
+def _ranges(indices: list[int]) -> str:
+    """`process 3`, `processes 0, 2-5, 9`."""
+    spans: list[list[int]] = []
+    for i in indices:
+        if spans and i == spans[-1][1] + 1:
+            spans[-1][1] = i
+        else:
+            spans.append([i, i])
+    listed = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"process {listed}" if len(indices) == 1 else f"processes {listed}"
 
 
 def verified_process_result(
