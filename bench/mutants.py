@@ -39,6 +39,7 @@ def mutant(name: str, bug: str, path: str, old: str, new: str, *tests: str) -> M
 
 
 FILEIO = "tests/unit/test_fileio.py"
+FLOPS = "tests/unit/core/test_flops.py"
 EXPORTS = "tests/unit/results/test_csv_columns.py"
 TIMESERIES = "tests/unit/core/test_timeseries_parquet.py"
 AGGREGATION = (
@@ -671,6 +672,33 @@ MUTANTS: list[Mutant] = [
         "            window_s=max(p.window_s for p in parts),",
         "            window_s=min(p.window_s for p in parts),",
         *BOUNDARIES,
+        *AGGREGATION,
+    ),
+    mutant(
+        "flops-embedding-in-n",
+        "embedding parameters counted in N (the lookup table does no multiply)",
+        "core/flops.py",
+        "        body_params=sum(p.numel() for p in model.parameters() if id(p) not in not_body),",
+        "        body_params=sum(p.numel() for p in model.parameters() if id(p) not in not_body)\n"
+        "        + sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Embedding)),",
+        FLOPS,
+    ),
+    mutant(
+        "flops-training-6n",
+        "the training formula (6N per token) instead of inference's 2N",
+        "core/flops.py",
+        "        2.0 * geometry.body_params * fed\n"
+        "        + 2.0 * geometry.head_params * output_tokens",
+        "        6.0 * geometry.body_params * fed\n"
+        "        + 2.0 * geometry.head_params * output_tokens",
+        FLOPS,
+    ),
+    mutant(
+        "flops-unknown-skipped",
+        "a process with unknown FLOPs skipped in the total instead of making it unknown",
+        "results/aggregation.py",
+        "    return None if any(v is None for v in values) else float(sum(values))",
+        "    return float(sum(v for v in values if v is not None))",
         *AGGREGATION,
     ),
 ]
