@@ -143,6 +143,8 @@ class _OpenWindow:
         self._start_unix_s = self._start_mono_s = 0.0
 
     def begin(self) -> Measurement:
+        if self.devices.barrier is not None:
+            self.devices.barrier()  # every process opens its window together
         self.devices.synchronize()
         self.sampler.start()
         self._start_unix_s, self._start_mono_s = time.time(), time.monotonic()
@@ -245,8 +247,9 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
             hour, shared with `llem run`); a number: a baseline of that many seconds.
         energy: the energy source (`measurement.energy.backend`); `auto` reads NVML for
             the GPUs and RAPL, else the labelled estimate, for the host.
-        barrier: called after the body, before the energy stops (e.g.
-            `torch.distributed.barrier`): every process's window then covers the job.
+        barrier: called before the window opens and after the body, before the energy
+            stops (e.g. `torch.distributed.barrier`): every process's window then opens
+            together and covers the whole job, as in `llem run`.
 
     Raises:
         ConfigError: an argument is out of range or not one of the choices.

@@ -155,7 +155,7 @@ class RankResults:
             num_requests=num_requests,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            tokens_per_second=output_tokens / m.busy_s if m.busy_s > 0 else None,
+            tokens_per_second=output_tokens / m.busy_s if output_tokens and m.busy_s > 0 else None,
             energy_method=weakest_method(methods) if methods else "none",
             energy_readings=m.readings,
             energy_components=m.components,

@@ -198,8 +198,12 @@ def _read_cache(
     path: Path, keys: list[str], ttl_s: float
 ) -> list[tuple[str, BaselinePower]] | None:
     """The cached baselines of every key, or None when any is absent, stale or malformed."""
-    with _locked(path):
-        cache = _load_cache(path)
+    try:
+        with _locked(path):
+            cache = _load_cache(path)
+    except OSError as exc:
+        logger.warning(f"baseline: cache {path} unusable ({exc}); measuring afresh")
+        return None
     found = []
     now = time.time()
     for key in keys:

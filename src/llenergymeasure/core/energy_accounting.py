@@ -69,6 +69,7 @@ def _component(
     devices = [d for d in reading.devices if d.kind == kind]
     energies = [d.energy_j for d in devices]
     baseline = baselines.of(kind)
+    module = any(d.energy_scope == "module" for d in devices)
     return ComponentEnergy.measured(
         kind,  # type: ignore[arg-type]
         reading.method,
@@ -82,6 +83,7 @@ def _component(
         baseline_source=baseline.source,
         baseline_duration_s=baseline.duration_s,
         baseline_age_s=baseline.age_s(window_start_unix_s),
+        energy_scope="module" if module else ("gpu" if kind == "gpu" else None),
     )
 
 

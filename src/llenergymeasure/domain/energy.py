@@ -81,6 +81,11 @@ class ComponentEnergy(_Record):
     baseline_energy_j: float | None = None
     above_idle_j: float | None = None
     above_idle_clipped: bool = False
+    energy_scope: Literal["gpu", "module"] | None = Field(
+        None,
+        description="For GPUs: `module` when a counter covers the whole GH200/GB200 module "
+        "(its CPU and memory included), so host CPU and DRAM are not added to it.",
+    )
 
     @classmethod
     def measured(
@@ -114,9 +119,11 @@ class ComponentEnergy(_Record):
     def combine(cls, parts: Sequence[ComponentEnergy]) -> ComponentEnergy:
         """The sum of the same component over processes or hosts that do not overlap.
 
-        Energies and baseline energies add (None when any part is None); idle powers add;
-        their spreads add in quadrature (independent devices); the window is the longest;
-        the method is the weakest; the above-idle figure is derived once, from the sums.
+        Energies and baseline energies add (None when any part is None): the baseline
+        energy is each part's idle power times its own window, so with windows of different
+        lengths it is not `baseline_power_w x window_s`; idle powers add; their spreads add
+        in quadrature (independent devices); the window is the longest; the method is the
+        weakest; the above-idle figure is derived once, from the sums.
         """
         first = parts[0]
         methods = {p.baseline_method for p in parts}
@@ -152,6 +159,7 @@ class ComponentEnergy(_Record):
             baseline_energy_j=baseline_j,
             above_idle_j=above,
             above_idle_clipped=clipped,
+            energy_scope="module" if any(p.energy_scope == "module" for p in parts) else None,
         )
 
 
@@ -260,6 +268,9 @@ def _boundary(
             note="no GPU in this process",
         )
     needed = [k for k in BOUNDARY_COMPONENTS[name] if k != "gpu" or gpus_expected]
+    module = by_kind.get("gpu") is not None and by_kind["gpu"].energy_scope == "module"
+    if module and name in ("node", "facility"):
+        needed = ["gpu"]  # the module counter holds the CPU and memory already
     present = [by_kind[k] for k in needed if k in by_kind]
     unmeasured = [k for k in needed if k not in by_kind]
     if "gpu" in unmeasured or not present:
@@ -281,6 +292,9 @@ def _boundary(
         above_idle_j=above_j,
         energy_per_output_token_j=_per_token(energy_j, output_tokens),
         above_idle_per_output_token_j=_per_token(above_j, output_tokens),
+        note="the GPU counter covers the whole module: CPU and DRAM are in it, not added"
+        if module and name == "node"
+        else None,
     )
 
 
@@ -304,7 +318,7 @@ def _facility(
         above_idle_per_output_token_j=_per_token(above_j, output_tokens),
         pue=pue,
         co2e_g=co2e_g,
-        note=f"node x PUE {pue:g}",
+        note=f"node x PUE {pue:g}" + (f"; {node.note}" if node.note else ""),
     )
 
 

@@ -211,9 +211,27 @@ def host_key(result: RawProcessResult) -> str:
 
 
 def process_components(result: RawProcessResult) -> list[ComponentEnergy]:
-    """A process's energy components; schema 1 results had one, its breakdown's."""
+    """A process's energy components; schema 1 results had one, its breakdown's.
+
+    A schema 1 process on a GPU whose one reading was the host's CPU (NVML had failed
+    and `auto` fell back) gets an unmeasured GPU component, so that no GPU total can
+    leave its GPU out silently.
+    """
     if result.energy_components:
         return result.energy_components
+    legacy = _schema_1_components(result)
+    if result.runs_on_gpu and not any(c.component == "gpu" for c in legacy):
+        window_s = energy_window_s(result)
+        legacy.insert(
+            0,
+            ComponentEnergy(
+                component="gpu", method="none", scope="device", energy_j=None, window_s=window_s
+            ),
+        )
+    return legacy
+
+
+def _schema_1_components(result: RawProcessResult) -> list[ComponentEnergy]:
     breakdown = result.energy_breakdown
     devices = result.devices
     if breakdown is None or not devices:
@@ -293,9 +311,35 @@ def combine_energy(
         pue=measurement.get("pue"),
         grid_intensity_g_per_kwh=measurement.get("grid_intensity_g_per_kwh"),
     )
+    boundaries = [_with_partial_hosts(b, machine, results) for b in boundaries]
     window_s = max(energy_window_s(r) for r in results)
     breakdown = headline(components, boundaries, gpus_expected=gpus_expected, window_s=window_s)
     return components, boundaries, breakdown, notes
+
+
+def _with_partial_hosts(
+    boundary: EnergyBoundary,
+    machine: dict[tuple[str, str], list[tuple[RawProcessResult, ComponentEnergy]]],
+    results: list[RawProcessResult],
+) -> EnergyBoundary:
+    """A machine-level component that some hosts could not measure is named as such.
+
+    Its sum covers only the hosts that measured it (DRAM on an Intel host and none on an
+    AMD one): the boundary lists it in `unmeasured` too, and its note says on how many.
+    """
+    hosts = {host_key(r) for r in results}
+    partial = []
+    for kind in boundary.components:
+        measured_on = {host for component, host in machine if component == kind}
+        if measured_on and measured_on != hosts:
+            partial.append(f"{kind} measured on {len(measured_on)} of {len(hosts)} hosts")
+    if not partial:
+        return boundary
+    kinds = [p.split(" ", 1)[0] for p in partial]
+    note = "; ".join(filter(None, [boundary.note, *partial]))
+    return boundary.model_copy(
+        update={"unmeasured": [*boundary.unmeasured, *kinds], "note": note}  # type: ignore[list-item]
+    )
 
 
 def choose_machine_reading(
@@ -303,10 +347,14 @@ def choose_machine_reading(
 ) -> tuple[ComponentEnergy, list[str]]:
     """The one machine-level reading of a component on a host: the longest window's.
 
+    A reading with energy is preferred to one whose energy could not be read.
+
     A note says which was taken when that window does not cover the span of the host's
     processes (they did not run together, or one started late).
     """
-    chosen, reading = max(group, key=lambda rc: (rc[1].window_s, -rc[0].process_index))
+    chosen, reading = max(
+        group, key=lambda rc: (rc[1].energy_j is not None, rc[1].window_s, -rc[0].process_index)
+    )
     starts = [r.energy_window_start_unix_s or r.inference_start_unix_s for r, _ in group]
     ends = [r.energy_window_end_unix_s or r.inference_end_unix_s for r, _ in group]
     span_s = max(ends) - min(starts)

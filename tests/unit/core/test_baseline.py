@@ -234,3 +234,18 @@ def test_nvml_baseline_unreadable_is_unavailable(monkeypatch: pytest.MonkeyPatch
     fake.fail("nvmlDeviceGetTotalEnergyConsumption", pynvml.NVMLError_GpuIsLost, start_s=0.5)
     baseline = measure_baselines([backend], BaselineConfig(duration_s=1.0)).of("gpu")
     assert baseline.method == "unavailable" and baseline.power_w is None
+
+
+def test_an_unusable_cache_directory_is_a_cache_miss_not_a_crash(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    config = BaselineConfig(duration_s=0.25, cache_ttl_s=60, max_busy_share=1.0)
+    baseline = measure_baselines([CpuEstimateBackend(tdp_w=40.0)], config, blocker / "b.json")
+    assert baseline.of("cpu").method == "fresh"
+
+
+def test_a_machine_level_cache_key_names_the_machine_not_its_hostname() -> None:
+    from llenergymeasure.core.host import host_identity
+
+    (key,) = CpuEstimateBackend(tdp_w=40.0).baseline_keys
+    assert key.startswith(host_identity() + "|")

@@ -127,3 +127,16 @@ def test_the_weakest_method_wins() -> None:
     assert weakest_method(["nvml_counter", "nvml_power_integral"]) == "nvml_power_integral"
     assert weakest_method(["rapl", "estimate"]) == "estimate"
     assert weakest_method(["nvml_counter"]) == "nvml_counter"
+
+
+def test_a_module_counter_is_not_added_to_the_host_cpu_again() -> None:
+    # GH200: the GPU's counter covers the Grace CPU and memory of the module.
+    module = component("gpu", 3000.0, 90.0, energy_scope="module")
+    b = by_name(
+        boundaries_of([module, component("cpu", 400.0, 30.0)], 100, gpus_expected=True, pue=1.5)
+    )
+    assert b["node"].energy_j == 3000.0 and b["node"].components == ["gpu"]
+    assert "covers the whole module" in b["node"].note
+    assert b["facility"].energy_j == pytest.approx(4500.0)
+    assert b["cpu_dram"].energy_j == 400.0  # the host's own CPU figure still stands apart
+    assert ComponentEnergy.combine([module, component("gpu", 1.0, 0.0)]).energy_scope == "module"

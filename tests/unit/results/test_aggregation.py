@@ -453,3 +453,57 @@ def test_the_aggregated_method_is_the_weakest_of_any_process(tmp_path: Path) -> 
     agg = aggregate(tmp_path)
     assert agg.energy_method == "nvml_power_integral"
     assert {c.component: c.method for c in agg.energy_components}["gpu"] == "nvml_power_integral"
+
+
+def test_a_schema_1_gpu_process_that_fell_back_to_cpu_energy_nulls_the_gpu_total(
+    tmp_path: Path,
+) -> None:
+    # Schema 1: under `auto`, process 1's NVML failed and it recorded its host's RAPL.
+    write_experiment(
+        tmp_path,
+        [
+            result(0, host="a", device="GPU-a", method="nvml_counter", energy_j=300.0),
+            result(1, host="b", method="rapl", energy_j=80.0).model_copy(
+                update={"device": "cuda:0"}
+            ),
+        ],
+    )
+    boundaries = {b.name: b for b in aggregate(tmp_path).energy_boundaries}
+    assert boundaries["gpu"].energy_j is None and boundaries["node"].energy_j is None
+    assert boundaries["cpu_dram"].energy_j == 80.0
+
+
+def cpu_and_dram_process(index: int, host_id: str, dram_j: float | None, with_dram: bool):
+    components = [ComponentEnergy.measured("cpu", "rapl", "machine", ["package-0"], 100.0, 10.0)]
+    if with_dram:
+        components.append(
+            ComponentEnergy.measured("dram", "rapl", "machine", ["dram-0"], dram_j, 10.0)
+        )
+    return result(index, host=host_id, host_id=host_id, energy_components=components)
+
+
+def test_a_component_some_hosts_cannot_measure_is_named_as_partial(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [cpu_and_dram_process(0, "intel", 20.0, True), cpu_and_dram_process(1, "amd", None, False)],
+    )
+    boundaries = {b.name: b for b in aggregate(tmp_path).energy_boundaries}
+    cpu_dram = boundaries["cpu_dram"]
+    assert cpu_dram.energy_j == 220.0 and "dram" in cpu_dram.unmeasured
+    assert "dram measured on 1 of 2 hosts" in cpu_dram.note
+
+
+def test_a_readable_machine_reading_is_preferred_to_a_longer_unreadable_one(
+    tmp_path: Path,
+) -> None:
+    unread = ComponentEnergy.measured("cpu", "rapl", "machine", ["package-0"], None, 10.5)
+    read = ComponentEnergy.measured("cpu", "rapl", "machine", ["package-0"], 95.0, 10.0)
+    write_experiment(
+        tmp_path,
+        [
+            result(0, host_id="h", energy_components=[unread], duration=10.5),
+            result(1, host_id="h", energy_components=[read], start=1000.2),
+        ],
+    )
+    components = {c.component: c for c in aggregate(tmp_path).energy_components}
+    assert components["cpu"].energy_j == 95.0

@@ -140,9 +140,12 @@ class PyTorchBackend:
         sources = select_energy_backends(measurement.energy, self.cuda_ordinals)
         try:
             self._progress("baseline", 0, 1)
+            # Together: a host's idle power must not include a sibling's model load.
+            self.ctx.barrier()
             baselines = measure_baselines(
                 sources.backends, measurement.baseline, self.ctx.baseline_cache_path
             )
+            self.ctx.barrier()
             self._progress("baseline", 1, 1)
             self._progress("loading model", 0, 1)
             self.load_model()
@@ -350,7 +353,9 @@ class PyTorchBackend:
             num_requests=len(requests),
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            tokens_per_second=output_tokens / window.busy_s if window.busy_s > 0 else None,
+            tokens_per_second=(
+                output_tokens / window.busy_s if output_tokens and window.busy_s > 0 else None
+            ),
             requests=requests,
             energy_method=headline_method(account.components, on_gpu),
             energy_readings=window.readings,

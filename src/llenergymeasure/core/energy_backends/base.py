@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from llenergymeasure.core.host import host_identity
 from llenergymeasure.domain.metrics import EnergyMeasurement, EnergyMethod
 
 IDLE_SUBWINDOWS = 5
@@ -75,8 +76,12 @@ class EnergyBackend(ABC):
 
     @property
     def cache_key(self) -> str:
-        """Identifies readings that are comparable (used to cache the idle baseline)."""
-        return f"{self.host}|{self.method}|{','.join(self.device_ids)}"
+        """Identifies readings that are comparable (used to cache the idle baseline).
+
+        The machine is named by its identity (boot id), not its host name: two machines
+        that share a name and a cache directory must not share a baseline.
+        """
+        return f"{host_identity()}|{self.method}|{','.join(self.device_ids)}"
 
     @property
     def baseline_source(self) -> str:
