@@ -238,8 +238,8 @@ MUTANTS: list[Mutant] = [
         "aggregate-throttle-shortest",
         "the aggregated throttle duration is the shortest, not the longest",
         "results/aggregation.py",
-        'duration_s=max_of("duration_s"),',
-        "duration_s=min((i.duration_s for i in infos if i.duration_s is not None), default=None),",
+        "        return max(values) if values else None",
+        "        return min(values) if values else None",
         *AGGREGATION,
     ),
     mutant(
@@ -461,8 +461,8 @@ MUTANTS: list[Mutant] = [
         "throttle-ticks-per-device",
         "a throttled tick counted once per device, so two GPUs double the throttle duration",
         "core/throttle.py",
-        "throttled = len({s.t_s for s in with_bits if s.throttle_reasons & THROTTLE_MASK})",
-        "throttled = len([s.t_s for s in with_bits if s.throttle_reasons & THROTTLE_MASK])",
+        "return len({s.t_s for s in with_bits if s.throttle_reasons & mask}) * interval_s",
+        "return len([s.t_s for s in with_bits if s.throttle_reasons & mask]) * interval_s",
         *THROTTLE,
     ),
     mutant(
