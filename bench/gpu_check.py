@@ -6,7 +6,8 @@ the latency is stable, then run one fixed `generate` workload four times: sample
 sampler at 100 ms, sampler at 10 ms, sampler off again. For each run it prints the
 counter energy, the trapezoidal integral of the sampled power and their ratio, tokens/s,
 J/token, and the sampler's cost in tokens/s against the mean of the two sampler-off
-runs. Record the output in docs/validation/README.md.
+runs. Then a full `llem run` of the quickstart on the GPU: its components, boundaries and
+the baseline's source (the counter). Record the output in docs/validation/README.md.
 
     make gpu-check        (or .venv/bin/python bench/gpu_check.py --help)
 """
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 
 from llenergymeasure.config.models import BaselineConfig, WarmupConfig
-from llenergymeasure.core.baseline import measure_baseline_power
+from llenergymeasure.core.baseline import measure_baselines
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
 from llenergymeasure.core.energy_backends.nvml_device import nvml_available
 from llenergymeasure.core.environment import collect_environment
@@ -161,7 +162,8 @@ def main() -> None:
 
     environment = collect_environment([0])
     backend = NvmlBackend.for_cuda_devices([0])
-    baseline = measure_baseline_power(backend, BaselineConfig(duration_s=args.baseline_s))
+    baselines = measure_baselines([backend], BaselineConfig(duration_s=args.baseline_s))
+    baseline = baselines.of("gpu")
     model = build_model(args.layers)
     inputs = random_inputs(args.batch_size, args.prompt_tokens)
     warmup = warmup_until_converged(
@@ -188,8 +190,31 @@ def main() -> None:
         "args": {k: str(v) for k, v in vars(args).items()},
         "rows": rows,
     }
+    record["full_run"] = full_run()
     args.out.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     print(f"written to {args.out}")
+
+
+def full_run() -> dict[str, Any]:
+    """The quickstart through `llem run`'s own path on cuda:0; its energy as stored."""
+    import llenergymeasure as llem
+
+    config = llem.load_config(
+        "configs/examples/quickstart.yaml",
+        ["measurement.thermal_floor.seconds=5", "results_dir=results/gpu-check"],
+    )
+    result = llem.run_experiment(config).aggregated
+    print(f"full llem run {result.experiment_id}: energy method {result.energy_method}")
+    for c in result.energy_components:
+        print(
+            f"  {c.component:<5} {c.method:<20} {fmt(c.energy_j, '.1f'):>9} J, baseline "
+            f"{fmt(c.baseline_power_w, '.2f')} W from the {c.baseline_source}, "
+            f"above idle {fmt(c.above_idle_j, '.1f')} J"
+        )
+    for b in result.energy_boundaries:
+        print(f"  boundary {b.name:<9} {fmt(b.energy_j, '.1f'):>9} J  {b.note or ''}")
+    print("  warnings: " + ", ".join(w.code for w in result.warnings))
+    return result.model_dump(mode="json")
 
 
 if __name__ == "__main__":
