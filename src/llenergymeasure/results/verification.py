@@ -54,6 +54,8 @@ SKEW_FRACTION = 0.02
 PID_REUSE_SLACK_S = 1.0
 RunState = Literal["running", "ended", "unknown"]
 _SCOPES = {"gpu": "device", "cpu": "machine", "dram": "machine"}
+# Problems of more processes than this are grouped into ranges (`describe`).
+LISTED_PROBLEMS = 5
 _INDEX_IN_NAME = re.compile(r"((?:process_|\.completed_))\d+")
 _INDEXED_FILE = re.compile(r"^(?:process_(\d+)\.json|\.completed_(\d+))$")
 
@@ -185,11 +187,14 @@ def cyclic_gc_paused() -> Iterator[None]:
 
 
 def describe(problems: dict[int, str]) -> list[str]:
-    """One phrase per kind of problem, naming its processes as ranges (`processes 2-999`).
+    """One phrase per unusable process; past `LISTED_PROBLEMS`, one per kind of problem.
 
-    A problem that names a process's own file (`.completed_7`) is the same problem for
-    every process, so the index in the file name is generalised to `<i>` when grouping.
+    Many processes with the same problem (a run of 500 that died early) are named as
+    ranges (`processes 2-499: no completion marker .completed_<i>`): the index in a file
+    name is generalised to `<i>`, so that the line stays one short line.
     """
+    if len(problems) <= LISTED_PROBLEMS:
+        return [f"process {index}: {problem}" for index, problem in sorted(problems.items())]
     by_problem: dict[str, list[int]] = defaultdict(list)
     for index, problem in sorted(problems.items()):
         by_problem[_INDEX_IN_NAME.sub(r"\g<1><i>", problem)].append(index)
