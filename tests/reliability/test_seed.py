@@ -20,6 +20,7 @@ def output_tokens(root: Path, seed: int) -> list[tuple[str, int, bool]]:
     """(prompt id, output tokens, stopped by EOS) of each request of a sampled run."""
     config = quick_config_dict(root / "results", seed=seed)
     config["prompts"]["num_prompts"] = 24
+    config["prompts"]["truncate"] = True  # the bundled set holds prompts near 2,048 tokens
     config["generation"] = {
         "max_new_tokens": 200,
         "batch_size": 4,

@@ -173,12 +173,25 @@ class RankResults:
         )
 
     def _broadcast(self, value: str | None) -> str:
+        """Rank 0's string on every rank, sent as UTF-8 bytes in tensors (never pickled)."""
         if self._dist is None:
             assert value is not None
             return value
-        box = [value]
-        self._dist.broadcast_object_list(box, src=0)
-        return str(box[0])
+        import torch
+
+        device = (
+            torch.device("cuda", torch.cuda.current_device())
+            if self._dist.get_backend() == "nccl"
+            else torch.device("cpu")
+        )
+        payload = (value or "").encode() if self.rank == 0 else b""
+        size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
+        self._dist.broadcast(size, src=0)
+        buffer = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
+        if self.rank == 0 and payload:
+            buffer.copy_(torch.frombuffer(bytearray(payload), dtype=torch.uint8))
+        self._dist.broadcast(buffer, src=0)
+        return buffer.cpu().numpy().tobytes().decode()
 
 
 def _process_group() -> tuple[int, int, Any]:
