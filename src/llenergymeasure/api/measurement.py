@@ -9,7 +9,6 @@ idle baseline subtracted where one was asked for (`core/energy_accounting.py`).
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -21,7 +20,6 @@ from llenergymeasure.core.baseline import Baselines, measure_baselines
 from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
 from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
-from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
 from llenergymeasure.core.measurement_warnings import (
     collect_measurement_warnings,
     host_contention_warning,
@@ -29,11 +27,11 @@ from llenergymeasure.core.measurement_warnings import (
 from llenergymeasure.core.power_thermal import (
     CpuSampleSource,
     PowerThermalSample,
-    PowerThermalSampler,
     SampleSource,
     power_integral_j,
     power_readings_per_device,
 )
+from llenergymeasure.core.window import MeasurementWindow, WindowResult
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.metrics import EnergyBreakdown, EnergyMeasurement, MeasurementWarning
 from llenergymeasure.errors import ConfigError
@@ -136,80 +134,53 @@ class _OpenWindow:
         self.measurement = Measurement(name=name)
         self.sources = devices.open_sources()
         self.baselines = devices.baselines(self.sources)
-        self.sampler = PowerThermalSampler(
-            devices.sample_sources(), devices.config.energy.sample_interval_ms
+        self.window = MeasurementWindow(
+            self.sources.backends,
+            devices.sample_sources(),
+            devices.config.energy.sample_interval_ms,
+            devices.synchronize,
         )
-        self.cpu_time = CpuTimeWindow()
-        self._start_unix_s = self._start_mono_s = 0.0
 
     def begin(self) -> Measurement:
         if self.devices.barrier is not None:
             self.devices.barrier()  # every process opens its window together
-        self.devices.synchronize()
-        self.sampler.start()
-        self._start_unix_s, self._start_mono_s = time.time(), time.monotonic()
-        self.measurement.start_unix_s = self._start_unix_s
-        for backend in self.sources.backends:
-            backend.start()
-        self.cpu_time.start()
+        self.window.begin()
+        self.measurement.start_unix_s = self.window.start_unix_s
         return self.measurement
 
     def end(self) -> Measurement:
-        self.devices.synchronize()
-        self.measurement.busy_s = time.monotonic() - self._start_mono_s
         try:
-            if self.devices.barrier is not None:
-                self.devices.barrier()
-            readings = [backend.stop() for backend in self.sources.backends]
-            cpu_time = self.cpu_time.stop()
-            window_s = time.monotonic() - self._start_mono_s
-            samples = self.sampler.stop()
-            sampler_errors = dict(self.sampler.errors)
-            self.measurement.measurement_cpu_s = self.sampler.thread_cpu_s + sum(
-                backend.thread_cpu_s for backend in self.sources.backends
-            )
+            result = self.window.end(None, self.devices.barrier or (lambda: None))
         finally:
             self.sources.close()
-        warnings = self._quality_warnings(readings, samples, window_s, sampler_errors, cpu_time)
-        return self._fill(readings, samples, window_s, warnings)
+        self.measurement.busy_s = result.busy_s
+        self.measurement.measurement_cpu_s = result.measurement_cpu_s
+        return self._fill(result, self._quality_warnings(result))
 
-    def _quality_warnings(
-        self,
-        readings: list[EnergyMeasurement],
-        samples: list[PowerThermalSample],
-        window_s: float,
-        sampler_errors: dict[str, str],
-        cpu_time: CpuTimeFigures,
-    ) -> list[MeasurementWarning]:
+    def _quality_warnings(self, result: WindowResult[None]) -> list[MeasurementWarning]:
         """The warnings `llem run` gives a process: estimate, short window, few samples..."""
+        samples, start_s = result.samples, result.start_mono_s
         warnings = collect_measurement_warnings(
-            duration_s=window_s,
+            duration_s=result.window_s,
             power_readings=power_readings_per_device(samples),
-            readings=readings,
+            readings=result.readings,
             energy_requested=self.devices.config.energy.backend != "none",
-            sampler_errors=sampler_errors,
+            sampler_errors=result.sampler_errors,
             has_gpu=bool(self.devices.cuda_ordinals),
             samples=samples,
-            power_integral_j=power_integral_j(
-                samples, self._start_mono_s, self._start_mono_s + window_s
-            ),
+            power_integral_j=power_integral_j(samples, start_s, start_s + result.window_s),
         )
+        cpu_time = result.cpu_time
         contention = host_contention_warning(cpu_time.process_cpu_s, cpu_time.host_busy_cpu_s)
         sync = self.devices.sync_warning
         return warnings + [w for w in (contention, sync) if w is not None]
 
-    def _fill(
-        self,
-        readings: list[EnergyMeasurement],
-        samples: list[PowerThermalSample],
-        window_s: float,
-        warnings: list[MeasurementWarning],
-    ) -> Measurement:
+    def _fill(self, result: WindowResult[None], warnings: list[MeasurementWarning]) -> Measurement:
         account = account_energy(
-            readings,
+            result.readings,
             self.baselines,
-            window_s=window_s,
-            window_start_unix_s=self._start_unix_s,
+            window_s=result.window_s,
+            window_start_unix_s=result.start_unix_s,
             output_tokens=0,
             gpus_expected=bool(self.devices.cuda_ordinals),
             gpu_problem=self.sources.gpu_problem,
@@ -222,7 +193,8 @@ class _OpenWindow:
             account.breakdown,
         )
         m.warnings = account.warnings + warnings
-        m.samples, m.readings, m.duration_s, m.done = samples, readings, window_s, True
+        m.samples, m.readings, m.duration_s = result.samples, result.readings, result.window_s
+        m.done = True
         return m
 
 

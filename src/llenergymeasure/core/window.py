@@ -58,7 +58,11 @@ class WindowResult(Generic[T]):
 
 
 class MeasurementWindow:
-    """Measures energy and samples devices around one call of a body of work."""
+    """Measures energy and samples devices around a body of work.
+
+    `run(body)` for a call; `begin()` and `end(value)` where the body is not a call (the
+    public API's context manager and named windows).
+    """
 
     def __init__(
         self,
@@ -72,33 +76,42 @@ class MeasurementWindow:
         self.sampler = PowerThermalSampler(sources, interval_ms, clock=clock)
         self.cpu_time = CpuTimeWindow()
         self.synchronize = synchronize
+        self.start_unix_s = 0.0
+        self._start_mono_s = 0.0
         self._clock = clock
 
     def run(
         self, body: Callable[[], T], wait_for_all: Callable[[], None] = lambda: None
     ) -> WindowResult[T]:
         """Open the window, run `body`, wait for every process, close the window."""
+        self.begin()
+        return self.end(body(), wait_for_all)
+
+    def begin(self) -> None:
+        """Synchronise, then start the sampler, the energy backends and the CPU clocks."""
         self.synchronize()
         self.sampler.start()
-        start_unix_s, start_mono_s = time.time(), self._clock()
+        self.start_unix_s, self._start_mono_s = time.time(), self._clock()
         for backend in self.backends:
             backend.start()
         self.cpu_time.start()
-        value = body()
+
+    def end(self, value: T, wait_for_all: Callable[[], None] = lambda: None) -> WindowResult[T]:
+        """Synchronise (the end of this process's work), wait for every process, stop."""
         self.synchronize()
-        busy_s = self._clock() - start_mono_s
+        busy_s = self._clock() - self._start_mono_s
         wait_for_all()
         readings = [backend.stop() for backend in self.backends]
         cpu_time = self.cpu_time.stop()
-        window_s = self._clock() - start_mono_s
+        window_s = self._clock() - self._start_mono_s
         samples = self.sampler.stop()
         return WindowResult(
             value=value,
             readings=readings,
             samples=samples,
             sampler_errors=dict(self.sampler.errors),
-            start_mono_s=start_mono_s,
-            start_unix_s=start_unix_s,
+            start_mono_s=self._start_mono_s,
+            start_unix_s=self.start_unix_s,
             busy_s=busy_s,
             window_s=window_s,
             cpu_time=cpu_time,
