@@ -66,23 +66,11 @@ EXPORTS_ALL = ("tests/unit/results/test_exporters.py", "tests/unit/results/test_
 SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_clock.py")
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
-BASELINE_THEN_LOAD = """            self._progress("baseline", 0, 1)
-            baselines = measure_baselines(
-                sources.backends, measurement.baseline, self.ctx.baseline_cache_path
-            )
-            self._progress("baseline", 1, 1)
-            self._progress("loading model", 0, 1)
-            self.load_model()
-            self._progress("loading model", 1, 1)
+BASELINE_THEN_LOAD = """        baselines = measure_idle_baselines(sources, config, ctx)
+        loaded = load_model(engine, ctx)
 """
-LOAD_THEN_BASELINE = """            self._progress("loading model", 0, 1)
-            self.load_model()
-            self._progress("loading model", 1, 1)
-            self._progress("baseline", 0, 1)
-            baselines = measure_baselines(
-                sources.backends, measurement.baseline, self.ctx.baseline_cache_path
-            )
-            self._progress("baseline", 1, 1)
+LOAD_THEN_BASELINE = """        loaded = load_model(engine, ctx)
+        baselines = measure_idle_baselines(sources, config, ctx)
 """
 LATENCY_FIELDS = (
     "ttft_mean_ms",
@@ -253,7 +241,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "run-baseline-after-load",
         "the baseline measured after the model is loaded",
-        "core/backends/pytorch.py",
+        "core/lifecycle.py",
         BASELINE_THEN_LOAD,
         LOAD_THEN_BASELINE,
         LIFECYCLE,
@@ -261,42 +249,47 @@ MUTANTS: list[Mutant] = [
     mutant(
         "run-tokens-per-second-all-tokens",
         "tokens/s counts prompt plus output tokens",
-        "core/backends/pytorch.py",
-        "tokens_per_second=output_tokens / window.busy_s if",
-        "tokens_per_second=(input_tokens + output_tokens) / window.busy_s if",
+        "core/assembly.py",
+        "            output_tokens / window.busy_s if output_tokens",
+        "            sum(r.input_tokens + r.output_tokens for r in requests) / window.busy_s"
+        " if output_tokens",
         LIFECYCLE,
     ),
     mutant(
         "run-joules-per-token-all-tokens",
         "per-process J/token divides by prompt plus output tokens",
-        "core/backends/pytorch.py",
-        "                breakdown.raw_j / output_tokens\n",
-        "                breakdown.raw_j / (input_tokens + output_tokens)\n",
+        "core/assembly.py",
+        "            breakdown.raw_j / output_tokens\n",
+        "            breakdown.raw_j / (output_tokens + sum(r.input_tokens for r in requests))\n",
         LIFECYCLE,
     ),
     Mutant(
         "latency-from-window-start",
         "TTFT and end-to-end latency timed from the window's start, not each batch's",
         (
-            Edit(SRC + "core/backends/pytorch.py", "import os\n", "import os\nimport time\n"),
             Edit(
-                SRC + "core/backends/pytorch.py",
-                "            for batch in batches:\n"
-                "                outputs.append(generate_batch(self.model, batch, gen_config, "
+                SRC + "core/engines/transformers.py",
+                "from collections.abc import Callable\n",
+                "import time\nfrom collections.abc import Callable\n",
+            ),
+            Edit(
+                SRC + "core/engines/transformers.py",
+                "        for batch in workload.items:\n"
+                "            outputs.append(generate_batch(self.model, batch, gen_config, "
                 "self.synchronize))",
-                "            window_start_s = time.monotonic()\n"
-                "            for batch in batches:\n"
-                "                outputs.append(generate_batch(self.model, batch, gen_config, "
+                "        window_start_s = time.monotonic()\n"
+                "        for batch in workload.items:\n"
+                "            outputs.append(generate_batch(self.model, batch, gen_config, "
                 "self.synchronize, window_start_s))",
             ),
             Edit(
-                SRC + "core/backends/generation.py",
+                SRC + "core/engines/generation.py",
                 "    synchronize: Callable[[], None],\n) -> BatchOutput:",
                 "    synchronize: Callable[[], None],\n"
                 "    window_start_s: float,\n) -> BatchOutput:",
             ),
             Edit(
-                SRC + "core/backends/generation.py",
+                SRC + "core/engines/generation.py",
                 "request_latencies_ms(start_s, timer.times_s,",
                 "request_latencies_ms(window_start_s, timer.times_s,",
             ),
@@ -354,16 +347,16 @@ MUTANTS: list[Mutant] = [
     mutant(
         "baseline-over-whole-run",
         "the baseline subtracted over the whole run instead of the energy window",
-        "core/backends/pytorch.py",
-        "            window_s=window.window_s,\n            window_start_unix_s=",
-        "            window_s=(datetime.now(timezone.utc) - started_at).total_seconds(),\n"
-        "            window_start_unix_s=",
+        "core/assembly.py",
+        "        window_s=window.window_s,\n        window_start_unix_s=",
+        "        window_s=(datetime.now(timezone.utc) - started_at).total_seconds(),\n"
+        "        window_start_unix_s=",
         LIFECYCLE,
     ),
     mutant(
         "eos-not-counted",
         "a request's EOS token left out of its output tokens",
-        "core/backends/generation.py",
+        "core/engines/generation.py",
         "            return k + 1, True\n",
         "            return k, True\n",
         EOS,
@@ -371,7 +364,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "padding-counted",
         "the padding generated after a request's EOS counted as its output tokens",
-        "core/backends/generation.py",
+        "core/engines/generation.py",
         "counts = [count_generated(row, stop_ids) for row in generated]",
         "counts = [(len(row), False) for row in generated]",
         EOS,
@@ -379,7 +372,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "input-padding-counted",
         "a prompt's input tokens counted with the batch's left padding",
-        "core/backends/generation.py",
+        "core/engines/generation.py",
         'lengths = enc["attention_mask"].sum(dim=1).tolist()',
         'lengths = [enc["input_ids"].shape[1]] * len(chunk)',
         EOS,

@@ -36,12 +36,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import llenergymeasure as llem
 from llenergymeasure.config.loader import validate_config
-from llenergymeasure.core.backends.generation import (
+from llenergymeasure.core.device import resolve_dtype
+from llenergymeasure.core.engines.generation import (
     build_generation_config,
     encode_batches,
     generate_batch,
 )
-from llenergymeasure.core.backends.pytorch import resolve_dtype
 from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import read_prompt_source
 

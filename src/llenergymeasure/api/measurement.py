@@ -25,13 +25,12 @@ from llenergymeasure.core.measurement_warnings import (
     host_contention_warning,
 )
 from llenergymeasure.core.power_thermal import (
-    CpuSampleSource,
     PowerThermalSample,
     SampleSource,
     power_integral_j,
     power_readings_per_device,
 )
-from llenergymeasure.core.window import MeasurementWindow, WindowResult
+from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.metrics import EnergyBreakdown, EnergyMeasurement, MeasurementWarning
 from llenergymeasure.errors import ConfigError
@@ -109,11 +108,7 @@ class _Devices:
 
     def sample_sources(self) -> list[SampleSource]:
         """The sampler's sources: the host, and the GPUs where NVML reads them."""
-        sources: list[SampleSource] = [CpuSampleSource()]
-        gpu = open_gpu_sample_source(self.cuda_ordinals)
-        if gpu is not None:
-            sources.append(gpu)
-        return sources
+        return window_sample_sources(open_gpu_sample_source(self.cuda_ordinals))
 
     def baselines(self, sources: EnergySources) -> Baselines:
         """The idle baseline, measured (or read from llem's cache) once, before any window."""

@@ -207,6 +207,10 @@ class ExperimentConfig(_Section):
 
     name: str = Field(pattern=NAME_PATTERN, description="Used in the experiment id.")
     model: ModelConfig
+    engine: Literal["transformers"] = Field(
+        "transformers",
+        description="The inference engine: transformers (static batches through generate).",
+    )
     prompts: PromptsConfig = PromptsConfig()
     generation: GenerationConfig = GenerationConfig()
     processes: int = Field(

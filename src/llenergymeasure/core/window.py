@@ -20,10 +20,20 @@ from typing import Generic, TypeVar
 
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
-from llenergymeasure.core.power_thermal import PowerThermalSample, PowerThermalSampler, SampleSource
+from llenergymeasure.core.power_thermal import (
+    CpuSampleSource,
+    PowerThermalSample,
+    PowerThermalSampler,
+    SampleSource,
+)
 from llenergymeasure.domain.metrics import EnergyMeasurement
 
 T = TypeVar("T")
+
+
+def window_sample_sources(gpu_source: SampleSource | None) -> list[SampleSource]:
+    """What a window samples: this process and its host, and the GPUs NVML reads."""
+    return [CpuSampleSource(), *([gpu_source] if gpu_source is not None else [])]
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llenergymeasure.domain.device import on_gpu
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.environment import EnvironmentMetadata
 from llenergymeasure.domain.metrics import (
@@ -108,6 +109,9 @@ class RawProcessResult(_Stored):
     config_name: str
     model_name: str
     model_source: str | None = None
+    engine: str | None = Field(
+        None, description="The inference engine that ran the requests (`engine` in the config)."
+    )
     dtype: str | None = None
     device: str | None = None
     trust_remote_code: bool = False
@@ -173,7 +177,7 @@ class RawProcessResult(_Stored):
     @property
     def runs_on_gpu(self) -> bool:
         """True for a process whose model ran on a CUDA device."""
-        return bool(self.device and self.device.startswith("cuda"))
+        return on_gpu(self.device)
 
     @property
     def devices(self) -> list[DeviceEnergy]:

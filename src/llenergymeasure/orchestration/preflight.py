@@ -166,7 +166,7 @@ def prompt_token_counts(config: ExperimentConfig, prompts: Sequence[Prompt]) -> 
     """Tokens of each prompt as `encode_batches` gives them to the model (chat template too)."""
     from transformers import AutoTokenizer
 
-    from llenergymeasure.core.backends.generation import prompt_texts
+    from llenergymeasure.core.engines.generation import prompt_texts
 
     resolved = resolve_model(config.model.name, revision=config.model.revision)
     tokenizer = AutoTokenizer.from_pretrained(

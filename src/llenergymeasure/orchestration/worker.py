@@ -37,7 +37,8 @@ from loguru import logger
 
 from llenergymeasure.config.loader import load_config, validate_config
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.core.backends.pytorch import MeasuredRun, PyTorchBackend, RunContext
+from llenergymeasure.core.engines import create_engine
+from llenergymeasure.core.lifecycle import MeasuredRun, RunContext, run_measured
 from llenergymeasure.core.timeseries import write_timeseries_parquet
 from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStatus, RawProcessResult
 from llenergymeasure.errors import ConfigError, LlemError, ModelNotFound, ResultsError
@@ -124,12 +125,11 @@ def run_worker(
         experiment_id=experiment_id,
         process_index=state.process_index,
         num_processes=state.num_processes,
-        device=str(state.device),
         barrier=state.wait_for_everyone,
         progress=progress,
         baseline_cache_path=llem_cache_dir() / "baseline.json",
     )
-    run = PyTorchBackend(config, context).run(prompts)
+    run = run_measured(create_engine(config, str(state.device)), config, context, prompts)
     return write_process_outputs(experiment_dir, run, config)
 
 

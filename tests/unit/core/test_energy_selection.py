@@ -8,8 +8,8 @@ import pytest
 
 from fakes.nvml import FakeNvml, SimGpu, install
 from llenergymeasure.config.models import EnergyConfig, MeasurementConfig
-from llenergymeasure.core.backends.pytorch import cuda_ordinals
 from llenergymeasure.core.baseline import Baselines
+from llenergymeasure.core.device import cuda_ordinals
 from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends import select_energy_backends
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend

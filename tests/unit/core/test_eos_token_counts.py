@@ -17,7 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from llenergymeasure.config.loader import validate_config
-from llenergymeasure.core.backends.pytorch import PyTorchBackend, RunContext
+from llenergymeasure.core.engines.transformers import TransformersEngine
+from llenergymeasure.core.lifecycle import RunContext, run_measured
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import Prompt, load_prompts
@@ -61,7 +62,8 @@ def eos_run(tmp_path_factory: pytest.TempPathFactory) -> EosRun:
     )
     prompts = load_prompts(config.prompts)
     with one_torch_thread():
-        run = PyTorchBackend(config, RunContext(experiment_id="eos")).run(prompts)
+        engine = TransformersEngine(config, "cpu")
+        run = run_measured(engine, config, RunContext(experiment_id="eos"), prompts)
     return EosRun(model_dir, prompts, run.result)
 
 

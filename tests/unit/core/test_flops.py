@@ -15,7 +15,7 @@ from transformers import (
     LlamaForCausalLM,
 )
 
-from llenergymeasure.core.backends.generation import BatchOutput, encode_batches, generate_batch
+from llenergymeasure.core.engines.generation import BatchOutput, encode_batches, generate_batch
 from llenergymeasure.core.flops import (
     BatchShape,
     batch_flops_executed,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import pytest
 
 from llenergymeasure.config.loader import validate_config
-from llenergymeasure.core.backends.pytorch import MeasuredRun, PyTorchBackend, RunContext
+from llenergymeasure.core.engines.transformers import TransformersEngine
+from llenergymeasure.core.lifecycle import MeasuredRun, RunContext, run_measured
 from llenergymeasure.prompts import load_prompts
 
 from llem_testing import one_torch_thread, tiny_config_dict
@@ -38,14 +39,15 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> ObservedRun:
         )
     )
     events: list[tuple[str, int, int, bool]] = []
-    backend: PyTorchBackend | None = None
+    engine = TransformersEngine(config, "cpu")
 
     def progress(phase: str, done: int, total: int) -> None:
-        events.append((phase, done, total, backend is not None and backend.model is not None))
+        events.append((phase, done, total, engine.model is not None))
 
-    backend = PyTorchBackend(config, RunContext(experiment_id="lifecycle", progress=progress))
+    context = RunContext(experiment_id="lifecycle", progress=progress)
     with one_torch_thread():
-        return ObservedRun(backend.run(load_prompts(config.prompts)), events)
+        run = run_measured(engine, config, context, load_prompts(config.prompts))
+    return ObservedRun(run, events)
 
 
 def test_the_baseline_is_measured_before_the_model_is_loaded(observed: ObservedRun) -> None:

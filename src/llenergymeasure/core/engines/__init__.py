@@ -1,0 +1,15 @@
+"""Inference engines behind one seam (`base.Engine`); `create_engine` picks the configured one."""
+
+from __future__ import annotations
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel, Workload
+
+__all__ = ["Engine", "EngineOutput", "LoadedModel", "Workload", "create_engine"]
+
+
+def create_engine(config: ExperimentConfig, device: str) -> Engine:
+    """The engine `config.engine` names, for one process on `device`."""
+    from llenergymeasure.core.engines.transformers import TransformersEngine
+
+    return TransformersEngine(config, device)

@@ -1,0 +1,130 @@
+"""`engine: transformers`: static batches through Hugging Face `generate`.
+
+Prompts are tokenised in order into left-padded batches of `generation.batch_size`;
+each batch is one `generate` call timed per step (`generation.generate_batch`), so the
+records say when each request produced its first and last token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from loguru import logger
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core import device as devices
+from llenergymeasure.core.engines.base import EngineOutput, LoadedModel, RequestsDoneFn, Workload
+from llenergymeasure.core.engines.generation import (
+    BatchOutput,
+    build_generation_config,
+    encode_batches,
+    generate_batch,
+)
+from llenergymeasure.core.flops import model_geometry
+from llenergymeasure.core.warmup import create_warmup_inference_fn
+from llenergymeasure.domain.metrics import LatencySamples
+from llenergymeasure.models import resolve_model
+from llenergymeasure.prompts import Prompt
+
+
+class TransformersEngine:
+    """One process's model on one device, run in static batches."""
+
+    name = "transformers"
+
+    def __init__(self, config: ExperimentConfig, device: str) -> None:
+        self.config = config
+        self.device = device
+        self.cuda_ordinals = devices.cuda_ordinals(device)
+        self.dtype = devices.resolve_dtype(config.model.dtype, device)
+        self.model: Any = None
+        self.tokenizer: Any = None
+
+    def load(self) -> LoadedModel:
+        """Resolve and load the model and its tokenizer (left padding for batching)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        cfg = self.config.model
+        resolved = resolve_model(cfg.name, revision=cfg.revision)
+        if cfg.trust_remote_code:
+            logger.warning(f"trust_remote_code is on: code shipped with {cfg.name} will run")
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            resolved.path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            resolved.path,
+            revision=cfg.revision,
+            dtype=self.dtype,
+            trust_remote_code=cfg.trust_remote_code,
+        ).to(self.device)
+        self.model.eval()
+        logger.info(f"loaded {cfg.name} ({resolved.source}) as {self.dtype} on {self.device}")
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        return LoadedModel(
+            source=resolved.source,
+            dtype=str(self.dtype).removeprefix("torch."),
+            geometry=model_geometry(self.model),
+            context_tokens=context if isinstance(context, int) and context > 0 else None,
+        )
+
+    def prepare(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> Workload:
+        """Left-padded batches of `generation.batch_size`, in prompt order."""
+        batches = encode_batches(
+            prompts,
+            self.tokenizer,
+            batch_size=self.config.generation.batch_size,
+            use_chat_template=self.config.prompts.chat_template,
+            device=self.device,
+            max_prompt_tokens=max_prompt_tokens,
+        )
+        return Workload(prompts, batches, truncated=sum(b.truncated for b in batches))
+
+    def warmup_step(self, workload: Workload, max_new_tokens: int) -> Callable[[], float] | None:
+        """`generate` on the first batch with the warmup's token budget."""
+        if not workload.items:
+            return None
+        gen_config = build_generation_config(
+            self.config.generation, self.model, self.tokenizer, max_new_tokens
+        )
+        run_once = create_warmup_inference_fn(
+            self.model,
+            workload.items[0].inputs,
+            {"generation_config": gen_config},
+            self.synchronize,
+        )
+
+        def timed() -> float:
+            with torch.inference_mode():
+                return run_once()
+
+        return timed
+
+    def run(self, workload: Workload, requests_done: RequestsDoneFn) -> EngineOutput:
+        """Every batch in order, each one `generate` call timed per step."""
+        gen_config = build_generation_config(self.config.generation, self.model, self.tokenizer)
+        devices.reset_peak_memory(self.device)
+        outputs: list[BatchOutput] = []
+        for batch in workload.items:
+            outputs.append(generate_batch(self.model, batch, gen_config, self.synchronize))
+            requests_done(sum(len(o.requests) for o in outputs))
+        return EngineOutput(
+            requests=[r for o in outputs for r in o.requests],
+            latency=LatencySamples.concat([o.latency for o in outputs]),
+            shapes=[o.shape for o in outputs],
+            batch_sizes=[len(o.requests) for o in outputs],
+            peak_memory_mb=devices.peak_memory_mb(self.device),
+        )
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (a no-op on the CPU)."""
+        devices.synchronize(self.device)
+
+    def close(self) -> None:
+        """Drop the model and tokenizer."""
+        self.model = None
+        self.tokenizer = None

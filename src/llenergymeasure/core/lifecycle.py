@@ -1,0 +1,220 @@
+"""The measured lifecycle, written once for every engine (docs/design.md section 1).
+
+environment -> idle baseline per component (before the model is loaded) -> load ->
+encode -> warmup until converged -> thermal floor -> barrier -> the measurement window
+(`core/window.py`: sampler + energy start, the engine runs this process's prompts,
+sync, wait for every process, energy + sampler stop) -> the result (`core/assembly.py`).
+Writing files is the worker's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.assembly import assemble_result
+from llenergymeasure.core.baseline import Baselines, measure_baselines
+from llenergymeasure.core.device import on_gpu
+from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
+from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource, open_gpu_sample_source
+from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel, Workload
+from llenergymeasure.core.environment import collect_environment
+from llenergymeasure.core.power_thermal import PowerThermalSample
+from llenergymeasure.core.thermal_floor import ThermalFloorOutcome, apply_thermal_floor
+from llenergymeasure.core.warmup import warmup_until_converged
+from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
+from llenergymeasure.domain.experiment import RawProcessResult
+from llenergymeasure.domain.metrics import MeasurementWarning, WarmupResult
+from llenergymeasure.prompts import Prompt
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where this process stands in the experiment."""
+
+    experiment_id: str
+    process_index: int = 0
+    num_processes: int = 1
+    barrier: Callable[[], None] = lambda: None
+    progress: ProgressFn | None = None
+    baseline_cache_path: Path | None = None
+
+    def report(self, phase: str, done: int, total: int) -> None:
+        """Tell the launcher how far this process is (when it listens)."""
+        if self.progress is not None:
+            self.progress(phase, done, total)
+
+
+@dataclass
+class MeasuredRun:
+    """The result of one process plus the raw samples for its sidecar."""
+
+    result: RawProcessResult
+    samples: list[PowerThermalSample]
+    window_start_mono_s: float
+
+
+def run_measured(
+    engine: Engine, config: ExperimentConfig, ctx: RunContext, prompts: list[Prompt]
+) -> MeasuredRun:
+    """The measured lifecycle of one process over `prompts` (its shard)."""
+    started_at = datetime.now(timezone.utc)
+    environment = collect_environment(engine.cuda_ordinals)
+    sources = select_energy_backends(config.measurement.energy, engine.cuda_ordinals)
+    gpu_source = None
+    try:
+        baselines = measure_idle_baselines(sources, config, ctx)
+        loaded = load_model(engine, ctx)
+        workload = engine.prepare(prompts, prompt_budget(loaded, config))
+        seed_everything(config.seed)
+        warmup = warm_up(engine, workload, config, ctx)
+        gpu_source = open_gpu_sample_source(engine.cuda_ordinals)
+        floor = apply_thermal_floor(
+            config.measurement.thermal_floor,
+            _temperature_reader(gpu_source),
+            on_gpu=on_gpu(engine.device),
+            progress=ctx.progress,
+        )
+        ctx.barrier()
+        warmup = record_window_start(warmup, floor, gpu_source)
+        # Again, so that the window's sampling does not depend on how long warmup ran.
+        seed_everything(config.seed)
+        window = measure_window(engine, workload, sources, gpu_source, config, ctx)
+    finally:
+        sources.close()
+        engine.close()
+    result = assemble_result(
+        engine=engine,
+        config=config,
+        ctx=ctx,
+        started_at=started_at,
+        environment=environment,
+        baselines=baselines,
+        warmup=warmup,
+        loaded=loaded,
+        window=window,
+        sources=sources,
+        extra_warnings=lifecycle_warnings(floor, workload, loaded, config),
+    )
+    return MeasuredRun(result, window.samples, window.start_mono_s)
+
+
+def measure_idle_baselines(
+    sources: EnergySources, config: ExperimentConfig, ctx: RunContext
+) -> Baselines:
+    """Every process together: a host's idle power must not include a sibling's model load."""
+    ctx.report("baseline", 0, 1)
+    ctx.barrier()
+    baselines = measure_baselines(
+        sources.backends, config.measurement.baseline, ctx.baseline_cache_path
+    )
+    ctx.barrier()
+    ctx.report("baseline", 1, 1)
+    return baselines
+
+
+def load_model(engine: Engine, ctx: RunContext) -> LoadedModel:
+    """Load the engine's model, reporting the phase."""
+    ctx.report("loading model", 0, 1)
+    loaded = engine.load()
+    ctx.report("loading model", 1, 1)
+    return loaded
+
+
+def prompt_budget(loaded: LoadedModel, config: ExperimentConfig) -> int | None:
+    """With `prompts.truncate`, the prompt tokens that leave room for the longest generation."""
+    if not config.prompts.truncate or loaded.context_tokens is None:
+        return None
+    longest = max(config.generation.max_new_tokens, config.measurement.warmup.max_new_tokens)
+    return max(1, loaded.context_tokens - longest)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's `random`, numpy and torch (every CUDA device too) with `seed`.
+
+    With `do_sample: true`, the same seed gives the same tokens for the same prompts,
+    batches and device.
+    """
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def warm_up(
+    engine: Engine, workload: Workload, config: ExperimentConfig, ctx: RunContext
+) -> WarmupResult:
+    """Repeat the engine's warmup step until its latency is stable (`core/warmup.py`)."""
+    settings = config.measurement.warmup
+    step = engine.warmup_step(workload, settings.max_new_tokens)
+    if step is None:  # this process has no prompts: nothing to warm up
+        return warmup_until_converged(lambda: 0.0, settings.model_copy(update={"enabled": False}))
+    return warmup_until_converged(step, settings, ctx.progress)
+
+
+def record_window_start(
+    warmup: WarmupResult, floor: ThermalFloorOutcome, gpu_source: NvmlSampleSource | None
+) -> WarmupResult:
+    """The thermal floor's figures and each GPU's temperature as the window opens."""
+    return warmup.model_copy(
+        update={
+            **floor.warmup_fields(),
+            "window_start_temperature_c": (
+                gpu_source.temperatures_c() if gpu_source is not None else None
+            ),
+        }
+    )
+
+
+def measure_window(
+    engine: Engine,
+    workload: Workload,
+    sources: EnergySources,
+    gpu_source: NvmlSampleSource | None,
+    config: ExperimentConfig,
+    ctx: RunContext,
+) -> WindowResult[EngineOutput]:
+    """The energy window: this process's workload, then the wait for the others."""
+    window = MeasurementWindow(
+        sources.backends,
+        window_sample_sources(gpu_source),
+        config.measurement.energy.sample_interval_ms,
+        engine.synchronize,
+    )
+    total = len(workload.prompts)
+    ctx.report("inference", 0, total)
+    return window.run(
+        lambda: engine.run(workload, lambda done: ctx.report("inference", done, total)),
+        wait_for_all=ctx.barrier,
+    )
+
+
+def lifecycle_warnings(
+    floor: ThermalFloorOutcome, workload: Workload, loaded: LoadedModel, config: ExperimentConfig
+) -> list[MeasurementWarning]:
+    """Warnings of the steps before the window: the thermal floor, truncated prompts."""
+    warnings = [floor.warning] if floor.warning is not None else []
+    if workload.truncated:
+        budget = prompt_budget(loaded, config)
+        warnings.append(
+            MeasurementWarning(
+                code="prompts_truncated",
+                message=f"{workload.truncated} prompt(s) longer than {budget} tokens (the "
+                "model's context less max_new_tokens) lost their start (prompts.truncate: true)",
+                remediation="shorten the prompts, or use a model with a longer context",
+            )
+        )
+    return warnings
+
+
+def _temperature_reader(
+    gpu_source: NvmlSampleSource | None,
+) -> Callable[[], list[float | None]] | None:
+    """Reads every GPU's temperature through the run's NVML source; None without one."""
+    if gpu_source is None:
+        return None
+    return lambda: list(gpu_source.temperatures_c().values())
