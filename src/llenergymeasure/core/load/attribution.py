@@ -1,0 +1,167 @@
+"""Energy per phase and per request, attributed from the engine's steps.
+
+The window's energy comes from the counter (or whichever backend measured it); the
+power samples only give its shape in time. The rule:
+
+1. Power between samples is the straight line joining them (held flat before the first
+   and after the last), the curve whose trapezoidal integral the sampler reports.
+2. The steps tile the window: step `k` owns the time from its start to the start of the
+   next step (the first also owns the time before it, the last the time to the window's
+   end), so time between steps (scheduling, sampling, waiting for requests) is charged to
+   the step before it; `between_steps_j` says how much that was.
+3. Step `k` gets `window_j * w_k / sum(w)`, with `w_k` the power curve's integral over its
+   span, so the steps' energies add up to the window's energy.
+4. Within a step, energy is shared over its tokens, prefill and decode alike: a request
+   gets the step's energy times its share of the step's tokens, in the phase of those
+   tokens. A step holding both phases (chunked prefill) is split that way too, an
+   assumption counted in `mixed_steps`.
+
+Without power samples (or with none above 0 W) the shape is flat: energy in proportion to
+time, with a warning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from statistics import median
+
+import numpy as np
+
+from llenergymeasure.domain.load import AttributedEnergy, EngineStep, RequestEnergy
+
+PowerSample = tuple[float, float]
+
+
+def power_integral_j(samples: Sequence[PowerSample], start_s: float, end_s: float) -> float:
+    """Integral of the interpolated power curve over `[start_s, end_s]`.
+
+    Args:
+        samples: `(t_s, power_w)`, in time order.
+        start_s: start of the interval.
+        end_s: its end.
+
+    Returns:
+        Joules under the curve; the interval's length in seconds (1 W) without samples.
+
+    """
+    if end_s <= start_s:
+        return 0.0
+    if not samples:
+        return end_s - start_s
+    times = np.array([t for t, _ in samples])
+    power = np.array([p for _, p in samples])
+    inside = times[(times > start_s) & (times < end_s)]
+    knots = np.concatenate(([start_s], inside, [end_s]))
+    return float(np.trapezoid(np.interp(knots, times, power), knots))
+
+
+def share_energy_j(
+    total_j: float,
+    samples: Sequence[PowerSample],
+    window: tuple[float, float],
+    intervals: Sequence[tuple[float, float]],
+) -> list[float]:
+    """The part of a window's energy in each interval, by the power curve's shape.
+
+    Args:
+        total_j: the window's energy.
+        samples: `(t_s, power_w)` in time order; empty: a flat shape.
+        window: `(start_s, end_s)` the total covers.
+        intervals: `(start_s, end_s)` inside the window.
+
+    """
+    whole = power_integral_j(samples, *window)
+    if whole <= 0:
+        whole, samples = window[1] - window[0], ()
+    return [total_j * power_integral_j(samples, a, b) / whole for a, b in intervals]
+
+
+def attribute_energy(
+    window_j: float,
+    window: tuple[float, float],
+    steps: Sequence[EngineStep],
+    samples: Sequence[PowerSample],
+) -> AttributedEnergy:
+    """Split a window's energy into prefill and decode, and over the requests served.
+
+    Args:
+        window_j: the window's energy, from the counter.
+        window: `(start_s, end_s)` of the energy window, on the steps' clock.
+        steps: the engine's steps inside the window, in time order.
+        samples: `(t_s, power_w)` of the device the energy is for, same clock.
+
+    Raises:
+        ValueError: no steps, steps out of order, overlapping, outside the window, or
+            a step without tokens.
+
+    """
+    _check_steps(steps, window)
+    if power_integral_j(samples, *window) <= 0:
+        samples = ()
+    warnings = _shape_warnings(steps, samples)
+    starts = [s.start_s for s in steps]
+    spans = list(zip([window[0], *starts[1:]], [*starts[1:], window[1]], strict=True))
+    weights = [power_integral_j(samples, a, b) for a, b in spans]
+    whole = math.fsum(weights)
+    gaps = [(window[0], steps[0].start_s)]
+    gaps += [(s.end_s, b) for s, (_, b) in zip(steps, spans, strict=True)]
+    between_j = window_j * math.fsum(power_integral_j(samples, a, b) for a, b in gaps) / whole
+    prefill: dict[int, float] = defaultdict(float)
+    decode: dict[int, float] = defaultdict(float)
+    for step, weight in zip(steps, weights, strict=True):
+        step_j = window_j * weight / whole
+        tokens = sum(step.prefill_tokens.values()) + sum(step.decode_tokens.values())
+        for request_id, n in step.prefill_tokens.items():
+            prefill[request_id] += step_j * n / tokens
+        for request_id, n in step.decode_tokens.items():
+            decode[request_id] += step_j * n / tokens
+    ids = sorted(prefill.keys() | decode.keys())
+    return AttributedEnergy(
+        window_j=window_j,
+        prefill_j=math.fsum(prefill.values()),
+        decode_j=math.fsum(decode.values()),
+        between_steps_j=between_j,
+        mixed_steps=sum(1 for s in steps if s.prefill_tokens and s.decode_tokens),
+        requests=[
+            RequestEnergy(request_id=i, prefill_j=prefill.get(i, 0.0), decode_j=decode.get(i, 0.0))
+            for i in ids
+        ],
+        warnings=warnings,
+    )
+
+
+def _check_steps(steps: Sequence[EngineStep], window: tuple[float, float]) -> None:
+    if not steps:
+        raise ValueError("no engine steps to attribute the energy to")
+    if window[1] <= window[0]:
+        raise ValueError(f"the energy window {window} is empty")
+    previous_end = window[0]
+    for k, step in enumerate(steps):
+        if step.start_s < previous_end or step.end_s < step.start_s:
+            raise ValueError(f"step {k} overlaps the one before it or ends before it starts")
+        if not any(step.prefill_tokens.values()) and not any(step.decode_tokens.values()):
+            raise ValueError(f"step {k} processed no tokens")
+        if any(n < 0 for n in [*step.prefill_tokens.values(), *step.decode_tokens.values()]):
+            raise ValueError(f"step {k} has a negative token count")
+        previous_end = step.end_s
+    if previous_end > window[1]:
+        raise ValueError("the last step ends after the energy window")
+
+
+def _shape_warnings(steps: Sequence[EngineStep], samples: Sequence[PowerSample]) -> list[str]:
+    if not samples:
+        return [
+            "no power samples (or none above 0 W): each step's energy is in proportion to its time"
+        ]
+    if len(samples) < 2:
+        return []
+    interval_s = median(b[0] - a[0] for a, b in zip(samples, samples[1:], strict=False))
+    step_s = median(s.end_s - s.start_s for s in steps)
+    if step_s >= interval_s:
+        return []
+    return [
+        f"power sampled every {interval_s * 1000:.0f} ms and steps last {step_s * 1000:.1f} ms: "
+        "a step's energy follows the power curve between samples, not the step's own power"
+    ]
