@@ -34,27 +34,48 @@ from llenergymeasure.domain.load import AttributedEnergy, EngineStep, RequestEne
 PowerSample = tuple[float, float]
 
 
+class PowerCurve:
+    """The power curve of a series of samples, and its integral between any two times.
+
+    Straight lines between samples, flat before the first and after the last; without
+    samples, a flat 1 W (energy in proportion to time).
+    """
+
+    def __init__(self, samples: Sequence[PowerSample]) -> None:
+        """Keep the samples, `(t_s, power_w)` in time order, and their running integral."""
+        self._t = np.array([t for t, _ in samples], dtype=float)
+        self._p = np.array([p for _, p in samples], dtype=float)
+        dt = np.diff(self._t)
+        self._cumulative_j = np.concatenate(
+            ([0.0], np.cumsum(dt * (self._p[1:] + self._p[:-1]) / 2))
+        )
+        slopes = np.divide(np.diff(self._p), dt, out=np.zeros_like(dt), where=dt > 0)
+        self._slope = np.append(slopes, 0.0)
+
+    def cumulative_j(self, times_s: np.ndarray) -> np.ndarray:
+        """Integral from the first sample to each time (negative before it)."""
+        if not len(self._t):
+            return times_s.astype(float)
+        k = np.clip(np.searchsorted(self._t, times_s, side="right") - 1, 0, len(self._t) - 1)
+        dx = times_s - self._t[k]
+        slope = np.where(dx > 0, self._slope[k], 0.0)
+        return self._cumulative_j[k] + self._p[k] * dx + 0.5 * slope * dx**2
+
+    def integrals_j(self, intervals: Sequence[tuple[float, float]]) -> np.ndarray:
+        """The integral over each `(start_s, end_s)`; 0 for an empty one."""
+        bounds = np.array(intervals, dtype=float).reshape(-1, 2)
+        values = self.cumulative_j(bounds[:, 1]) - self.cumulative_j(bounds[:, 0])
+        return np.where(bounds[:, 1] > bounds[:, 0], values, 0.0)
+
+
 def power_integral_j(samples: Sequence[PowerSample], start_s: float, end_s: float) -> float:
     """Integral of the interpolated power curve over `[start_s, end_s]`.
-
-    Args:
-        samples: `(t_s, power_w)`, in time order.
-        start_s: start of the interval.
-        end_s: its end.
 
     Returns:
         Joules under the curve; the interval's length in seconds (1 W) without samples.
 
     """
-    if end_s <= start_s:
-        return 0.0
-    if not samples:
-        return end_s - start_s
-    times = np.array([t for t, _ in samples])
-    power = np.array([p for _, p in samples])
-    inside = times[(times > start_s) & (times < end_s)]
-    knots = np.concatenate(([start_s], inside, [end_s]))
-    return float(np.trapezoid(np.interp(knots, times, power), knots))
+    return float(PowerCurve(samples).integrals_j([(start_s, end_s)])[0])
 
 
 def share_energy_j(
@@ -72,10 +93,11 @@ def share_energy_j(
         intervals: `(start_s, end_s)` inside the window.
 
     """
-    whole = power_integral_j(samples, *window)
+    curve = PowerCurve(samples)
+    whole = float(curve.integrals_j([window])[0])
     if whole <= 0:
-        whole, samples = window[1] - window[0], ()
-    return [total_j * power_integral_j(samples, a, b) / whole for a, b in intervals]
+        curve, whole = PowerCurve(()), window[1] - window[0]
+    return [total_j * float(part) / whole for part in curve.integrals_j(intervals)]
 
 
 def attribute_energy(
@@ -98,16 +120,17 @@ def attribute_energy(
 
     """
     _check_steps(steps, window)
-    if power_integral_j(samples, *window) <= 0:
-        samples = ()
+    curve = PowerCurve(samples)
+    if curve.integrals_j([window])[0] <= 0:
+        samples, curve = (), PowerCurve(())
     warnings = _shape_warnings(steps, samples)
     starts = [s.start_s for s in steps]
     spans = list(zip([window[0], *starts[1:]], [*starts[1:], window[1]], strict=True))
-    weights = [power_integral_j(samples, a, b) for a, b in spans]
+    weights = curve.integrals_j(spans).tolist()
     whole = math.fsum(weights)
     gaps = [(window[0], steps[0].start_s)]
     gaps += [(s.end_s, b) for s, (_, b) in zip(steps, spans, strict=True)]
-    between_j = window_j * math.fsum(power_integral_j(samples, a, b) for a, b in gaps) / whole
+    between_j = window_j * math.fsum(curve.integrals_j(gaps).tolist()) / whole
     prefill: dict[int, float] = defaultdict(float)
     decode: dict[int, float] = defaultdict(float)
     for step, weight in zip(steps, weights, strict=True):
