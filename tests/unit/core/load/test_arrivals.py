@@ -29,8 +29,9 @@ def test_constant_schedule_is_exact() -> None:
     assert achieved_rate_per_s(times) == pytest.approx(4.0, rel=1e-12)
 
 
-@pytest.mark.parametrize(("arrival", "burstiness"), [("poisson", None), ("gamma", 0.5),
-                                                     ("gamma", 4.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("arrival", "burstiness"), [("poisson", None), ("gamma", 0.5), ("gamma", 4.0)]
+)
 def test_same_seed_same_times_other_seed_other_times(arrival: str, burstiness: float | None):
     first = arrival_times_s(arrival, 5.0, seed=3, burstiness=burstiness, num_requests=50)
     again = arrival_times_s(arrival, 5.0, seed=3, burstiness=burstiness, num_requests=50)
@@ -42,8 +43,9 @@ def test_same_seed_same_times_other_seed_other_times(arrival: str, burstiness: f
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize(("arrival", "burstiness"), [("poisson", None), ("gamma", 0.25),
-                                                     ("gamma", 4.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("arrival", "burstiness"), [("poisson", None), ("gamma", 0.25), ("gamma", 4.0)]
+)
 def test_achieved_rate_within_the_stated_tolerance(seed: int, arrival: str, burstiness):
     n = 2000
     times = arrival_times_s(arrival, 10.0, seed=seed, burstiness=burstiness, num_requests=n + 1)
@@ -51,9 +53,10 @@ def test_achieved_rate_within_the_stated_tolerance(seed: int, arrival: str, burs
     assert achieved_rate_per_s(times) == pytest.approx(10.0, rel=tolerance)
 
 
-@pytest.mark.parametrize(("arrival", "burstiness", "shape"), [("poisson", None, 1.0),
-                                                              ("gamma", 0.25, 0.25),
-                                                              ("gamma", 4.0, 4.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("arrival", "burstiness", "shape"),
+    [("poisson", None, 1.0), ("gamma", 0.25, 0.25), ("gamma", 4.0, 4.0)],
+)
 def test_rate_spread_over_seeds_matches_the_stated_sd(arrival, burstiness, shape) -> None:
     """The stated tolerance is the real spread: 300 schedules of 400 gaps each."""
     n = 400
@@ -66,10 +69,12 @@ def test_rate_spread_over_seeds_matches_the_stated_sd(arrival, burstiness, shape
         for s in range(300)
     ]
     # The sd of a sample sd of 300 values is about 4% of it; allow 20%.
-    assert statistics.stdev(errors) == pytest.approx(rate_relative_sd(arrival, n, burstiness),
-                                                     rel=0.2)  # fmt: skip
-    gaps = np.diff(arrival_times_s(arrival, 2.0, seed=0, burstiness=burstiness,
-                                   num_requests=20_001))  # fmt: skip
+    assert statistics.stdev(errors) == pytest.approx(
+        rate_relative_sd(arrival, n, burstiness), rel=0.2
+    )
+    gaps = np.diff(
+        arrival_times_s(arrival, 2.0, seed=0, burstiness=burstiness, num_requests=20_001)
+    )
     assert gaps.std() / gaps.mean() == pytest.approx(1 / np.sqrt(shape), rel=0.05)
 
 
@@ -82,10 +87,10 @@ def test_duration_schedule_stops_before_the_duration() -> None:
 
 
 def test_load_section_schedules_use_the_experiment_seed() -> None:
-    load = LoadConfig(mode="rate", rate_per_s=3.0, num_requests=20, arrival="gamma",
-                      burstiness=2.0)  # fmt: skip
-    assert load_schedule_s(load, seed=5) == arrival_times_s("gamma", 3.0, 5, burstiness=2.0,
-                                                            num_requests=20)  # fmt: skip
+    load = LoadConfig(mode="rate", rate_per_s=3.0, num_requests=20, arrival="gamma", burstiness=2.0)
+    assert load_schedule_s(load, seed=5) == arrival_times_s(
+        "gamma", 3.0, 5, burstiness=2.0, num_requests=20
+    )
     assert load_schedule_s(load, seed=5) != load_schedule_s(load, seed=6)
     assert load_schedule_s(LoadConfig(mode="concurrency", concurrency=2, num_requests=3), 5) is None
 

@@ -65,14 +65,19 @@ def test_parts_add_up_to_the_window_energy_on_a_long_random_run() -> None:
     for start in starts:
         ids = rng.choice(64, size=rng.integers(1, 16), replace=False).tolist()
         split = rng.integers(0, len(ids) + 1)
-        steps.append(EngineStep(
-            start_s=float(start), end_s=float(start + 0.004),
-            prefill_tokens={i: int(rng.integers(1, 512)) for i in ids[:split]},
-            decode_tokens={i: 1 for i in ids[split:]},
-        ))  # fmt: skip
+        steps.append(
+            EngineStep(
+                start_s=float(start),
+                end_s=float(start + 0.004),
+                prefill_tokens={i: int(rng.integers(1, 512)) for i in ids[:split]},
+                decode_tokens={i: 1 for i in ids[split:]},
+            )
+        )
     window = (0.0, float(starts[-1] + 0.01))
-    samples = [(float(t), float(p)) for t, p in
-               zip(np.arange(0.0, window[1], 0.1), rng.uniform(50, 400, 2000), strict=False)]  # fmt: skip
+    samples = [
+        (float(t), float(p))
+        for t, p in zip(np.arange(0.0, window[1], 0.1), rng.uniform(50, 400, 2000), strict=False)
+    ]
     window_j = 12345.678
     result = attribute_energy(window_j, window, steps, samples)
     assert math.fsum(r.energy_j for r in result.requests) == pytest.approx(window_j, rel=1e-12)
@@ -95,14 +100,17 @@ def test_without_samples_the_energy_follows_time_with_a_warning() -> None:
     [
         ([], (0.0, 1.0), "no engine steps"),
         (STEPS, (0.5, 0.5), "is empty"),
-        ([STEPS[0], EngineStep(start_s=0.1, end_s=0.3, decode_tokens={0: 1})], (0.0, 1.0),
-         "step 1 overlaps"),
+        (
+            [STEPS[0], EngineStep(start_s=0.1, end_s=0.3, decode_tokens={0: 1})],
+            (0.0, 1.0),
+            "step 1 overlaps",
+        ),
         ([EngineStep(start_s=0.2, end_s=0.1, decode_tokens={0: 1})], (0.0, 1.0), "step 0 overlaps"),
         ([EngineStep(start_s=0.0, end_s=0.1, decode_tokens={0: 0})], (0.0, 1.0), "no tokens"),
         (STEPS, (0.0, 0.6), "ends after the energy window"),
         (STEPS, (0.1, 1.0), "step 0 overlaps"),
     ],
-)  # fmt: skip
+)
 def test_steps_that_cannot_be_attributed_are_refused(steps, window, expected) -> None:
     with pytest.raises(ValueError, match=expected):
         attribute_energy(10.0, window, steps, SAMPLES)

@@ -12,11 +12,23 @@ from llenergymeasure.core.load.goodput import goodput, meets_slo
 from llenergymeasure.domain.load import RequestRecord
 
 
-def record(request_id: int, arrival: float, first: float | None, last: float | None,
-           out: int, error: str | None = None) -> RequestRecord:  # fmt: skip
-    return RequestRecord(request_id=request_id, planned_s=arrival, arrival_s=arrival,
-                         first_token_s=first, last_token_s=last, output_tokens=out,
-                         error=error)  # fmt: skip
+def record(
+    request_id: int,
+    arrival: float,
+    first: float | None,
+    last: float | None,
+    out: int,
+    error: str | None = None,
+) -> RequestRecord:
+    return RequestRecord(
+        request_id=request_id,
+        planned_s=arrival,
+        arrival_s=arrival,
+        first_token_s=first,
+        last_token_s=last,
+        output_tokens=out,
+        error=error,
+    )
 
 
 # request: TTFT ms, TPOT ms, tokens
@@ -36,9 +48,16 @@ def test_latencies_derived_from_a_record() -> None:
     assert (r.ttft_ms, r.tpot_ms, r.e2e_ms) == (62.5, 62.5, 312.5)
     assert RECORDS[3].tpot_ms is None
     assert RECORDS[4].ttft_ms is None and not RECORDS[4].completed
-    queued = RequestRecord(request_id=9, planned_s=1.0, arrival_s=1.001, scheduled_s=1.25,
-                           first_token_s=1.5, last_token_s=1.75, output_tokens=3,
-                           token_times_s=[1.5, 1.5625, 1.75])  # fmt: skip
+    queued = RequestRecord(
+        request_id=9,
+        planned_s=1.0,
+        arrival_s=1.001,
+        scheduled_s=1.25,
+        first_token_s=1.5,
+        last_token_s=1.75,
+        output_tokens=3,
+        token_times_s=[1.5, 1.5625, 1.75],
+    )
     assert queued.queueing_delay_ms == pytest.approx(249.0)
     assert queued.dispatch_lag_ms == pytest.approx(1.0)
     assert queued.itl_ms == [62.5, 187.5]

@@ -19,8 +19,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_arrivals_read_back_in_order_skipping_blank_lines(tmp_path: Path) -> None:
-    path = write(tmp_path, '{"arrival_s": 0}\n\n{"arrival_s": 0.25}\n{"arrival_s": 0.25}\n'
-                           '{"arrival_s": 3}\n')  # fmt: skip
+    path = write(
+        tmp_path, '{"arrival_s": 0}\n\n{"arrival_s": 0.25}\n{"arrival_s": 0.25}\n{"arrival_s": 3}\n'
+    )
     assert read_trace(path) == [0.0, 0.25, 0.25, 3.0]
 
 
@@ -62,5 +63,7 @@ def test_a_trace_load_replays_only_the_arrivals_before_its_duration(tmp_path: Pa
     load = LoadConfig(mode="trace", trace=path, duration_s=1.0)
     assert load_schedule_s(load, seed=0) == [0.0, 0.5]
     with pytest.raises(ConfigError, match="load.duration_s: no arrival"):
-        load_schedule_s(LoadConfig(mode="trace", trace=write(tmp_path, '{"arrival_s": 5}\n'),
-                                   duration_s=1.0), seed=0)  # fmt: skip
+        load_schedule_s(
+            LoadConfig(mode="trace", trace=write(tmp_path, '{"arrival_s": 5}\n'), duration_s=1.0),
+            seed=0,
+        )
