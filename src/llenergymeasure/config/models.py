@@ -204,7 +204,8 @@ class MeasurementConfig(_Section):
     )
 
 
-LOAD_MODES_WITH = {
+# The load modes each field of LoadConfig applies to (mode itself applies to all).
+LOAD_FIELD_MODES = {
     "rate_per_s": {"rate"},
     "arrival": {"rate"},
     "burstiness": {"rate"},
@@ -289,7 +290,7 @@ class LoadConfig(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> LoadConfig:
         # A value other than the default, not "a field given": a dumped config holds them all.
-        for field, modes in LOAD_MODES_WITH.items():
+        for field, modes in LOAD_FIELD_MODES.items():
             default = type(self).model_fields[field].default
             if getattr(self, field) != default and self.mode not in modes:
                 raise ValueError(f"{field} applies to mode {' or '.join(sorted(modes))}")

@@ -241,3 +241,34 @@ class AttributedEnergy(_Record):
     )
     requests: list[RequestEnergy]
     warnings: list[str] = Field(default_factory=list)
+
+
+class LoadSummary(_Record):
+    """What a load run reports: rates, latency percentiles, windows, goodput and energy.
+
+    Percentiles are over completed requests (numpy's linear method); the whole run's
+    figures cover the energy window, the steady figures the steady window, when found.
+    """
+
+    mode: Literal["rate", "concurrency", "trace"]
+    requests: int
+    completed: int
+    planned_rate_per_s: float | None = Field(
+        description="The schedule's own rate; None in concurrency mode."
+    )
+    achieved_rate_per_s: float | None = Field(description="Of the hand-overs.")
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    tpot_p50_ms: float | None
+    tpot_p95_ms: float | None
+    e2e_p50_ms: float | None
+    e2e_p95_ms: float | None
+    queueing_delay_p95_ms: float | None = Field(description="None where the engine cannot tell.")
+    dispatch_lag_max_ms: float | None = Field(description="None in concurrency mode.")
+    whole: WindowFigures
+    steady_window: SteadyWindow
+    steady: WindowFigures | None
+    goodput: Goodput | None = Field(description="Over the whole run; None without load.slo.")
+    attributed: AttributedEnergy | None = Field(
+        description="None where the engine records no steps or the energy is unknown."
+    )

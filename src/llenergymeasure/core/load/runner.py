@@ -29,6 +29,7 @@ from loguru import logger
 from llenergymeasure.domain.load import LoadRun, RequestRecord
 
 Request = TypeVar("Request")
+_NONE = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +121,6 @@ async def run_concurrent(
 
     await asyncio.gather(*(slot() for _ in range(concurrency)))
     return _load_run("concurrency", start_s, records)
-
-
-_NONE = object()
 
 
 async def _serve(

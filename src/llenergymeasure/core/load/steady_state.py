@@ -45,7 +45,14 @@ def running_counts(intervals: Sequence[tuple[float, float]]) -> list[tuple[float
 def batch_full_window(
     intervals: Sequence[tuple[float, float]], max_batch: int
 ) -> tuple[float, float] | None:
-    """From the first time `max_batch` intervals run together to the last time they stop."""
+    """From the first time `max_batch` intervals run together to the last time they stop.
+
+    Raises:
+        ValueError: `max_batch` below 1.
+
+    """
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
     counts = running_counts(intervals)
     full = [k for k, (_, n) in enumerate(counts) if n >= max_batch]
     if not full:
@@ -58,7 +65,7 @@ def arrivals_and_completions_window(
 ) -> tuple[float, float] | None:
     """From the first completion to the last arrival; None when the first comes later."""
     ends = [r.last_token_s for r in records if r.completed and r.last_token_s is not None]
-    if not ends or not records:
+    if not ends:
         return None
     start_s, end_s = min(ends), max(r.arrival_s for r in records)
     return (start_s, end_s) if start_s < end_s else None
@@ -149,7 +156,11 @@ def window_figures(
         energy_j=energy_j,
         output_tokens=sum(_tokens_inside(r, *window) for r in records),
         requests_completed=sum(
-            1 for r in records if r.completed and window[0] <= r.last_token_s < window[1]
+            1
+            for r in records
+            if r.completed
+            and r.last_token_s is not None
+            and window[0] <= r.last_token_s < window[1]
         ),
     )
 
