@@ -57,6 +57,7 @@ THROTTLE = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_thrott
 NVML_ENERGY = "tests/unit/core/test_nvml_energy.py"
 PROMPTS = "tests/unit/prompts/test_sources.py"
 SAMPLER_UNIT = "tests/unit/core/test_sampler.py"
+LOAD = "tests/unit/core/load/"
 BOUNDARIES = (
     "tests/unit/domain/test_energy_boundaries.py",
     "tests/unit/domain/test_energy_boundary_figures.py",
@@ -693,5 +694,62 @@ MUTANTS: list[Mutant] = [
         "    return None if any(v is None for v in values) else float(sum(values))",
         "    return float(sum(v for v in values if v is not None))",
         *AGGREGATION,
+    ),
+    mutant(
+        "load-closed-loop-rate",
+        "a rate load waits for each request before handing over the next (a closed loop)",
+        "core/load/runner.py",
+        "        delay_s = start_s + due_s - time.monotonic()",
+        "        if tasks:\n            await tasks[-1]\n"
+        "        delay_s = start_s + due_s - time.monotonic()",
+        LOAD + "test_load_runner.py",
+    ),
+    mutant(
+        "load-gamma-scale",
+        "gamma gaps drawn with the mean as their scale: the rate divided by the burstiness",
+        "core/load/arrivals.py",
+        "    return rng.gamma(burstiness, mean_s / burstiness, count)",
+        "    return rng.gamma(burstiness, mean_s, count)",
+        LOAD + "test_arrivals.py",
+    ),
+    mutant(
+        "load-attribution-busy-only",
+        "the energy between steps left out: the parts no longer add up to the window",
+        "core/load/attribution.py",
+        "    spans = list(zip([window[0], *starts[1:]], [*starts[1:], window[1]], strict=True))",
+        "    spans = [(s.start_s, s.end_s) for s in steps]",
+        LOAD + "test_energy_attribution.py",
+    ),
+    mutant(
+        "load-attribution-per-phase",
+        "a mixed step's prefill share taken over its prefill tokens only (energy counted twice)",
+        "core/load/attribution.py",
+        "            prefill[request_id] += step_j * n / tokens",
+        "            prefill[request_id] += step_j * n / sum(step.prefill_tokens.values())",
+        LOAD + "test_energy_attribution.py",
+    ),
+    mutant(
+        "load-goodput-one-token-fails",
+        "a one-token request (no TPOT) counted as missing the TPOT objective",
+        "core/load/goodput.py",
+        "    return slo.tpot_ms is None or tpot_ms is None or tpot_ms <= slo.tpot_ms",
+        "    return slo.tpot_ms is None or (tpot_ms is not None and tpot_ms <= slo.tpot_ms)",
+        LOAD + "test_goodput.py",
+    ),
+    mutant(
+        "load-steady-drain-early",
+        "the saturated window ends when the batch is last seen full, not when it leaves it",
+        "core/load/steady_state.py",
+        "    return counts[full[0]][0], counts[full[-1] + 1][0]",
+        "    return counts[full[0]][0], counts[full[-1]][0]",
+        LOAD + "test_steady_window.py",
+    ),
+    mutant(
+        "load-steady-arrival-as-admission",
+        "a queued request counted as running from its arrival though its admission is known",
+        "core/load/steady_state.py",
+        "if r.scheduled_s is None else r.scheduled_s",
+        "if r.scheduled_s is None else r.arrival_s",
+        LOAD + "test_steady_window.py",
     ),
 ]
