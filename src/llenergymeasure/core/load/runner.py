@@ -19,6 +19,7 @@ goodput) and the run goes on.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,6 @@ from loguru import logger
 from llenergymeasure.domain.load import LoadRun, RequestRecord
 
 Request = TypeVar("Request")
-_NONE = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +75,12 @@ async def run_scheduled(
         ValueError: fewer requests than due times.
 
     """
+    chosen = list(itertools.islice(requests, len(schedule_s)))
+    if len(chosen) < len(schedule_s):
+        raise ValueError(f"{len(schedule_s)} due times but only {len(chosen)} requests")
     start_s = time.monotonic()
-    source = iter(requests)
     tasks = []
-    for request_id, due_s in enumerate(schedule_s):
-        request = next(source, _NONE)
-        if request is _NONE:
-            raise ValueError(f"{len(schedule_s)} due times but only {request_id} requests")
+    for request_id, (due_s, request) in enumerate(zip(schedule_s, chosen, strict=True)):
         delay_s = start_s + due_s - time.monotonic()
         if delay_s > 0:
             await asyncio.sleep(delay_s)
