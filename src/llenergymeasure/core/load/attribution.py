@@ -146,7 +146,9 @@ def attribute_energy(
         prefill_j=math.fsum(prefill.values()),
         decode_j=math.fsum(decode.values()),
         between_steps_j=between_j,
-        mixed_steps=sum(1 for s in steps if s.prefill_tokens and s.decode_tokens),
+        mixed_steps=sum(
+            1 for s in steps if any(s.prefill_tokens.values()) and any(s.decode_tokens.values())
+        ),
         requests=[
             RequestEnergy(request_id=i, prefill_j=prefill.get(i, 0.0), decode_j=decode.get(i, 0.0))
             for i in ids
