@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # numpy's seed is a 32-bit unsigned integer; torch's and Python's take any of these.
@@ -204,6 +204,8 @@ class MeasurementConfig(_Section):
     )
 
 
+# Engines that run the prompts in static batches: they serve no load but `offline`.
+STATIC_BATCH_ENGINES = {"transformers"}
 # The load modes each field of LoadConfig applies to (mode itself applies to all).
 LOAD_FIELD_MODES = {
     "rate_per_s": {"rate"},
@@ -365,11 +367,11 @@ class ExperimentConfig(_Section):
 
     @field_validator("load")
     @classmethod
-    def _load_runs_here(cls, load: LoadConfig) -> LoadConfig:
-        if load.mode != "offline":
+    def _engine_serves_the_load(cls, load: LoadConfig, info: ValidationInfo) -> LoadConfig:
+        engine = info.data.get("engine")
+        if load.mode != "offline" and engine in STATIC_BATCH_ENGINES:
             raise ValueError(
-                f"mode {load.mode} needs a continuous-batching engine (transformers-cb, vllm) "
-                "or an endpoint driver, and this build runs static transformers batches only; "
-                "use mode offline"
+                f"mode {load.mode} needs a continuous-batching engine (transformers-cb, vllm); "
+                f"engine {engine} runs static batches, so it serves mode offline only"
             )
         return load

@@ -148,11 +148,16 @@ def test_bad_loads_name_the_field(tmp_path: Path, load: dict, expected: str) -> 
     assert expected in str(err.value)
 
 
-def test_a_load_the_static_engine_cannot_serve_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", [{}, {"engine": "transformers"}])
+def test_a_load_the_static_engine_cannot_serve_is_refused(tmp_path: Path, engine: dict) -> None:
     load = {"mode": "concurrency", "concurrency": 2, "num_requests": 4}
-    path = write_yaml(tmp_path / "c.yaml", tiny_config_dict(tmp_path, load=load))
-    with pytest.raises(ConfigError, match="load: mode concurrency needs a continuous-batching"):
+    path = write_yaml(tmp_path / "c.yaml", tiny_config_dict(tmp_path, load=load, **engine))
+    with pytest.raises(ConfigError) as err:
         load_config(path)
+    assert str(err.value) == (
+        f"{path}: load: mode concurrency needs a continuous-batching engine (transformers-cb, "
+        "vllm); engine transformers runs static batches, so it serves mode offline only"
+    )
 
 
 def test_an_override_is_blamed_for_its_load_field(tmp_path: Path) -> None:
