@@ -42,7 +42,7 @@ def test_scheduled_requests_are_handed_over_on_time_whatever_is_running() -> Non
     lags_ms = [r.dispatch_lag_ms for r in run.requests]
     assert [r.planned_s for r in run.requests] == SCHEDULE_S
     assert min(lags_ms) >= 0  # never early
-    assert statistics.median(lags_ms) < 20 and max(lags_ms) < 100  # a shared 2-core machine
+    assert statistics.median(lags_ms) < 20 and max(lags_ms) < 250  # a shared 2-core machine
     assert probe.most_in_flight >= 7  # an open loop: 0.3 s of work at 25 requests/s
     assert run.end_s >= SCHEDULE_S[-1] + 0.3
     assert all(r.ttft_ms == pytest.approx(0, abs=20) and r.e2e_ms >= 300 for r in run.requests)
@@ -56,17 +56,17 @@ def test_concurrency_keeps_that_many_in_flight_and_no_more() -> None:
     assert probe.most_in_flight == 3
     assert [r.request_id for r in run.requests] == list(range(12))
     assert all(r.planned_s is None for r in run.requests)
-    assert 4 * 0.05 <= wall_s < 4 * 0.05 + 0.2  # four rounds of three
+    assert 4 * 0.05 <= wall_s < 4 * 0.05 + 0.5  # four rounds of three
     # A slot hands its next request over as soon as its previous one ended.
     ends = sorted(r.last_token_s for r in run.requests)
     arrivals = sorted(r.arrival_s for r in run.requests)[3:]
-    assert all(0 <= a - e < 0.02 for a, e in zip(arrivals, ends, strict=False))
+    assert all(0 <= a - e < 0.05 for a, e in zip(arrivals, ends, strict=False))
 
 
 def test_a_duration_stops_new_requests_and_lets_running_ones_finish() -> None:
     run = asyncio.run(run_concurrent(itertools.count(), Probe(busy_s=0.05), 2, duration_s=0.3))
     assert max(r.arrival_s for r in run.requests) < 0.3
-    assert 8 <= len(run.requests) <= 12  # 2 slots x 6 rounds
+    assert 6 <= len(run.requests) <= 14  # 2 slots x about 6 rounds of at least 0.05 s
     assert all(r.completed for r in run.requests)
 
 
