@@ -43,6 +43,28 @@ def tiny_config_dict(results_dir: Path, **sections: Any) -> dict[str, Any]:
     return config
 
 
+# Scaling builtin:tiny-llama's EOS row by this makes greedy decoding stop after 2 to 7
+# tokens on some prompts and run to the limit on others.
+EOS_ROW_SCALE = 3.0
+
+
+def build_eos_llama(dest: Path) -> Path:
+    """builtin:tiny-llama with its EOS logit scaled, saved as a local model directory."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llenergymeasure.models import resolve_model
+
+    source = resolve_model("builtin:tiny-llama").path
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    with torch.no_grad():
+        model.lm_head.weight[tokenizer.eos_token_id] *= EOS_ROW_SCALE
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return dest
+
+
 @contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Run torch on one thread inside the block, then restore the count.

@@ -204,8 +204,8 @@ class MeasurementConfig(_Section):
     )
 
 
-# Engines that run the prompts in static batches: they serve no load but `offline`.
-STATIC_BATCH_ENGINES = {"transformers"}
+# Engines whose runner serves requests arriving over time; every other serves `offline`.
+LOAD_SERVING_ENGINES: frozenset[str] = frozenset()
 # The load modes each field of LoadConfig applies to (mode itself applies to all).
 LOAD_FIELD_MODES = {
     "rate_per_s": {"rate"},
@@ -336,14 +336,53 @@ def _check_endpoint(endpoint: str, allow_remote: bool) -> None:
         )
 
 
+class ContinuousBatchingConfig(_Section):
+    """`engine: transformers-cb`: transformers' own continuous batching (a paged KV cache).
+
+    Requests join and leave the running batch at every step, so none waits for the
+    longest of a static batch. The cache sizes have no default on the CPU in transformers
+    (it would size them from host memory); null here sizes them to the workload there.
+    """
+
+    max_requests_per_batch: int = Field(
+        32, ge=1, le=4_096, description="Requests in one forward step at most."
+    )
+    max_batch_tokens: int | None = Field(
+        None,
+        ge=16,
+        le=1_048_576,
+        description="Tokens in one forward step at most. null: transformers' choice on a GPU; "
+        "on the CPU the longest prompt, at least 256.",
+    )
+    kv_cache_tokens: int | None = Field(
+        None,
+        ge=16,
+        le=100_000_000,
+        description="Tokens the paged KV cache holds. null: sized from free memory on a GPU; "
+        "on the CPU max_requests_per_batch x (longest prompt + max_new_tokens).",
+    )
+    page_size: int = Field(64, ge=4, le=4_096, description="Tokens per cache page.")
+    scheduler: Literal["fifo", "prefill_first"] = Field(
+        "fifo", description="fifo: in arrival order; prefill_first: new requests before decodes."
+    )
+
+
+# The config section of each engine's own options; naming one for another engine is an error.
+ENGINE_SECTIONS = {"transformers-cb": "transformers_cb"}
+
+
 class ExperimentConfig(_Section):
     """One experiment: a model, a workload and a deployment configuration."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Used in the experiment id.")
     model: ModelConfig
-    engine: Literal["transformers"] = Field(
+    engine: Literal["transformers", "transformers-cb"] = Field(
         "transformers",
-        description="The inference engine: transformers (static batches through generate).",
+        description="The inference engine: transformers (static batches through generate), "
+        "transformers-cb (transformers' continuous batching).",
+    )
+    transformers_cb: ContinuousBatchingConfig | None = Field(
+        None, description="Options of engine transformers-cb; null: its defaults."
     )
     prompts: PromptsConfig = PromptsConfig()
     generation: GenerationConfig = GenerationConfig()
@@ -369,9 +408,24 @@ class ExperimentConfig(_Section):
     @classmethod
     def _engine_serves_the_load(cls, load: LoadConfig, info: ValidationInfo) -> LoadConfig:
         engine = info.data.get("engine")
-        if load.mode != "offline" and engine in STATIC_BATCH_ENGINES:
+        if load.mode != "offline" and engine not in LOAD_SERVING_ENGINES:
             raise ValueError(
-                f"mode {load.mode} needs a continuous-batching engine (transformers-cb, vllm); "
-                f"engine {engine} runs static batches, so it serves mode offline only"
+                f"mode {load.mode}: engine {engine} serves mode offline only (no engine of "
+                "this version runs the load generator yet)"
             )
         return load
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> ExperimentConfig:
+        for engine, section in ENGINE_SECTIONS.items():
+            if getattr(self, section) is not None and self.engine != engine:
+                raise ValueError(
+                    f"{section} holds options of engine {engine}, but engine is {self.engine}"
+                )
+        if self.engine != "transformers" and self.generation.batch_size != 1:
+            raise ValueError(
+                f"generation.batch_size sets static batches (engine transformers); engine "
+                f"{self.engine} schedules requests itself: use "
+                f"{ENGINE_SECTIONS[self.engine]}.max_requests_per_batch"
+            )
+        return self

@@ -20,12 +20,10 @@ from llenergymeasure.config.loader import validate_config
 from llenergymeasure.core.engines.transformers import TransformersEngine
 from llenergymeasure.core.lifecycle import RunContext, run_measured
 from llenergymeasure.domain.experiment import RawProcessResult
-from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import Prompt, load_prompts
 
-from llem_testing import one_torch_thread, tiny_config_dict
+from llem_testing import build_eos_llama, one_torch_thread, tiny_config_dict
 
-EOS_ROW_SCALE = 3.0
 MAX_NEW = 8
 
 
@@ -34,18 +32,6 @@ class EosRun:
     model_dir: Path
     prompts: list[Prompt]
     result: RawProcessResult
-
-
-def build_eos_llama(dest: Path) -> Path:
-    """builtin:tiny-llama with its EOS logit scaled, saved as a local model directory."""
-    source = resolve_model("builtin:tiny-llama").path
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    with torch.no_grad():
-        model.lm_head.weight[tokenizer.eos_token_id] *= EOS_ROW_SCALE
-    model.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)
-    return dest
 
 
 @pytest.fixture(scope="module")

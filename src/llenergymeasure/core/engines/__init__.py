@@ -10,6 +10,10 @@ __all__ = ["Engine", "EngineOutput", "LoadedModel", "Workload", "create_engine"]
 
 def create_engine(config: ExperimentConfig, device: str) -> Engine:
     """The engine `config.engine` names, for one process on `device`."""
+    if config.engine == "transformers-cb":
+        from llenergymeasure.core.engines.transformers_cb import ContinuousBatchingEngine
+
+        return ContinuousBatchingEngine(config, device)
     from llenergymeasure.core.engines.transformers import TransformersEngine
 
     return TransformersEngine(config, device)
