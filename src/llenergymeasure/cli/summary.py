@@ -66,6 +66,7 @@ def print_summary(
         ("throttling (s)", _throttling(result.thermal_throttle)),
     ]
     rows += [(f"  boundary {b.name}", _boundary(b)) for b in result.energy_boundaries]
+    rows += _load_rows(result)
     for name, value in rows:
         table.add_row(name, Text(value))
     console.print(table)
@@ -85,6 +86,40 @@ def print_summary(
         console.print(f"raw results:        {experiment_dir}", markup=False, highlight=False)
     if aggregated_path is not None:
         console.print(f"aggregated result:  {aggregated_path}", markup=False, highlight=False)
+
+
+def _load_rows(result: AggregatedResult) -> list[tuple[str, str]]:
+    """Rate, steady window and goodput of a `load:` experiment; none offline."""
+    load = result.load
+    if load is None:
+        return []
+    steady = load.steady
+    rows = [
+        (
+            f"load ({load.mode}) planned / achieved",
+            f"{fmt(load.planned_rate_per_s, 'req/s')} / {fmt(load.achieved_rate_per_s, 'req/s')}",
+        ),
+        (
+            "steady window",
+            f"{load.steady_window.rule}: "
+            + (
+                f"{fmt(steady.end_s - steady.start_s, 's')}, {fmt(steady.energy_j, 'J')}, "
+                f"{steady.output_tokens:,.0f} tokens"
+                if steady is not None
+                else "not found"
+            ),
+        ),
+    ]
+    if load.goodput is not None:
+        good = load.goodput
+        rows.append(
+            (
+                "goodput (requests / tokens)",
+                f"{good.good_requests} of {good.requests} / "
+                f"{good.good_output_tokens:,} of {good.output_tokens:,}",
+            )
+        )
+    return rows
 
 
 def _boundary(boundary: EnergyBoundary) -> str:

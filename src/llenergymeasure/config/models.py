@@ -205,7 +205,7 @@ class MeasurementConfig(_Section):
 
 
 # Engines whose runner serves requests arriving over time; every other serves `offline`.
-LOAD_SERVING_ENGINES: frozenset[str] = frozenset()
+LOAD_SERVING_ENGINES = frozenset({"transformers-cb"})
 # The load modes each field of LoadConfig applies to (mode itself applies to all).
 LOAD_FIELD_MODES = {
     "rate_per_s": {"rate"},
@@ -410,9 +410,13 @@ class ExperimentConfig(_Section):
         engine = info.data.get("engine")
         if load.mode != "offline" and engine not in LOAD_SERVING_ENGINES:
             raise ValueError(
-                f"mode {load.mode}: engine {engine} serves mode offline only (no engine of "
-                "this version runs the load generator yet)"
+                f"mode {load.mode}: engine {engine} serves mode offline only; requests "
+                f"arriving over time need engine {' or '.join(sorted(LOAD_SERVING_ENGINES))}"
             )
+        if load.endpoint is not None:
+            raise ValueError("endpoint: measuring an external server is not built yet")
+        if load.mode != "offline" and info.data.get("processes", 1) != 1:
+            raise ValueError(f"mode {load.mode} runs in one process (processes: 1)")
         return load
 
     @model_validator(mode="after")

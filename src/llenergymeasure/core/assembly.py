@@ -13,7 +13,7 @@ import statistics
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.models import ContinuousBatchingConfig, ExperimentConfig
 from llenergymeasure.core.baseline import Baselines
 from llenergymeasure.core.device import on_gpu
 from llenergymeasure.core.energy_accounting import account_energy
@@ -21,6 +21,7 @@ from llenergymeasure.core.energy_backends import EnergySources
 from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel
 from llenergymeasure.core.flops import estimate_flops
 from llenergymeasure.core.host import host_identity
+from llenergymeasure.core.load.summary import summarise_load
 from llenergymeasure.core.measurement_warnings import (
     collect_measurement_warnings,
     host_contention_warning,
@@ -40,6 +41,7 @@ from llenergymeasure.domain.energy import (
 )
 from llenergymeasure.domain.environment import EnvironmentMetadata
 from llenergymeasure.domain.experiment import RawProcessResult
+from llenergymeasure.domain.load import LoadSummary
 from llenergymeasure.domain.metrics import (
     EnergyMethod,
     ExtendedMetrics,
@@ -105,6 +107,17 @@ def assemble_result(
         )
         warnings += [contention] if contention is not None else []
     breakdown = account.breakdown
+    load = load_summary(window, breakdown.raw_j, config)
+    if load is not None:
+        warnings += [
+            MeasurementWarning(
+                code="steady_window_short",
+                message=message,
+                remediation="send more requests (load.num_requests or load.duration_s), or "
+                "sample faster (measurement.energy.sample_interval_ms)",
+            )
+            for message in load.steady_window.warnings
+        ]
     return RawProcessResult(
         experiment_id=ctx.experiment_id,
         process_index=ctx.process_index,
@@ -154,6 +167,35 @@ def assemble_result(
         sample_interval_ms=interval_ms,
         sample_count=min(readings_per_device.values()) if readings_per_device else None,
         warnings=account.warnings + warnings + extra_warnings,
+        load=load,
+        load_requests=output.load_run.requests if output.load_run is not None else [],
+    )
+
+
+def load_summary(
+    window: WindowResult[EngineOutput], energy_j: float | None, config: ExperimentConfig
+) -> LoadSummary | None:
+    """The load run's summary over the energy window (the headline's raw energy), if any.
+
+    The steady window's share of the energy follows the GPU's power samples where one GPU
+    was sampled; otherwise (the CPU, or several GPUs) it is shared out by time.
+    """
+    run = window.value.load_run
+    if run is None:
+        return None
+    start_s = window.start_mono_s - run.start_monotonic_s
+    gpu_rows = [
+        s for s in window.samples if s.device_index != CPU_DEVICE_INDEX and s.power_w is not None
+    ]
+    one_gpu = len({s.device_index for s in gpu_rows}) == 1
+    return summarise_load(
+        run,
+        energy_j=energy_j,
+        energy_window=(start_s, start_s + window.window_s),
+        samples=[(s.t_s - run.start_monotonic_s, s.power_w) for s in gpu_rows] if one_gpu else [],
+        sample_interval_s=config.measurement.energy.sample_interval_ms / 1000.0,
+        max_batch=(config.transformers_cb or ContinuousBatchingConfig()).max_requests_per_batch,
+        slo=config.load.slo,
     )
 
 

@@ -185,7 +185,7 @@ def measure_window(
         config.measurement.energy.sample_interval_ms,
         engine.synchronize,
     )
-    total = len(workload.prompts)
+    total = workload.expected_requests or len(workload.prompts)
     ctx.report("inference", 0, total)
     return window.run(
         lambda: engine.run(workload, lambda done: ctx.report("inference", done, total)),

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from llenergymeasure.domain.device import on_gpu
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.environment import EnvironmentMetadata
+from llenergymeasure.domain.load import LoadSummary
+from llenergymeasure.domain.load import RequestRecord as LoadRequestRecord
 from llenergymeasure.domain.metrics import (
     DeviceEnergy,
     EnergyBreakdown,
@@ -141,6 +143,16 @@ class RawProcessResult(_Stored):
     flops: FlopsResult | None = None
     latency: LatencyStats | None = None
     latency_samples: LatencySamples | None = None
+    load: LoadSummary | None = Field(
+        None,
+        description="Requests arriving over time (`load:` modes): rates, latencies, "
+        "windows and goodput; None offline.",
+    )
+    load_requests: list[LoadRequestRecord] = Field(
+        default_factory=list,
+        description="The load runner's record of each request, times in seconds from the "
+        "load's start (`load.start_monotonic_s` on the worker's monotonic clock).",
+    )
     warmup: WarmupResult | None = None
     thermal_throttle: ThermalThrottleInfo | None = None
     environment: EnvironmentMetadata | None = None
@@ -251,6 +263,11 @@ class AggregatedResult(_Stored):
     extended: ExtendedMetrics | None = None
     processes: list[ProcessSummary] = Field(default_factory=list)
     timeseries_paths: list[str] = Field(default_factory=list)
+    load: LoadSummary | None = Field(
+        None,
+        description="The load run of a `load:` experiment (one process: its own summary); "
+        "None offline.",
+    )
     warnings: list[MeasurementWarning] = Field(default_factory=list)
     created_at: datetime | None = Field(
         None,

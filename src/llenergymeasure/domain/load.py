@@ -40,6 +40,9 @@ class RequestRecord(_Record):
         default_factory=list,
         description="When each output token was emitted, where the engine reports it.",
     )
+    stopped_by_eos: bool | None = Field(
+        None, description="It ended at an EOS token; None where the engine cannot tell."
+    )
     error: str | None = Field(None, description="Why the request failed; None when it ran.")
 
     @property

@@ -184,6 +184,8 @@ def aggregate_results(
         processes=[process_summary(r) for r in results],
         timeseries_paths=[r.timeseries_path for r in results if r.timeseries_path],
         warnings=merge_warnings(results),
+        # Load modes run in one process (config), so its summary is the experiment's.
+        load=first.load if len(results) == 1 else None,
         created_at=manifest.created_at,
         aggregated_at=datetime.now(timezone.utc),
     )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from llenergymeasure.core.flops import BatchShape, ModelGeometry
 from llenergymeasure.domain.experiment import RequestRecord
+from llenergymeasure.domain.load import LoadRun
 from llenergymeasure.domain.metrics import LatencySamples
 from llenergymeasure.prompts import Prompt
 
@@ -45,12 +46,15 @@ class Workload:
     """The prompts of this process, encoded as the engine runs them.
 
     `items` are the engine's own units (left-padded batches for `transformers`);
-    `truncated` counts prompts that lost their start to fit the context.
+    `truncated` counts prompts that lost their start to fit the context;
+    `expected_requests` how many requests the run will serve where that is not one per
+    prompt (a `load:` that repeats the prompts), None where it is (or is not known).
     """
 
     prompts: list[Prompt]
     items: list[Any]
     truncated: int = 0
+    expected_requests: int | None = None
 
 
 @dataclass
@@ -59,7 +63,8 @@ class EngineOutput:
 
     `shapes` are the forward passes the engine ran (for executed FLOPs); `batch_sizes`
     the number of requests each unit of work held; `peak_memory_mb` the device memory
-    the engine held at most while it ran (None where it cannot tell).
+    the engine held at most while it ran (None where it cannot tell); `load_run` the load
+    runner's records where requests arrived over time (`load:` modes), None offline.
     """
 
     requests: list[RequestRecord]
@@ -67,6 +72,7 @@ class EngineOutput:
     shapes: list[BatchShape] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
     peak_memory_mb: float | None = None
+    load_run: LoadRun | None = None
 
 
 class Engine(Protocol):

@@ -22,6 +22,7 @@ from typing import Any
 from llenergymeasure.config.models import ContinuousBatchingConfig, ExperimentConfig
 from llenergymeasure.core import device as devices
 from llenergymeasure.core.engines.base import EngineOutput, RequestsDoneFn, Workload
+from llenergymeasure.core.engines.cb_load import LoadRequest, serve_load
 from llenergymeasure.core.engines.generation import (
     build_generation_config,
     count_generated,
@@ -63,7 +64,11 @@ class ContinuousBatchingEngine(TransformersEngine):
         if max_prompt_tokens is not None:
             truncated = sum(len(row) > max_prompt_tokens for row in ids)
             ids = [row[-max_prompt_tokens:] for row in ids]
-        return Workload(prompts, [list(row) for row in ids], truncated=truncated)
+        load = self.config.load
+        expected = load.num_requests if load.mode in ("rate", "concurrency") else None
+        return Workload(
+            prompts, [list(row) for row in ids], truncated=truncated, expected_requests=expected
+        )
 
     def warmup_step(self, workload: Workload, max_new_tokens: int) -> Callable[[], float] | None:
         """Serve the first `max_requests_per_batch` prompts with the warmup's budget."""
@@ -86,6 +91,8 @@ class ContinuousBatchingEngine(TransformersEngine):
         self._start_manager(workload)
         stop_ids = eos_ids(self.manager.generation_config)
         devices.reset_peak_memory(self.device)
+        if self.config.load.mode != "offline":
+            return self._run_load(workload, stop_ids, requests_done)
         start_s = time.monotonic()
         outputs = self._serve(workload.items, self.config.generation.max_new_tokens, requests_done)
         return_s = time.monotonic()
@@ -112,6 +119,47 @@ class ContinuousBatchingEngine(TransformersEngine):
             shapes=shapes,
             batch_sizes=[len(requests)],
             peak_memory_mb=devices.peak_memory_mb(self.device),
+        )
+
+    def _run_load(
+        self, workload: Workload, stop_ids: set[int], requests_done: RequestsDoneFn
+    ) -> EngineOutput:
+        """The `load:` section's arrivals; the prompts repeat as often as it needs."""
+        pairs = zip(workload.prompts, workload.items, strict=True)
+        run = serve_load(
+            self.manager,
+            [LoadRequest(prompt, ids) for prompt, ids in pairs],
+            self.config,
+            stop_ids=stop_ids,
+            clock_offset_s=self._clock_offset_s,
+            requests_done=requests_done,
+        )
+        served = [r for r in run.requests if r.error is None]
+        requests = [
+            RequestRecord(
+                prompt_id=workload.prompts[r.request_id % len(workload.prompts)].id,
+                input_tokens=r.input_tokens or 0,
+                output_tokens=r.output_tokens,
+                stopped_by_eos=bool(r.stopped_by_eos),
+            )
+            for r in served
+        ]
+        # Timed from each request's arrival: queueing is part of what a client waits.
+        samples = [
+            request_latencies_ms(r.arrival_s, r.token_times_s, [r.output_tokens], r.last_token_s)
+            for r in served
+        ]
+        return EngineOutput(
+            requests=requests,
+            latency=LatencySamples.concat(samples),
+            shapes=[
+                BatchShape(
+                    rows=1, padded_prompt_tokens=q.input_tokens, steps=q.output_tokens, padded=False
+                )
+                for q in requests
+            ],
+            peak_memory_mb=devices.peak_memory_mb(self.device),
+            load_run=run,
         )
 
     def close(self) -> None:

@@ -43,6 +43,7 @@ class Completion:
         input_tokens: its prompt tokens, where the engine counts them.
         scheduled_s: when the engine admitted it into a running batch, where it can tell.
         token_times_s: when each output token was emitted, where the engine reports it.
+        stopped_by_eos: whether it ended at an EOS token, where the engine can tell.
 
     """
 
@@ -52,6 +53,7 @@ class Completion:
     input_tokens: int | None = None
     scheduled_s: float | None = None
     token_times_s: Sequence[float] = field(default_factory=tuple)
+    stopped_by_eos: bool | None = None
 
 
 Submit = Callable[[Request], Awaitable[Completion]]
@@ -146,6 +148,7 @@ async def _serve(
         input_tokens=done.input_tokens,
         output_tokens=done.output_tokens,
         token_times_s=[t - start_s for t in done.token_times_s],
+        stopped_by_eos=done.stopped_by_eos,
     )
 
 
