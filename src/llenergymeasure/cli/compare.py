@@ -26,6 +26,7 @@ TABLE_METRICS = {
     "ttft_p95_ms": "TTFT p95\nms",
     "itl_p50_ms": "ITL p50\nms",
     "itl_p95_ms": "ITL p95\nms",
+    "goodput_token_share": "goodput\ntoken share",
 }
 
 
@@ -94,13 +95,24 @@ def _table(comparison: Comparison, campaign: str | None) -> Table:
     for header in _parameter_headers(comparison.parameter_names):
         table.add_column(header, overflow="fold")
     table.add_column("cycles", justify="right")
-    for header in TABLE_METRICS.values():
-        table.add_column(header, justify="right", overflow="fold")
+    shown = _shown_metrics(comparison)
+    for name in shown:
+        table.add_column(TABLE_METRICS[name], justify="right", overflow="fold")
     table.add_column("x best", justify="right")
     prefix = f"{campaign}-" if campaign else ""
     for row in comparison.rows:
-        table.add_row(*_cells(row, comparison.parameter_names, prefix))
+        table.add_row(*_cells(row, comparison.parameter_names, prefix, shown))
     return table
+
+
+def _shown_metrics(comparison: Comparison) -> list[str]:
+    """Every table metric, less goodput where no experiment served a load with an SLO."""
+    return [
+        name
+        for name in TABLE_METRICS
+        if name != "goodput_token_share"
+        or any(row.intervals[name].mean is not None for row in comparison.rows)
+    ]
 
 
 def _parameter_headers(paths: list[str]) -> list[str]:
@@ -109,12 +121,14 @@ def _parameter_headers(paths: list[str]) -> list[str]:
     return [name if last.count(name) == 1 else path for name, path in zip(last, paths, strict=True)]
 
 
-def _cells(row: ComparisonRow, parameter_names: list[str], prefix: str) -> list[str | Text]:
+def _cells(
+    row: ComparisonRow, parameter_names: list[str], prefix: str, metrics: list[str]
+) -> list[str | Text]:
     return [
         Text(row.label.removeprefix(prefix)),
         *(Text(str(row.parameters.get(name))) for name in parameter_names),
         str(len(row.experiment_ids)),
-        *(_interval(row.intervals[name]) for name in TABLE_METRICS),
+        *(_interval(row.intervals[name]) for name in metrics),
         "n/a" if row.ratio_to_best is None else f"{row.ratio_to_best:.2f}",
     ]
 

@@ -71,17 +71,23 @@ def campaign(
     x: str | None = typer.Option(
         None, "--x", help="Swept parameter on the x axis (dotted path); default: the only one."
     ),
+    against: str | None = typer.Option(
+        None,
+        "--against",
+        help="A second metric for the x axis instead (e.g. ttft_p95_ms): the trade-off curve, "
+        "one point per value of --x.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
     results_dir: Path = RESULTS_DIR,
     out: Path | None = OUT,
     force: bool = FORCE,
 ) -> None:
-    """A metric against a swept parameter: means with 95 % bootstrap intervals over cycles."""
+    """A metric against a swept parameter (or another metric): means with 95 % intervals."""
     refuse_overwrite(out, "--out", force)
     from llenergymeasure.errors import ResultsError
     from llenergymeasure.results.compare import compare, load_campaign_samples
     from llenergymeasure.results.layout import ResultsLayout
-    from llenergymeasure.results.plots import plot_campaign
+    from llenergymeasure.results.plots import plot_campaign, plot_tradeoff
 
     layout = ResultsLayout(results_dir)
     comparison = compare(load_campaign_samples(layout, campaign_name), seed=seed)
@@ -92,12 +98,21 @@ def campaign(
                 + (", ".join(comparison.parameter_names) or "none varies")
             )
         x = comparison.parameter_names[0]
-    path = plot_campaign(
-        comparison,
-        metric,
-        x,
-        out or layout.root / "plots" / f"{campaign_name}_{metric}_vs_{x}.png",
-    )
+    if against is None:
+        path = plot_campaign(
+            comparison,
+            metric,
+            x,
+            out or layout.root / "plots" / f"{campaign_name}_{metric}_vs_{x}.png",
+        )
+    else:
+        path = plot_tradeoff(
+            comparison,
+            metric,
+            against,
+            x,
+            out or layout.root / "plots" / f"{campaign_name}_{metric}_vs_{against}.png",
+        )
     for note in comparison.notes:
         console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)

@@ -61,6 +61,14 @@ def _latency(name: str) -> Callable[[AggregatedResult], float | None]:
     return lambda r: getattr(r.latency, name) if r.latency is not None else None
 
 
+def _goodput_token_share(result: AggregatedResult) -> float | None:
+    """Share of output tokens from requests that met `load.slo`; None without a load SLO."""
+    good = result.load.goodput if result.load is not None else None
+    if good is None or not good.output_tokens:
+        return None
+    return good.good_output_tokens / good.output_tokens
+
+
 METRICS: dict[str, Metric] = {
     "energy_per_output_token_j": Metric(
         "energy / output token", "J/token", lambda r: r.energy_per_output_token_j
@@ -71,6 +79,7 @@ METRICS: dict[str, Metric] = {
     "ttft_p95_ms": Metric("TTFT p95", "ms", _latency("ttft_p95_ms")),
     "itl_p50_ms": Metric("ITL p50", "ms", _latency("itl_p50_ms")),
     "itl_p95_ms": Metric("ITL p95", "ms", _latency("itl_p95_ms")),
+    "goodput_token_share": Metric("goodput (share of tokens)", "fraction", _goodput_token_share),
 }
 
 

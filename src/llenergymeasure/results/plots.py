@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 from llenergymeasure.domain.experiment import AggregatedResult, RawProcessResult
 from llenergymeasure.errors import LlemError, ResultsError
 from llenergymeasure.fileio import atomic_target
-from llenergymeasure.results.compare import METRICS, Comparison, ComparisonRow, device_name
+from llenergymeasure.results.compare import (
+    METRICS,
+    Comparison,
+    ComparisonRow,
+    Interval,
+    device_name,
+)
 from llenergymeasure.results.timeseries import read_sidecar_samples
 
 if TYPE_CHECKING:
@@ -162,6 +168,78 @@ def plot_campaign(comparison: Comparison, metric: str, x: str, path: Path) -> Pa
     )
     _finish(ax)
     return save_figure(fig, path)
+
+
+def plot_tradeoff(
+    comparison: Comparison, metric: str, against: str, along: str, path: Path
+) -> Path:
+    """One metric against another: a point per configuration, a line along parameter `along`.
+
+    The trade-off curve of a load sweep: J/token (`metric`) against p95 TTFT or
+    throughput (`against`), each point a value of `along` (e.g. `load.rate_per_s`),
+    labelled with it; configurations that differ in other parameters are other lines.
+    Both axes carry their 95 % bootstrap intervals.
+
+    Raises:
+        ResultsError: unknown metric, or `along` is not a parameter that varies.
+
+    """
+    for name, option in ((metric, "--metric"), (against, "--against")):
+        if name not in METRICS:
+            raise ResultsError(f"{option} {name}: not one of {', '.join(METRICS)}")
+    if along not in comparison.parameter_names:
+        varying = ", ".join(comparison.parameter_names) or "none"
+        raise ResultsError(f"--x {along}: not a parameter that varies here (these do: {varying})")
+    fig = new_figure()
+    ax = fig.subplots()
+    for i, (label, rows) in enumerate(_series(comparison, along).items()):
+        points = sorted(
+            (row.parameters[along], row.intervals[against], row.intervals[metric])
+            for row in rows
+            if row.intervals[against].mean is not None and row.intervals[metric].mean is not None
+        )
+        if not points:
+            continue
+        ax.errorbar(
+            [x.mean for _, x, _ in points],
+            [y.mean for _, _, y in points],
+            xerr=_spreads([x for _, x, _ in points]),
+            yerr=_spreads([y for _, _, y in points]),
+            color=f"C{i}",
+            marker="o",
+            markersize=5,
+            linewidth=1.4,
+            capsize=3,
+            label=label or "mean over cycles, 95 % bootstrap intervals",
+        )
+        for value, x, y in points:
+            ax.annotate(
+                str(value),
+                (x.mean, y.mean),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
+    for axis, name in ((ax.set_xlabel, against), (ax.set_ylabel, metric)):
+        axis(f"{METRICS[name].label} ({METRICS[name].unit})")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    _titles(
+        fig,
+        ax,
+        f"{', '.join(comparison.model_names)} on {', '.join(comparison.devices)}",
+        f"points labelled by {along}; " + _campaign_subtitle(comparison),
+    )
+    _finish(ax)
+    return save_figure(fig, path)
+
+
+def _spreads(intervals: list[Interval]) -> list[list[float]]:
+    """Distances below and above each mean, in matplotlib's error-bar form (0 if unknown)."""
+    return [
+        [i.mean - i.low if i.low is not None else 0.0 for i in intervals],
+        [i.high - i.mean if i.high is not None else 0.0 for i in intervals],
+    ]
 
 
 def new_figure() -> Figure:
