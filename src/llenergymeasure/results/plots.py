@@ -228,7 +228,7 @@ def plot_tradeoff(
         fig,
         ax,
         f"{', '.join(comparison.model_names)} on {', '.join(comparison.devices)}",
-        f"points labelled by {along}; " + _campaign_subtitle(comparison),
+        f"labels: {along}; " + _campaign_subtitle(comparison),
     )
     _finish(ax)
     return save_figure(fig, path)
