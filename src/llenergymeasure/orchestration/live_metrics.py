@@ -162,8 +162,7 @@ class LiveMetrics:
         ):
             family = GaugeMetricFamily(
                 f"llem_campaign_experiments_{what}",
-                f"Experiments of the campaign {what}"
-                + (" in this run" if what == "failed" else ""),
+                f"Experiments of the campaign {what}",
                 labels=["campaign"],
             )
             family.add_metric([counts.campaign], value)
