@@ -31,9 +31,7 @@ def scrape(port: int) -> Scrape | None:
 
 
 def value(scrape: Scrape, family: str, **labels: str) -> float:
-    (sample,) = [
-        s for s in scrape[family] if all(s.labels.get(k) == v for k, v in labels.items())
-    ]
+    (sample,) = [s for s in scrape[family] if all(s.labels.get(k) == v for k, v in labels.items())]
     return sample.value
 
 
