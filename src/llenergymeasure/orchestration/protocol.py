@@ -26,7 +26,7 @@ from llenergymeasure.core.live_telemetry import DeviceTelemetry, Telemetry, Tele
 ProgressFn = Callable[[str, int, int], None]
 
 _PROGRESS_LINE = re.compile(
-    r"^\[rank (?P<rank>\d+)\] (?P<phase>[a-z][a-z ]*?) (?P<done>\d+)/(?P<total>\d+)$"
+    r"^\[rank (?P<rank>\d+)\] (?P<phase>[a-z][a-z _]*?) (?P<done>\d+)/(?P<total>\d+)$"
 )
 _TELEMETRY_LINE = re.compile(r"^\[rank (?P<rank>\d+)\] telemetry (?P<data>\{.*\})$")
 # Progress (the main thread) and telemetry (its own thread) share stdout, a line at a time.
