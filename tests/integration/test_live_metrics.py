@@ -7,27 +7,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from llenergymeasure.orchestration.launcher import free_port
 
-from llem_testing import run_llem_here, tiny_config_dict, write_yaml
+from llem_testing import run_llem_here, scrape_metrics, tiny_config_dict, write_yaml
 
 Scrape = dict[str, list[Sample]]
-
-
-def scrape(port: int) -> Scrape | None:
-    """The metric families at /metrics by name, parsed by the client library; None if down."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return None
-    return {family.name: family.samples for family in text_string_to_metric_families(text)}
 
 
 def value(scrape: Scrape, family: str, **labels: str) -> float:
@@ -39,7 +27,7 @@ def scrape_while_running(proc: subprocess.Popen, port: int) -> list[Scrape]:
     """Every scrape that carried the energy window's figures, until the run ended."""
     scrapes = []
     while proc.poll() is None:
-        figures = scrape(port)
+        figures = scrape_metrics(port)
         if figures is not None and figures.get("llem_energy_joules"):
             scrapes.append(figures)
         time.sleep(0.2)
@@ -80,7 +68,7 @@ def test_energy_and_tokens_grow_between_scrapes_during_a_run(tmp_path: Path) -> 
     assert power.value > 0
     assert value(powered[0], "llem_requests_planned") == 24
     assert value(powered[0], "llem_experiment_phase", phase="inference") == 1
-    assert scrape(port) is None, "the server ends with the run"
+    assert scrape_metrics(port) is None, "the server ends with the run"
 
 
 def test_a_port_in_use_is_a_user_error_before_anything_is_created(tmp_path: Path) -> None:
