@@ -96,12 +96,12 @@ def run_until_killed(campaign_path: Path, results_dir: Path) -> list[tuple[float
         if (
             metrics
             and metrics.get("llem_campaign_experiments_completed")
-            and metrics.get("llem_output_tokens")
+            and metrics.get("llem_experiment_phase")
         ):
             (done,) = metrics["llem_campaign_experiments_completed"]
             (planned,) = metrics["llem_campaign_experiments_planned"]
-            (tokens,) = metrics["llem_output_tokens"]
-            scraped.append((done.value, planned.value, tokens.labels["experiment_id"]))
+            (phase,) = metrics["llem_experiment_phase"]
+            scraped.append((done.value, planned.value, phase.labels["experiment_id"]))
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

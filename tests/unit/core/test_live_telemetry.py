@@ -42,7 +42,7 @@ def test_power_per_device_and_energy_the_integral_of_the_window_samples(
 
     def body() -> None:
         time.sleep(0.3)
-        live.add_output_tokens(7)
+        live.set_output_tokens(7)
         time.sleep(0.3)
 
     live.start()
@@ -61,7 +61,7 @@ def test_power_per_device_and_energy_the_integral_of_the_window_samples(
     for name in ("gpu0", "gpu1", "cpu"):
         energies = [by_device(r)[name].energy_j for r in reports]
         assert energies == sorted(energies), f"{name}'s energy so far never decreases"
-    assert [r.output_tokens for r in reports][-1] == 7 and running[0].output_tokens == 0
+    assert [r.output_tokens for r in reports][-1] == 7 and running[0].output_tokens is None
     # The last report: the window is closed, no power; the energy is the samples' integral.
     closed = by_device(final)
     assert all(d.power_w is None for d in closed.values())
