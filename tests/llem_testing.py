@@ -82,6 +82,22 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def scrape_metrics(port: int) -> dict[str, list[Any]] | None:
+    """The metric families at 127.0.0.1:port/metrics (`--metrics-port`), by name, as
+    `prometheus_client`'s parser reads them; None where nothing answers.
+    """
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    return {family.name: family.samples for family in text_string_to_metric_families(text)}
+
+
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

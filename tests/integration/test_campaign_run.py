@@ -21,8 +21,9 @@ import pytest
 
 from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.timeseries import write_timeseries_parquet
+from llenergymeasure.orchestration.launcher import free_port
 
-from llem_testing import run_llem, tiny_config_dict, write_yaml
+from llem_testing import run_llem, scrape_metrics, tiny_config_dict, write_yaml
 
 KILL_AFTER = 3
 INTERLEAVED = [(1, 1), (2, 1), (3, 1), (4, 1), (1, 2), (2, 2), (3, 2), (4, 2)]
@@ -37,6 +38,7 @@ class CampaignRun:
     raw_before_resume: set[str]
     resumed: subprocess.CompletedProcess
     final: dict
+    progress_scraped: list[tuple[float, float, str]]
 
 
 def campaign_data(results_dir: Path) -> dict:
@@ -66,10 +68,18 @@ def completed(manifest: dict) -> list[dict]:
     return [e for e in manifest["entries"] if e["status"] == "completed"]
 
 
-def run_until_killed(campaign_path: Path, results_dir: Path) -> None:
-    """Start the real command, SIGKILL it once KILL_AFTER experiments have completed."""
+def run_until_killed(campaign_path: Path, results_dir: Path) -> list[tuple[float, float, str]]:
+    """Start the real command, SIGKILL it once KILL_AFTER experiments have completed.
+
+    Returns:
+        (experiments completed, planned, experiment id) from each scrape of its
+        `--metrics-port` that showed an experiment.
+
+    """
+    port = free_port()
+    command = [sys.executable, "-m", "llenergymeasure", "campaign", str(campaign_path)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llenergymeasure", "campaign", str(campaign_path)],
+        [*command, "--metrics-port", str(port)],
         cwd=campaign_path.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -77,14 +87,26 @@ def run_until_killed(campaign_path: Path, results_dir: Path) -> None:
     )
     deadline = time.monotonic() + 180
     manifest_path = results_dir / "campaigns" / "grid" / "manifest.json"
+    scraped = []
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()
         if manifest_path.is_file() and len(completed(read_manifest(results_dir))) >= KILL_AFTER:
             break
+        metrics = scrape_metrics(port)
+        if (
+            metrics
+            and metrics.get("llem_campaign_experiments_completed")
+            and metrics.get("llem_experiment_phase")
+        ):
+            (done,) = metrics["llem_campaign_experiments_completed"]
+            (planned,) = metrics["llem_campaign_experiments_planned"]
+            (phase,) = metrics["llem_experiment_phase"]
+            scraped.append((done.value, planned.value, phase.labels["experiment_id"]))
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
+    return scraped
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +114,14 @@ def campaign_run(tmp_path_factory: pytest.TempPathFactory) -> CampaignRun:
     root = tmp_path_factory.mktemp("campaign")
     results_dir = root / "results"
     campaign_path = write_yaml(root / "grid.yaml", campaign_data(results_dir))
-    run_until_killed(campaign_path, results_dir)
+    scraped = run_until_killed(campaign_path, results_dir)
     killed = read_manifest(results_dir)
     raw_before = {p.name for p in (results_dir / "raw").iterdir()}
     resumed = run_llem("campaign", campaign_path, "--resume", cwd=root)
     assert resumed.returncode == 0, resumed.stderr
+    final = read_manifest(results_dir)
     return CampaignRun(
-        root, campaign_path, results_dir, killed, raw_before, resumed, read_manifest(results_dir)
+        root, campaign_path, results_dir, killed, raw_before, resumed, final, scraped
     )
 
 
@@ -131,6 +154,16 @@ def test_every_experiment_ran_in_the_interleaved_order(campaign_run: CampaignRun
         assert (
             campaign_run.results_dir / "aggregated" / f"{entry['experiment_id']}.json"
         ).is_file()
+
+
+def test_the_metrics_port_follows_the_campaign(campaign_run: CampaignRun) -> None:
+    scraped = campaign_run.progress_scraped
+    assert {planned for _, planned, _ in scraped} == {8}
+    done = [d for d, _, _ in scraped]
+    assert done == sorted(done) and done[0] < done[-1], "completed experiments counted up"
+    ids = {e["experiment_id"] for e in campaign_run.killed["entries"] if e["experiment_id"]}
+    shown = {experiment_id for _, _, experiment_id in scraped}
+    assert len(shown) >= 2 and shown <= ids, "each experiment under its own id"
 
 
 def test_resume_after_a_kill_runs_only_what_had_not_completed(campaign_run: CampaignRun) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,12 @@ from llenergymeasure.cli.console import (
     err_console,
     progress_bars,
     quiet_third_party,
+)
+from llenergymeasure.cli.metrics import (
+    METRICS_HOST,
+    METRICS_PORT,
+    check_metrics_options,
+    live_metrics,
 )
 from llenergymeasure.cli.summary import fmt
 
@@ -48,6 +55,8 @@ def campaign(
         "--accelerate-config",
         help="accelerate config file for configurations with several processes (see launch/).",
     ),
+    metrics_port: int | None = METRICS_PORT,
+    metrics_host: str = METRICS_HOST,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Run every experiment of a campaign (sweeps x cycles) through the launcher of llem run."""
@@ -55,6 +64,7 @@ def campaign(
     from llenergymeasure.orchestration.campaign import CampaignOptions, check_campaign
 
     plan = plan_campaign(campaign_path)
+    check_metrics_options(metrics_port, metrics_host)
     enable_logging(verbose)
     options = CampaignOptions(resume, accelerate_config, verbose, sys.argv)
     if dry_run:
@@ -65,7 +75,8 @@ def campaign(
     from llenergymeasure.errors import Interrupted
 
     try:
-        manifest = _run(plan, options)
+        with live_metrics(metrics_port, metrics_host) as live:
+            manifest = _run(plan, replace(options, live=live))
     except KeyboardInterrupt as exc:
         err_console.print(
             f"campaign interrupted; continue it with: llem campaign {campaign_path} --resume",

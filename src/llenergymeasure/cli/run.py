@@ -18,11 +18,18 @@ from llenergymeasure.cli.console import (
     progress_bars,
     quiet_third_party,
 )
+from llenergymeasure.cli.metrics import (
+    METRICS_HOST,
+    METRICS_PORT,
+    check_metrics_options,
+    live_metrics,
+)
 from llenergymeasure.cli.summary import print_summary
 
 if TYPE_CHECKING:
     from llenergymeasure.config.models import ExperimentConfig
-    from llenergymeasure.orchestration.launcher import LaunchOptions
+    from llenergymeasure.orchestration.launcher import ExperimentOutcome, LaunchOptions
+    from llenergymeasure.orchestration.live_metrics import LiveMetrics
 
 
 def run(
@@ -45,6 +52,8 @@ def run(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the launch command and the resolved config; run nothing."
     ),
+    metrics_port: int | None = METRICS_PORT,
+    metrics_host: str = METRICS_HOST,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     """Run one experiment and aggregate it.
@@ -58,12 +67,21 @@ def run(
     if processes is not None:
         overrides = [*overrides, f"processes={processes}"]
     config = load_config(config_path, overrides)
+    check_metrics_options(metrics_port, metrics_host)
     enable_logging(verbose)
     launch = LaunchOptions(ConfigSource(config_path, tuple(overrides)), accelerate_config, verbose)
     if dry_run:
         _print_plan(config, launch)
         return
     quiet_third_party()
+    with live_metrics(metrics_port, metrics_host) as live:
+        outcome = _run(config, launch, live)
+    print_summary(outcome.aggregated, outcome.experiment_dir, outcome.aggregated_path)
+
+
+def _run(
+    config: ExperimentConfig, launch: LaunchOptions, live: LiveMetrics | None
+) -> ExperimentOutcome:
     from llenergymeasure.errors import Interrupted
     from llenergymeasure.orchestration.launcher import run_experiment
 
@@ -86,6 +104,7 @@ def run(
                 launch_command=sys.argv,
                 progress=report,
                 output=lambda line: err_console.print(line, markup=False, highlight=False),
+                live=live,
             )
         except Interrupted as exc:
             progress.stop()
@@ -93,7 +112,7 @@ def run(
                 f"interrupted by {exc.signal_name}: {exc}", markup=False, highlight=False
             )
             raise typer.Exit(exc.exit_code) from None
-    print_summary(outcome.aggregated, outcome.experiment_dir, outcome.aggregated_path)
+    return outcome
 
 
 def _print_plan(config: ExperimentConfig, launch: LaunchOptions) -> None:

@@ -22,6 +22,7 @@ from llenergymeasure.core.energy_backends import EnergySources, select_energy_ba
 from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource, open_gpu_sample_source
 from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel, Workload
 from llenergymeasure.core.environment import collect_environment
+from llenergymeasure.core.live_telemetry import TelemetryFn, live_telemetry
 from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.thermal_floor import ThermalFloorOutcome, apply_thermal_floor
 from llenergymeasure.core.warmup import warmup_until_converged
@@ -35,7 +36,11 @@ ProgressFn = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class RunContext:
-    """Where this process stands in the experiment."""
+    """Where this process stands in the experiment, and who hears of its progress.
+
+    `telemetry` receives the energy window's live figures about once a second
+    (`core/live_telemetry.py`); None gathers none.
+    """
 
     experiment_id: str
     process_index: int = 0
@@ -43,6 +48,7 @@ class RunContext:
     barrier: Callable[[], None] = lambda: None
     progress: ProgressFn | None = None
     baseline_cache_path: Path | None = None
+    telemetry: TelemetryFn | None = None
 
     def report(self, phase: str, done: int, total: int) -> None:
         """Tell the launcher how far this process is (when it listens)."""
@@ -187,10 +193,14 @@ def measure_window(
     )
     total = workload.expected_requests or len(workload.prompts)
     ctx.report("inference", 0, total)
-    return window.run(
-        lambda: engine.run(workload, lambda done: ctx.report("inference", done, total)),
-        wait_for_all=ctx.barrier,
-    )
+    with live_telemetry(window, ctx.telemetry, sources.backends) as live:
+
+        def requests_done(done: int, output_tokens: int | None = None) -> None:
+            ctx.report("inference", done, total)
+            if live is not None and output_tokens is not None:
+                live.set_output_tokens(output_tokens)
+
+        return window.run(lambda: engine.run(workload, requests_done), wait_for_all=ctx.barrier)
 
 
 def lifecycle_warnings(

@@ -106,6 +106,14 @@ class MeasurementWindow:
             backend.start()
         self.cpu_time.start()
 
+    def samples_since(self, count: int) -> list[PowerThermalSample]:
+        """The samples taken after the first `count` of this window, read while it is open.
+
+        Live telemetry (`core/live_telemetry.py`) reads this about once a second while the
+        body runs; the samples already read are not copied again.
+        """
+        return self.sampler.samples[count:]
+
     def end(self, value: T, wait_for_all: Callable[[], None] = lambda: None) -> WindowResult[T]:
         """Synchronise (the end of this process's work), wait for every process, stop."""
         self.synchronize()

@@ -47,6 +47,7 @@ from llenergymeasure.orchestration.launcher import (
     check_experiment,
     run_experiment,
 )
+from llenergymeasure.orchestration.live_metrics import CampaignCounts, LiveMetrics
 from llenergymeasure.orchestration.signals import raise_on_stop_signals
 from llenergymeasure.results.campaigns import (
     campaign_dir,
@@ -107,12 +108,13 @@ class _QuietObserver:
 
 @dataclass(frozen=True)
 class CampaignOptions:
-    """How the campaign's experiments are started."""
+    """How the campaign's experiments are started, and the live metrics they feed."""
 
     resume: bool = False
     accelerate_config: Path | None = None
     verbose: bool = False
     launch_command: list[str] | None = None
+    live: LiveMetrics | None = None
 
 
 RunFn = Callable[..., ExperimentOutcome]
@@ -221,6 +223,7 @@ def _run_entry(
         error=None,
     )
     observer.experiment_started(entry, state.progress(entry.index))
+    _to_live(options.live, state, state.progress(entry.index))
     outcome = None
     try:
         outcome = run(
@@ -230,6 +233,7 @@ def _run_entry(
             progress=observer.phase,
             output=observer.output,
             experiment_id=experiment_id,
+            live=options.live,
         )
     except KeyboardInterrupt:
         state.update(entry, status="interrupted", ended_at=datetime.now(timezone.utc))
@@ -245,7 +249,14 @@ def _run_entry(
     else:
         entry = state.update(entry, status="completed", ended_at=datetime.now(timezone.utc))
     observer.experiment_ended(entry, outcome, state.progress(entry.index + 1))
+    _to_live(options.live, state, state.progress(entry.index + 1))
     return entry
+
+
+def _to_live(live: LiveMetrics | None, state: CampaignState, progress: CampaignProgress) -> None:
+    if live is not None:
+        name = state.manifest.campaign_name
+        live.campaign(CampaignCounts(name, progress.completed, progress.failed, progress.total))
 
 
 def _one_line(exc: BaseException) -> str:

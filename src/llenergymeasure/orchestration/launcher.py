@@ -28,6 +28,7 @@ from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ConfigError, Interrupted, PromptsError, WorkerFailed
 from llenergymeasure.models.builtin import ensure_builtin
 from llenergymeasure.orchestration import failures, preflight
+from llenergymeasure.orchestration.live_metrics import LiveMetrics
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
     failure_line,
@@ -38,8 +39,10 @@ from llenergymeasure.orchestration.manifest import (
 from llenergymeasure.orchestration.protocol import (
     ProgressCondenser,
     ProgressFn,
+    TelemetryUpdate,
     is_log_line,
     parse_progress,
+    parse_telemetry,
 )
 from llenergymeasure.orchestration.signals import (
     exit_on_second_signal,
@@ -53,6 +56,7 @@ from llenergymeasure.results.aggregation import aggregate_experiment
 from llenergymeasure.results.layout import ResultsLayout
 
 OutputFn = Callable[[str], None]
+UpdateFn = Callable[[TelemetryUpdate], None]
 WORKER_MODULE = "llenergymeasure.orchestration.worker"
 # Without a config file: the multi-GPU launcher, which also starts N processes on the CPU.
 DEFAULT_LAUNCH_FLAGS = ("--multi_gpu", "--num_machines", "1", "--mixed_precision", "no")
@@ -99,6 +103,7 @@ def run_experiment(
     progress: ProgressFn | None = None,
     output: OutputFn | None = None,
     experiment_id: str | None = None,
+    live: LiveMetrics | None = None,
 ) -> ExperimentOutcome:
     """Run one experiment end to end and return its aggregate.
 
@@ -110,6 +115,8 @@ def run_experiment(
         output: receives the workers' log lines (default: stderr).
         experiment_id: the id to create (a campaign records it before the run);
             default: a fresh one.
+        live: the metrics server's figures, fed with this experiment's progress and
+            the workers' telemetry (`live_metrics`); None: no telemetry is gathered.
 
     The manifest is written before any measurement and its status updated at the end
     (`completed`, `failed` or `interrupted`); results already written are never removed.
@@ -128,14 +135,18 @@ def run_experiment(
     with raise_on_stop_signals():
         ensure_builtin(config.model.name)  # before any worker starts (models/builtin.py)
         experiment_id, experiment_dir = claim_experiment(layout, config.name, experiment_id)
-        command = worker_command(config, launch, experiment_id)
+        command = worker_command(config, launch, experiment_id, telemetry=live is not None)
+        if live is not None:
+            live.experiment_started(experiment_id)
+            progress = _also_to(live, progress)
         write_manifest(
             experiment_dir, experiment_id, config, config.processes, command or launch_command
         )
         try:
             if command is None:
                 with exit_on_second_signal(_record_forced_stop(experiment_dir)):
-                    run_worker(config, experiment_id, progress)
+                    telemetry = None if live is None else live.rank_telemetry(0)
+                    run_worker(config, experiment_id, progress, telemetry)
             else:
                 run_workers(
                     command,
@@ -144,6 +155,7 @@ def run_experiment(
                     progress=progress,
                     output=output or _to_stderr,
                     verbose=launch.verbose,
+                    telemetry=None if live is None else live.telemetry,
                 )
             aggregated, path = aggregate_experiment(layout, experiment_id)
         except KeyboardInterrupt as exc:
@@ -216,13 +228,14 @@ def visible_gpu_count() -> int:
 
 
 def worker_command(
-    config: ExperimentConfig, launch: LaunchOptions, experiment_id: str
+    config: ExperimentConfig, launch: LaunchOptions, experiment_id: str, *, telemetry: bool = False
 ) -> list[str] | None:
     """The `accelerate launch` command for several processes; None for one.
 
     With an accelerate config file (`launch/`), the file says how to launch and the
     experiment says how many processes; without one, the multi-GPU launcher is used,
-    which on the CPU really starts every process (`--cpu` would start one).
+    which on the CPU really starts every process (`--cpu` would start one). With
+    `telemetry`, the workers print their live figures (`protocol`).
     """
     if config.processes == 1:
         return None
@@ -238,6 +251,7 @@ def worker_command(
     for override in launch.source.overrides:
         command += ["--set", override]
     command += ["--experiment-id", experiment_id]
+    command += ["--telemetry"] if telemetry else []
     return command + (["--verbose"] if launch.verbose else [])
 
 
@@ -256,8 +270,9 @@ def run_workers(
     progress: ProgressFn | None,
     output: OutputFn,
     verbose: bool,
+    telemetry: UpdateFn | None = None,
 ) -> None:
-    """Start the workers, stream their progress and logs, wait for all of them.
+    """Start the workers, stream their progress, telemetry and logs, wait for all of them.
 
     Other output (of accelerate, torch.distributed, a traceback) is logged at debug
     level; after a failure, the workers' part of it is shown. The launch runs in a
@@ -285,7 +300,7 @@ def run_workers(
             with forward_stop_signals(proc, STOP_GRACE_S) as stop:
                 assert proc.stdout is not None
                 for line in proc.stdout:
-                    route_line(redact(line.rstrip("\n")), condenser, output, kept)
+                    route_line(redact(line.rstrip("\n")), condenser, output, kept, telemetry)
                 code = proc.wait()
         except BaseException:
             signal_group(proc, signal.SIGTERM)  # they would run on unseen otherwise
@@ -303,14 +318,21 @@ def run_workers(
 
 
 def route_line(
-    line: str, condenser: ProgressCondenser | None, output: OutputFn, kept: deque[str]
+    line: str,
+    condenser: ProgressCondenser | None,
+    output: OutputFn,
+    kept: deque[str],
+    telemetry: UpdateFn | None = None,
 ) -> None:
-    """Progress to the bars, worker log lines to the user, the rest kept for a failure."""
+    """Progress to the bars, telemetry to the metrics, log lines to the user, the rest kept."""
     update = parse_progress(line)
     if update is not None:
         logger.debug(line)
         if condenser is not None:
             condenser.update(update)
+    elif (figures := parse_telemetry(line)) is not None:
+        if telemetry is not None:
+            telemetry(figures)
     elif is_log_line(line):
         output(line)
     elif line.strip():
@@ -326,6 +348,17 @@ def worker_environment(num_processes: int) -> dict[str, str]:
     """
     threads = max(1, (os.cpu_count() or 1) // num_processes)
     return {"OMP_NUM_THREADS": str(threads), **os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _also_to(live: LiveMetrics, progress: ProgressFn | None) -> ProgressFn:
+    """Progress to the live metrics, and to `progress` where there is one."""
+
+    def report(phase: str, done: int, total: int) -> None:
+        live.progress(phase, done, total)
+        if progress is not None:
+            progress(phase, done, total)
+
+    return report
 
 
 def _record_forced_stop(experiment_dir: Path) -> Callable[[int], None]:

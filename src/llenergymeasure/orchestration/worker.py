@@ -39,6 +39,7 @@ from llenergymeasure.config.loader import load_config, validate_config
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines import create_engine
 from llenergymeasure.core.lifecycle import MeasuredRun, RunContext, run_measured
+from llenergymeasure.core.live_telemetry import TelemetryFn
 from llenergymeasure.core.timeseries import write_timeseries_parquet
 from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStatus, RawProcessResult
 from llenergymeasure.errors import ConfigError, LlemError, ModelNotFound, ResultsError
@@ -52,7 +53,12 @@ from llenergymeasure.orchestration.manifest import (
     write_manifest,
 )
 from llenergymeasure.orchestration.manifest import record_end as record_manifest_end
-from llenergymeasure.orchestration.protocol import ProgressFn, format_progress, worker_log_format
+from llenergymeasure.orchestration.protocol import (
+    ProgressFn,
+    progress_printer,
+    telemetry_printer,
+    worker_log_format,
+)
 from llenergymeasure.orchestration.signals import raise_on_stop_signals
 from llenergymeasure.prompts import Prompt, load_prompts
 from llenergymeasure.redaction import redact
@@ -91,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             joined = join_experiment(state, args, command)
             build_models_on_host(state, joined.config.model.name)
-            run_worker(joined.config, joined.experiment_id, progress_printer(state.process_index))
+            run_worker(
+                joined.config,
+                joined.experiment_id,
+                progress_printer(state.process_index),
+                telemetry_printer(state.process_index) if args.telemetry else None,
+            )
             finish_experiment(state, joined)
         except LlemError as exc:
             logger.error(str(exc))
@@ -111,9 +122,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_worker(
-    config: ExperimentConfig, experiment_id: str, progress: ProgressFn | None = None
+    config: ExperimentConfig,
+    experiment_id: str,
+    progress: ProgressFn | None = None,
+    telemetry: TelemetryFn | None = None,
 ) -> RawProcessResult:
-    """Run this process's part of the experiment and write its files."""
+    """Run this process's part of the experiment and write its files.
+
+    `progress` hears of each phase's (done, total); `telemetry` receives the energy
+    window's live figures about once a second (`core/live_telemetry.py`).
+    """
     state = PartialState(cpu=not torch.cuda.is_available())
     if state.device.type == "cpu":
         torch.set_num_threads(cpu_threads_per_process(state.num_processes))
@@ -128,6 +146,7 @@ def run_worker(
         barrier=state.wait_for_everyone,
         progress=progress,
         baseline_cache_path=llem_cache_dir() / "baseline.json",
+        telemetry=telemetry,
     )
     run = run_measured(create_engine(config, str(state.device)), config, context, prompts)
     return write_process_outputs(experiment_dir, run, config)
@@ -319,21 +338,6 @@ def broadcast_json(state: PartialState, data: dict[str, Any] | None) -> dict[str
     return orjson.loads(buffer.cpu().numpy().tobytes())
 
 
-def progress_printer(rank: int) -> ProgressFn:
-    """Progress as single lines on stdout, read by the launcher (see `protocol`).
-
-    Each line goes out in one write: the ranks share the launcher's pipe, and `print`
-    writes the text and its newline separately, so another rank's line could land in
-    between and garble both.
-    """
-
-    def report(phase: str, done: int, total: int) -> None:
-        sys.stdout.write(format_progress(rank, phase, done, total) + "\n")
-        sys.stdout.flush()
-
-    return report
-
-
 def configure_logging(rank: int, verbose: bool) -> None:
     """Log lines on stderr (one write each), with the rank and tokens masked; transformers quiet."""
     from transformers.utils import logging as hf_logging
@@ -351,7 +355,7 @@ def configure_logging(rank: int, verbose: bool) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """`--config FILE [--set k=v ...] [--experiment-id ID] [--verbose]`."""
+    """`--config FILE [--set k=v ...] [--experiment-id ID] [--telemetry] [--verbose]`."""
     parser = argparse.ArgumentParser(
         prog=f"python -m {MODULE}",
         description="One llem worker; start several with accelerate launch or torchrun.",
@@ -363,6 +367,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--experiment-id",
         help="Join this experiment (its manifest gives the config) or create it with this id.",
+    )
+    parser.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="Print the energy window's live figures about once a second (for the launcher).",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="Debug logging.")
     return parser.parse_args(argv)

@@ -15,6 +15,11 @@ def test_progress_lines_round_trip() -> None:
     line = format_progress(1, "loading model", 0, 1)
     assert line == "[rank 1] loading model 0/1"
     assert parse_progress(line) == ProgressUpdate(1, "loading model", 0, 1)
+
+
+def test_every_phase_name_of_the_lifecycle_round_trips() -> None:
+    for phase in ("baseline", "loading model", "warmup", "thermal_floor", "inference"):
+        assert parse_progress(format_progress(0, phase, 3, 9)) == ProgressUpdate(0, phase, 3, 9)
     assert parse_progress("[rank 12] inference 40/40") == ProgressUpdate(12, "inference", 40, 40)
 
 

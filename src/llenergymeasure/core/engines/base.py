@@ -20,7 +20,13 @@ from llenergymeasure.domain.load import LoadRun
 from llenergymeasure.domain.metrics import LatencySamples
 from llenergymeasure.prompts import Prompt
 
-RequestsDoneFn = Callable[[int], None]
+
+class RequestsDoneFn(Protocol):
+    """What an engine calls as requests finish: for progress and live telemetry."""
+
+    def __call__(self, done: int, output_tokens: int | None = None) -> None:
+        """`done` requests have finished, with `output_tokens` so far (None: not counted)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,7 @@ class Engine(Protocol):
         ...
 
     def run(self, workload: Workload, requests_done: RequestsDoneFn) -> EngineOutput:
-        """Run every request of the workload; call `requests_done(n)` as requests finish."""
+        """Run every request of the workload; call `requests_done(n, tokens)` as requests finish."""
         ...
 
     def synchronize(self) -> None:

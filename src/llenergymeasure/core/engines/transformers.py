@@ -111,7 +111,8 @@ class TransformersEngine:
         outputs: list[BatchOutput] = []
         for batch in workload.items:
             outputs.append(generate_batch(self.model, batch, gen_config, self.synchronize))
-            requests_done(sum(len(o.requests) for o in outputs))
+            finished = [r for o in outputs for r in o.requests]
+            requests_done(len(finished), sum(r.output_tokens for r in finished))
         return EngineOutput(
             requests=[r for o in outputs for r in o.requests],
             latency=LatencySamples.concat([o.latency for o in outputs]),

@@ -79,7 +79,7 @@ class ContinuousBatchingEngine(TransformersEngine):
 
         def run_once() -> float:
             start = time.perf_counter()
-            self._serve(first, max_new_tokens, lambda _: None)
+            self._serve(first, max_new_tokens, lambda *_: None)
             return (time.perf_counter() - start) * 1000.0
 
         return run_once
@@ -228,7 +228,9 @@ class ContinuousBatchingEngine(TransformersEngine):
         ids = self.manager.add_requests(
             inputs=inputs, max_new_tokens=max_new_tokens, record_timestamps=True
         )
+        stop_ids = eos_ids(self.manager.generation_config)
         results: dict[str, Any] = {}
+        output_tokens = 0
         while len(results) < len(ids):
             output = self.manager.get_result(timeout=RESULT_POLL_S)
             if output is None:
@@ -240,5 +242,6 @@ class ContinuousBatchingEngine(TransformersEngine):
             if output.error is not None:
                 raise LlemError(f"request {output.request_id} failed: {output.error}")
             results[output.request_id] = output
-            requests_done(len(results))
+            output_tokens += count_generated(list(output.generated_tokens), stop_ids)[0]
+            requests_done(len(results), output_tokens)
         return [results[i] for i in ids]
