@@ -218,6 +218,7 @@ LOAD_FIELD_MODES = {
     "slo": {"rate", "concurrency", "trace"},
     "endpoint": {"rate", "concurrency", "trace"},
     "allow_remote_endpoint": {"rate", "concurrency", "trace"},
+    "endpoint_gpus": {"rate", "concurrency", "trace"},
 }
 
 
@@ -283,6 +284,11 @@ class LoadConfig(_Section):
         description="An OpenAI-compatible server on this host to send the requests to "
         "(http://127.0.0.1:PORT/v1); null: the experiment's own engine.",
     )
+    endpoint_gpus: list[int] = Field(
+        default_factory=list,
+        description="The GPUs (CUDA ordinals on this host) the endpoint's server runs on: "
+        "their energy is measured. Empty: the host's CPU and memory only.",
+    )
     allow_remote_endpoint: bool = Field(
         False,
         description="Accept an endpoint host that is not a loopback address; its GPUs must "
@@ -293,7 +299,7 @@ class LoadConfig(_Section):
     def _consistent(self) -> LoadConfig:
         # A value other than the default, not "a field given": a dumped config holds them all.
         for field, modes in LOAD_FIELD_MODES.items():
-            default = type(self).model_fields[field].default
+            default = type(self).model_fields[field].get_default(call_default_factory=True)
             if getattr(self, field) != default and self.mode not in modes:
                 raise ValueError(f"{field} applies to mode {' or '.join(sorted(modes))}")
         needed = {"rate": "rate_per_s", "concurrency": "concurrency", "trace": "trace"}
@@ -311,6 +317,12 @@ class LoadConfig(_Section):
             raise ValueError(f"burstiness applies to arrival gamma, not {self.arrival}")
         if self.endpoint is not None:
             _check_endpoint(self.endpoint, self.allow_remote_endpoint)
+        if self.endpoint_gpus and self.endpoint is None:
+            raise ValueError("endpoint_gpus applies to an endpoint")
+        if any(g < 0 for g in self.endpoint_gpus) or len(set(self.endpoint_gpus)) < len(
+            self.endpoint_gpus
+        ):
+            raise ValueError("endpoint_gpus: distinct CUDA ordinals (0, 1, ...)")
         return self
 
 
@@ -408,13 +420,13 @@ class ExperimentConfig(_Section):
     @classmethod
     def _engine_serves_the_load(cls, load: LoadConfig, info: ValidationInfo) -> LoadConfig:
         engine = info.data.get("engine")
-        if load.mode != "offline" and engine not in LOAD_SERVING_ENGINES:
+        # With an endpoint the server's own engine serves the requests.
+        if load.mode != "offline" and load.endpoint is None and engine not in LOAD_SERVING_ENGINES:
             raise ValueError(
                 f"mode {load.mode}: engine {engine} serves mode offline only; requests "
-                f"arriving over time need engine {' or '.join(sorted(LOAD_SERVING_ENGINES))}"
+                f"arriving over time need engine {' or '.join(sorted(LOAD_SERVING_ENGINES))} "
+                "or an endpoint"
             )
-        if load.endpoint is not None:
-            raise ValueError("endpoint: measuring an external server is not built yet")
         if load.mode != "offline" and info.data.get("processes", 1) != 1:
             raise ValueError(f"mode {load.mode} runs in one process (processes: 1)")
         return load

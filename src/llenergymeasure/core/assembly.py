@@ -166,7 +166,7 @@ def assemble_result(
         extended=extended_metrics(window),
         sample_interval_ms=interval_ms,
         sample_count=min(readings_per_device.values()) if readings_per_device else None,
-        warnings=account.warnings + warnings + extra_warnings,
+        warnings=account.warnings + warnings + output.warnings + extra_warnings,
         load=load,
         load_requests=output.load_run.requests if output.load_run is not None else [],
     )

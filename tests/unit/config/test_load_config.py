@@ -156,7 +156,7 @@ def test_a_load_the_static_engine_cannot_serve_is_refused(tmp_path: Path, engine
         load_config(path)
     assert str(err.value) == (
         f"{path}: load: mode concurrency: engine transformers serves mode offline only; "
-        "requests arriving over time need engine transformers-cb"
+        "requests arriving over time need engine transformers-cb or an endpoint"
     )
 
 

@@ -9,7 +9,14 @@ __all__ = ["Engine", "EngineOutput", "LoadedModel", "Workload", "create_engine"]
 
 
 def create_engine(config: ExperimentConfig, device: str) -> Engine:
-    """The engine `config.engine` names, for one process on `device`."""
+    """The engine `config.engine` names, for one process on `device`.
+
+    With `load.endpoint`, the requests go to that server instead, whatever its engine.
+    """
+    if config.load.endpoint is not None:
+        from llenergymeasure.core.engines.endpoint import EndpointEngine
+
+        return EndpointEngine(config, device)
     if config.engine == "transformers-cb":
         from llenergymeasure.core.engines.transformers_cb import ContinuousBatchingEngine
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from llenergymeasure.core.flops import BatchShape, ModelGeometry
 from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.domain.load import LoadRun
-from llenergymeasure.domain.metrics import LatencySamples
+from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
 from llenergymeasure.prompts import Prompt
 
 
@@ -79,6 +79,7 @@ class EngineOutput:
     batch_sizes: list[int] = field(default_factory=list)
     peak_memory_mb: float | None = None
     load_run: LoadRun | None = None
+    warnings: list[MeasurementWarning] = field(default_factory=list)
 
 
 class Engine(Protocol):

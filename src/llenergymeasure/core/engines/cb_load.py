@@ -18,8 +18,8 @@ from typing import Any
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines.generation import count_generated
-from llenergymeasure.core.load.arrivals import load_schedule_s
-from llenergymeasure.core.load.runner import Completion, run_concurrent, run_scheduled
+from llenergymeasure.core.load.drive import run_load
+from llenergymeasure.core.load.runner import Completion
 from llenergymeasure.domain.load import LoadRun
 from llenergymeasure.errors import LlemError
 from llenergymeasure.prompts import Prompt
@@ -138,8 +138,6 @@ def serve_load(
     requests_done: Callable[[int], None],
 ) -> LoadRun:
     """Run the config's load against the manager; the prompts repeat as often as needed."""
-    load = config.load
-    schedule = load_schedule_s(load, config.seed)
 
     async def run() -> LoadRun:
         client = ManagerClient(
@@ -151,13 +149,7 @@ def serve_load(
             requests_done=requests_done,
         )
         try:
-            endless = itertools.cycle(requests)
-            if schedule is not None:
-                mode = "trace" if load.mode == "trace" else "rate"
-                return await run_scheduled(endless, client.submit, schedule, mode)
-            if load.num_requests is not None:
-                endless = itertools.islice(endless, load.num_requests)
-            return await run_concurrent(endless, client.submit, load.concurrency, load.duration_s)
+            return await run_load(config.load, config.seed, requests, client.submit)
         finally:
             client.close()
 

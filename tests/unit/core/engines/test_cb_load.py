@@ -123,14 +123,11 @@ def test_a_concurrency_load_never_has_more_requests_in_flight(
     assert most == CONCURRENCY
 
 
-ENDPOINT = {"endpoint": "http://127.0.0.1:8000/v1"}
-
-
 @pytest.mark.parametrize(
     ("sections", "extra_load", "message"),
     [
         ({"processes": 2}, {}, "mode rate runs in one process"),
-        ({}, ENDPOINT, "endpoint: measuring an external server is not built yet"),
+        ({}, {"endpoint_gpus": [0]}, "endpoint_gpus applies to an endpoint"),
         (
             {"engine": "transformers", "transformers_cb": None},
             {},

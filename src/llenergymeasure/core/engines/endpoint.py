@@ -1,0 +1,199 @@
+"""`load.endpoint`: the load sent to an OpenAI-compatible server on this host, measured here.
+
+The server (vLLM's `vllm serve`, `transformers serve`, ...) runs in its own processes;
+llem measures the energy of the GPUs it names (`load.endpoint_gpus`) and of this host
+over the window, and times each request on its own monotonic clock from the streamed
+response: the arrival when the request is sent, a token time for each chunk that
+carries text, the last at the final chunk. Tokens come from the server's `usage`
+(prompt and completion tokens, asked for with `stream_options.include_usage`); where a
+server sends none, the text chunks are counted and the result says so.
+
+Nothing of the model is known here: dtype and FLOPs are null.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from loguru import logger
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.engines.base import EngineOutput, LoadedModel, RequestsDoneFn, Workload
+from llenergymeasure.core.latency import request_latencies_ms
+from llenergymeasure.core.load.drive import run_load
+from llenergymeasure.core.load.runner import Completion
+from llenergymeasure.domain.experiment import RequestRecord
+from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
+from llenergymeasure.errors import LlemError
+from llenergymeasure.prompts import Prompt
+
+CONNECT_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 600.0
+
+
+class EndpointEngine:
+    """Requests to a running server; its GPUs and this host are what is measured."""
+
+    name = "endpoint"
+
+    def __init__(self, config: ExperimentConfig, device: str) -> None:
+        self.config = config
+        self.url = str(config.load.endpoint).rstrip("/")
+        self.cuda_ordinals = list(config.load.endpoint_gpus)
+        self.device = f"cuda:{self.cuda_ordinals[0]}" if self.cuda_ordinals else "cpu"
+        self.chunk_counted = 0
+
+    def load(self) -> LoadedModel:
+        """Check the server answers and, where it lists its models, serves `model.name`.
+
+        Raises:
+            LlemError: the server does not answer, or lists models without this one.
+
+        """
+        import httpx
+
+        try:
+            reply = httpx.get(f"{self.url}/models", timeout=CONNECT_TIMEOUT_S)
+        except httpx.HTTPError as e:
+            raise LlemError(f"load.endpoint {self.url}: no answer from the server ({e})") from e
+        served = []
+        if reply.status_code == 200:
+            served = [m.get("id") for m in reply.json().get("data", [])]
+        else:
+            logger.info(f"{self.url}/models answered {reply.status_code}: model not checked")
+        if served and self.config.model.name not in served:
+            raise LlemError(
+                f"model.name {self.config.model.name!r}: the server at {self.url} serves "
+                + ", ".join(map(repr, served))
+            )
+        return LoadedModel(source=self.url, dtype="unknown", geometry=None, context_tokens=None)
+
+    def prepare(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> Workload:
+        """The prompts' texts (the server tokenises them)."""
+        return Workload(
+            prompts, [p.text for p in prompts], expected_requests=self.config.load.num_requests
+        )
+
+    def warmup_step(self, workload: Workload, max_new_tokens: int) -> Callable[[], float] | None:
+        """One request with the warmup's token budget, timed to its last chunk."""
+        if not workload.items:
+            return None
+
+        def run_once() -> float:
+            import asyncio
+
+            start = time.perf_counter()
+            asyncio.run(self._one(workload.items[0], max_new_tokens))
+            return (time.perf_counter() - start) * 1000.0
+
+        return run_once
+
+    def run(self, workload: Workload, requests_done: RequestsDoneFn) -> EngineOutput:
+        """The load's arrivals, each request streamed from the server."""
+        import asyncio
+
+        done = itertools.count(1)
+
+        async def submit(text: str) -> Completion:
+            completion = await self._one(text, self.config.generation.max_new_tokens)
+            requests_done(next(done))
+            return completion
+
+        run = asyncio.run(run_load(self.config.load, self.config.seed, workload.items, submit))
+        served = [r for r in run.requests if r.error is None]
+        requests = [
+            RequestRecord(
+                prompt_id=workload.prompts[r.request_id % len(workload.prompts)].id,
+                input_tokens=r.input_tokens or 0,
+                output_tokens=r.output_tokens,
+                stopped_by_eos=bool(r.stopped_by_eos),
+            )
+            for r in served
+        ]
+        samples = [
+            request_latencies_ms(
+                r.arrival_s, r.token_times_s, [len(r.token_times_s)], r.last_token_s
+            )
+            for r in served
+        ]
+        return EngineOutput(
+            requests=requests,
+            latency=LatencySamples.concat(samples),
+            load_run=run,
+            warnings=self._warnings(),
+        )
+
+    def synchronize(self) -> None:
+        """Nothing to wait for here: a request is done when its last chunk arrived."""
+
+    def close(self) -> None:
+        """The server is the user's: it is left running."""
+
+    async def _one(self, text: str, max_new_tokens: int) -> Completion:
+        """Stream one completion; its token times on the monotonic clock."""
+        import httpx
+
+        body = {
+            "model": self.config.model.name,
+            "prompt": text,
+            "max_tokens": max_new_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **self._sampling(),
+        }
+        times: list[float] = []
+        usage: dict[str, Any] | None = None
+        finish = None
+        async with (
+            httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client,
+            client.stream("POST", f"{self.url}/completions", json=body) as reply,
+        ):
+            if reply.status_code != 200:
+                detail = (await reply.aread()).decode(errors="replace")[:200]
+                raise LlemError(f"the server answered {reply.status_code}: {detail}")
+            async for line in reply.aiter_lines():
+                if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                    continue
+                chunk = orjson.loads(line.removeprefix("data:").strip())
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or []:
+                    if choice.get("text"):
+                        times.append(time.monotonic())
+                    finish = choice.get("finish_reason") or finish
+        if usage is None:
+            self.chunk_counted += 1
+        output_tokens = int(usage["completion_tokens"]) if usage else len(times)
+        return Completion(
+            output_tokens=output_tokens,
+            first_token_s=times[0] if times else None,
+            last_token_s=times[-1] if times else None,
+            input_tokens=int(usage["prompt_tokens"]) if usage else None,
+            token_times_s=times,
+            stopped_by_eos=finish == "stop" if finish is not None else None,
+        )
+
+    def _sampling(self) -> dict[str, Any]:
+        generation = self.config.generation
+        if not generation.do_sample:
+            return {"temperature": 0.0, "seed": self.config.seed}
+        return {
+            "temperature": generation.temperature,
+            "top_p": generation.top_p,
+            "seed": self.config.seed,
+        }
+
+    def _warnings(self) -> list[MeasurementWarning]:
+        if not self.chunk_counted:
+            return []
+        return [
+            MeasurementWarning(
+                code="endpoint_tokens_from_chunks",
+                message=f"{self.chunk_counted} response(s) had no usage: their output tokens "
+                "are the streamed chunks that carried text, and their input tokens are unknown",
+                remediation="use a server that sends usage with stream_options.include_usage",
+            )
+        ]
