@@ -220,3 +220,16 @@ def test_campaign_report_compares_the_configurations(chromium: str, campaign_res
         assert text.count(name) >= 2  # its row in the table and its resolved config
     assert "llem campaign" in text and "sweep.yaml" in text
     assert text.count("completed") >= 4
+
+
+def test_an_experiment_of_a_campaign_shows_the_interval_over_its_cycles(
+    campaign_results: Path, tmp_path: Path
+) -> None:
+    manifest = orjson.loads((campaign_results / "campaigns/sweep/manifest.json").read_bytes())
+    first = manifest["entries"][0]["experiment_id"]
+    report = tmp_path / "cycle.html"
+    proc = run_llem("report", first, "--results-dir", campaign_results, "--out", report)
+    assert proc.returncode == 0, proc.stderr
+    document = report.read_text()
+    assert "mean over the 2 completed cycles of this configuration" in document
+    assert "over cycles, 95 % interval" in document and ", n=2</td>" in document

@@ -284,7 +284,7 @@ def new_figure() -> Figure:
     try:
         from matplotlib.figure import Figure
     except ImportError:  # the optional extra is not installed
-        raise LlemError(f"llem plot needs matplotlib: {INSTALL_HINT}") from None
+        raise LlemError(f"llem plot and llem report need matplotlib: {INSTALL_HINT}") from None
     return Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
 
 

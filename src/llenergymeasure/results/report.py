@@ -167,12 +167,11 @@ def question_table(
 def headline(result: AggregatedResult, cycles: dict[str, Interval] | None) -> list[Cell]:
     """The key figures with their basis, and the interval over cycles where there are any."""
     energy = result.energy_breakdown
-    n = max((i.n for i in cycles.values()), default=0) if cycles else 1
     intro = (
-        f"The last column is the mean over the {n} completed cycles of this configuration "
-        "(same config hash) under the results root, with its 95 % percentile-bootstrap "
-        "interval."
-        if cycles and n > 1
+        f"The last column is the mean over the {max(i.n for i in cycles.values())} completed "
+        "cycles of this configuration (same config hash) under the results root, with its "
+        "95 % percentile-bootstrap interval."
+        if cycles
         else "This configuration has one completed cycle under the results root, so there "
         "is no interval: repeat it (a campaign with cycles: 5 or more) for one."
     )
@@ -184,11 +183,11 @@ def headline(result: AggregatedResult, cycles: dict[str, Interval] | None) -> li
     ]
     for name, metric in METRICS.items():
         value = metric.read(result)
-        interval = cycles.get(name) if cycles and n > 1 else None
+        interval = cycles.get(name) if cycles else None
         rows.append(
             [
                 metric.label,
-                number(value, metric.unit, 4 if "j" in name else 2),
+                number(value, metric.unit, 4 if "J" in metric.unit else 2),
                 _basis(name, result),
                 _interval(interval, metric.unit),
             ]
