@@ -19,7 +19,10 @@ from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
 
 def report(
     experiment: str | None = typer.Argument(
-        None, help="Experiment id, or its directory results/raw/<id>.", show_default=False
+        None,
+        metavar="ID_OR_PATH",
+        help="Experiment id, or its directory results/raw/<id>.",
+        show_default=False,
     ),
     campaign: str | None = typer.Option(
         None, "--campaign", help="Report on this campaign instead of one experiment."
