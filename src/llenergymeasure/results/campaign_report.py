@@ -57,6 +57,7 @@ TABLE_METRICS = (
     "ttft_p50_ms",
     "itl_p50_ms",
 )
+NO_FIGURE = tag("p", "No parameter varies between the configurations: nothing to plot.", "note")
 FIXED_FIELDS = (
     "model.name",
     "model.dtype",
@@ -89,7 +90,7 @@ def campaign_report(layout: ResultsLayout, campaign_name: str, *, seed: int = 0)
     sections = [
         section("The question", question_table(manifest, comparison, samples)),
         section("Headline", *comparison_table(comparison, samples)),
-        section("Figures", *figures(campaign_figures(comparison))),
+        section("Figures", *(figures(campaign_figures(comparison)) or [NO_FIGURE])),
         section("Experiments", entries_table(manifest)),
         section("Warnings", *campaign_warnings(samples, comparison.notes)),
         section(
