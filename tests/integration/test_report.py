@@ -97,7 +97,13 @@ def test_experiment_report_opens_offline_with_its_figures_and_warnings(
     text = page.probe["text"]
     aggregated = orjson.loads((results_dir / "aggregated" / f"{exp_id}.json").read_bytes())
     assert page.probe["title"] == f"llem report: {exp_id}"
-    for expected in ("builtin:tiny-llama", "builtin:mixed, 12 requests", "8 (greedy decoding)"):
+    for expected in (
+        "builtin:tiny-llama",
+        "engine\ttransformers (PyTorch ",
+        "builtin:mixed, 12 requests",
+        "8 (greedy decoding)",
+        "load\toffline",
+    ):
         assert expected in text
     assert f"{aggregated['energy_breakdown']['raw_j']:,.2f} J" in text
     assert "estimate, boundary cpu_dram" in text

@@ -151,13 +151,14 @@ def question_table(
     return key_values(
         [
             ("model", f"{result.model_name} (source: {first.model_source or 'not recorded'})"),
-            ("engine", _engine(env)),
+            ("engine", _engine(first.engine or config.get("engine"), env)),
             ("devices", ", ".join(sorted({p.device or "not recorded" for p in processes}))),
             ("processes", _processes(result)),
             ("dtype", f"{first.dtype or 'not recorded'} (configured: {model.get('dtype')})"),
             ("batch size", plain(generation.get("batch_size"))),
             ("prompts", f"{prompts.get('source')}, {result.num_requests} requests"),
             ("max new tokens", f"{generation.get('max_new_tokens')} ({decoding} decoding)"),
+            ("load", plain(config.get("load", {}).get("mode"))),
             ("tokens in / out", f"{result.input_tokens:,} / {result.output_tokens:,}"),
             ("energy window", number(result.wall_window_s, "s")),
         ]
@@ -330,11 +331,14 @@ def _component_row(c: ComponentEnergy) -> list[Cell]:
     ]
 
 
-def _engine(env: EnvironmentMetadata | None) -> str:
-    """The libraries that ran the model, as the environment recorded them."""
-    if env is None:
-        return "not recorded"
-    return f"PyTorch {env.torch_version or 'n/a'}, transformers {env.transformers_version or 'n/a'}"
+def _engine(engine: str | None, env: EnvironmentMetadata | None) -> str:
+    """The engine recorded, and the library versions its host ran."""
+    versions = (
+        f"PyTorch {env.torch_version or 'n/a'}, transformers {env.transformers_version or 'n/a'}"
+        if env is not None
+        else "versions not recorded"
+    )
+    return f"{engine or 'not recorded'} ({versions})"
 
 
 def _processes(result: AggregatedResult) -> str:
