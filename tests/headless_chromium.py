@@ -79,6 +79,7 @@ class _Pipe:
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
+                "--disable-dev-shm-usage",  # containers often give /dev/shm 64 MB
                 "--no-first-run",
                 "--remote-debugging-pipe",
                 f"--user-data-dir={profile}",
