@@ -221,7 +221,7 @@ def test_campaign_report_compares_the_configurations(chromium: str, campaign_res
     assert_loads_cleanly(page, report, figures=2)  # energy/token and throughput vs batch size
     keep_screenshot(page, "report_campaign.png")
     text = page.probe["text"]
-    assert "swept: generation.batch_size\t1, 4" in text
+    assert "swept: generation.batch_size\t1, 4" in text and "engine\ttransformers" in text
     for name in ("sweep-c1", "sweep-c2"):
         assert text.count(name) >= 2  # its row in the table and its resolved config
     assert "llem campaign" in text and "sweep.yaml" in text

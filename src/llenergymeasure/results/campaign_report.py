@@ -60,6 +60,7 @@ TABLE_METRICS = (
 NO_FIGURE = tag("p", "No parameter varies between the configurations: nothing to plot.", "note")
 FIXED_FIELDS = (
     "model.name",
+    "engine",
     "model.dtype",
     "processes",
     "generation.batch_size",
@@ -67,6 +68,7 @@ FIXED_FIELDS = (
     "generation.do_sample",
     "prompts.source",
     "prompts.num_prompts",
+    "load.mode",
 )
 
 
