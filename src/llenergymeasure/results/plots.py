@@ -381,13 +381,21 @@ def _campaign_subtitle(comparison: Comparison) -> str:
 
 
 def titles(fig: Figure, ax: Axes, title: str, subtitle: str) -> None:
-    """The title above the axes, the subtitle (what the figure rests on) in small grey."""
-    fig.suptitle(textwrap.fill(title, TITLE_CHARS), fontsize=10.5)
-    ax.set_title(textwrap.fill(subtitle, SUBTITLE_CHARS), fontsize=8, color="0.35")
+    """The title above the axes, the subtitle (what the figure rests on) in small grey.
+
+    Both carry names from the results (model, experiment id): a `$` in them is a dollar
+    sign, not the start of matplotlib's math notation (which fails on unknown commands).
+    """
+    fig.suptitle(textwrap.fill(title, TITLE_CHARS), fontsize=10.5, parse_math=False)
+    ax.set_title(
+        textwrap.fill(subtitle, SUBTITLE_CHARS), fontsize=8, color="0.35", parse_math=False
+    )
 
 
 def finish_axes(ax: Axes) -> None:
-    """A light grid behind the data, and the legend."""
+    """A light grid behind the data, and the legend (its labels as plain text, see `titles`)."""
     ax.grid(True, color="0.85", linewidth=0.6)
     ax.set_axisbelow(True)
-    ax.legend(fontsize=8, framealpha=0.9, edgecolor="0.8")
+    legend = ax.legend(fontsize=8, framealpha=0.9, edgecolor="0.8")
+    for label in legend.get_texts():
+        label.set_parse_math(False)
