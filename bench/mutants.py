@@ -58,6 +58,7 @@ NVML_ENERGY = "tests/unit/core/test_nvml_energy.py"
 PROMPTS = "tests/unit/prompts/test_sources.py"
 SAMPLER_UNIT = "tests/unit/core/test_sampler.py"
 LOAD = "tests/unit/core/load/"
+REPORT_HTML = "tests/unit/results/test_report_html.py"
 BOUNDARIES = (
     "tests/unit/domain/test_energy_boundaries.py",
     "tests/unit/domain/test_energy_boundary_figures.py",
@@ -751,5 +752,21 @@ MUTANTS: list[Mutant] = [
         "if r.scheduled_s is None else r.scheduled_s",
         "if r.scheduled_s is None else r.arrival_s",
         LOAD + "test_steady_window.py",
+    ),
+    mutant(
+        "report-text-unescaped",
+        "text from a result put into the report page as it is (markup in a name would run)",
+        "results/report_html.py",
+        '    return Html(html.escape("n/a" if value is None else str(value), quote=True))',
+        '    return Html(html.escape("n/a" if value is None else str(value), quote=False))',
+        REPORT_HTML,
+    ),
+    mutant(
+        "report-figure-uri-prefix-only",
+        "a figure's data URI checked by its prefix only, so quotes after it leave the attribute",
+        "results/report_html.py",
+        "    if not PNG_DATA_URI.fullmatch(data_uri):",
+        "    if not PNG_DATA_URI.match(data_uri):",
+        REPORT_HTML,
     ),
 ]

@@ -102,8 +102,9 @@ def test_a_stopped_campaign_exits_like_a_stopped_run(
         ["export", "nope_1", "--csv", "--out", "{file}"],
         ["results", "compare", "nope_1", "--csv", "{file}"],
         ["plot", "power", "nope_1", "--out", "{file}"],
+        ["report", "nope_1", "--out", "{file}"],
     ],
-    ids=["export --out", "compare --csv", "plot --out"],
+    ids=["export --out", "compare --csv", "plot --out", "report --out"],
 )
 def test_a_file_given_by_hand_is_not_overwritten_without_force(
     tmp_path: Path, args: list[str]

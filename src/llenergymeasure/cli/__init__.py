@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import aggregate, campaign, config, env, export, plot, results, run
+from llenergymeasure.cli import aggregate, campaign, config, env, export, plot, report, results, run
 from llenergymeasure.cli.console import err_console
 from llenergymeasure.errors import LlemError
 from llenergymeasure.redaction import redact
@@ -47,6 +47,7 @@ app.command("aggregate")(aggregate.aggregate)
 app.command("export")(export.export)
 app.command("campaign")(campaign.campaign)
 app.command("env")(env.env)
+app.command("report")(report.report)
 app.add_typer(config.app, name="config")
 app.add_typer(results.app, name="results")
 app.add_typer(plot.app, name="plot")

@@ -32,7 +32,7 @@ def power(
     out: Path | None = OUT,
     force: bool = FORCE,
 ) -> None:
-    """Power of each GPU over time, the inference window shaded, idle baselines dashed."""
+    """Power of each GPU over time, the energy window shaded, idle baselines dashed."""
     refuse_overwrite(out, "--out", force)
     from llenergymeasure.errors import IncompleteExperiment, ResultsError
     from llenergymeasure.results.layout import ResultsLayout

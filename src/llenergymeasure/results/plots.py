@@ -86,7 +86,20 @@ def plot_power(
     experiment_dir: Path,
     path: Path,
 ) -> Path:
-    """Power of every GPU over the inference window, with the idle baselines.
+    """Write `power_figure` as PNG.
+
+    Raises:
+        ResultsError: the experiment has no power readings (CPU-only, sidecars off).
+        LlemError: matplotlib is not installed.
+
+    """
+    return save_figure(power_figure(result, processes, experiment_dir), path)
+
+
+def power_figure(
+    result: AggregatedResult, processes: Sequence[RawProcessResult], experiment_dir: Path
+) -> Figure:
+    """Power of every GPU over time, the energy window shaded, the idle baselines dashed.
 
     Raises:
         ResultsError: the experiment has no power readings (CPU-only, sidecars off).
@@ -103,8 +116,13 @@ def plot_power(
     fig = new_figure()
     ax = fig.subplots()
     start = min(r.inference_start_unix_s for r in processes)
-    end = max(r.inference_end_unix_s for r in processes)
-    ax.axvspan(0, end - start, color="0.92", zorder=0, label="inference window")
+    ax.axvspan(
+        0,
+        energy_window_end_unix_s(processes) - start,
+        color="0.92",
+        zorder=0,
+        label="energy window",
+    )
     for i, trace in enumerate(traces):
         color = f"C{i}"
         ax.plot(trace.times_s, trace.power_w, color=color, linewidth=1.4, label=trace.label)
@@ -119,17 +137,36 @@ def plot_power(
     ax.set_xlabel("time from the start of the energy window (s)")
     ax.set_ylabel("power (W)")
     ax.set_ylim(bottom=0)
-    _titles(
+    titles(
         fig,
         ax,
         f"Power during inference: {result.model_name} on {device_name(result)}",
         f"{result.experiment_id}; energy: {result.energy_method}",
     )
-    _finish(ax)
-    return save_figure(fig, path)
+    finish_axes(ax)
+    return fig
+
+
+def energy_window_end_unix_s(processes: Sequence[RawProcessResult]) -> float:
+    """The last end of the processes' energy windows (their busy windows in schema 1)."""
+    return max(
+        r.inference_end_unix_s if r.energy_window_end_unix_s is None else r.energy_window_end_unix_s
+        for r in processes
+    )
 
 
 def plot_campaign(comparison: Comparison, metric: str, x: str, path: Path) -> Path:
+    """Write `campaign_figure` as PNG.
+
+    Raises:
+        ResultsError: unknown metric, or `x` is not a parameter that varies.
+        LlemError: matplotlib is not installed.
+
+    """
+    return save_figure(campaign_figure(comparison, metric, x), path)
+
+
+def campaign_figure(comparison: Comparison, metric: str, x: str) -> Figure:
     """The metric's mean against parameter `x`, with 95 % bootstrap intervals as error bars.
 
     Configurations that differ in other parameters become separate lines.
@@ -160,14 +197,14 @@ def plot_campaign(comparison: Comparison, metric: str, x: str, path: Path) -> Pa
     ax.set_xlabel(f"{x.rsplit('.', 1)[-1].replace('_', ' ')} ({x})")
     ax.set_ylabel(f"{spec.label} ({spec.unit})")
     ax.set_ylim(bottom=0)
-    _titles(
+    titles(
         fig,
         ax,
         f"{', '.join(comparison.model_names)} on {', '.join(comparison.devices)}",
         _campaign_subtitle(comparison),
     )
-    _finish(ax)
-    return save_figure(fig, path)
+    finish_axes(ax)
+    return fig
 
 
 def plot_tradeoff(
@@ -224,13 +261,13 @@ def plot_tradeoff(
         axis(f"{METRICS[name].label} ({METRICS[name].unit})")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    _titles(
+    titles(
         fig,
         ax,
         f"{', '.join(comparison.model_names)} on {', '.join(comparison.devices)}",
         f"labels: {along}; " + _campaign_subtitle(comparison),
     )
-    _finish(ax)
+    finish_axes(ax)
     return save_figure(fig, path)
 
 
@@ -247,7 +284,7 @@ def new_figure() -> Figure:
     try:
         from matplotlib.figure import Figure
     except ImportError:  # the optional extra is not installed
-        raise LlemError(f"llem plot needs matplotlib: {INSTALL_HINT}") from None
+        raise LlemError(f"llem plot and llem report need matplotlib: {INSTALL_HINT}") from None
     return Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
 
 
@@ -343,13 +380,22 @@ def _campaign_subtitle(comparison: Comparison) -> str:
     return f"mean and 95 % bootstrap interval over {cycles} cycles; {energy}"
 
 
-def _titles(fig: Figure, ax: Axes, title: str, subtitle: str) -> None:
-    """The title above the axes, the subtitle (what the figure rests on) in small grey."""
-    fig.suptitle(textwrap.fill(title, TITLE_CHARS), fontsize=10.5)
-    ax.set_title(textwrap.fill(subtitle, SUBTITLE_CHARS), fontsize=8, color="0.35")
+def titles(fig: Figure, ax: Axes, title: str, subtitle: str) -> None:
+    """The title above the axes, the subtitle (what the figure rests on) in small grey.
+
+    Both carry names from the results (model, experiment id): a `$` in them is a dollar
+    sign, not the start of matplotlib's math notation (which fails on unknown commands).
+    """
+    fig.suptitle(textwrap.fill(title, TITLE_CHARS), fontsize=10.5, parse_math=False)
+    ax.set_title(
+        textwrap.fill(subtitle, SUBTITLE_CHARS), fontsize=8, color="0.35", parse_math=False
+    )
 
 
-def _finish(ax: Axes) -> None:
+def finish_axes(ax: Axes) -> None:
+    """A light grid behind the data, and the legend (its labels as plain text, see `titles`)."""
     ax.grid(True, color="0.85", linewidth=0.6)
     ax.set_axisbelow(True)
-    ax.legend(fontsize=8, framealpha=0.9, edgecolor="0.8")
+    legend = ax.legend(fontsize=8, framealpha=0.9, edgecolor="0.8")
+    for label in legend.get_texts():
+        label.set_parse_math(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,9 @@ def test_campaign_figure_refuses_unknown_metric_or_axis(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match=r"--x seed: not a parameter that varies here"):
         plot_campaign(COMPARISON, "energy_per_output_token_j", "seed", tmp_path / "a.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_dollar_in_a_name_is_drawn_as_text(tmp_path: Path) -> None:
+    named = replace(COMPARISON, model_names=[r"/models/$\notacommand$"])
+    path = plot_campaign(named, "energy_per_output_token_j", "model.dtype", tmp_path / "a.png")
+    assert png_size(path) == (1280, 800)
