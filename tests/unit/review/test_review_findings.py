@@ -1,0 +1,80 @@
+"""Review findings that fail on main: each test names the behaviour it expects."""
+
+from __future__ import annotations
+
+import pytest
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.assembly import load_summary
+from llenergymeasure.core.engines.base import EngineOutput
+from llenergymeasure.core.host import CpuTimeFigures
+from llenergymeasure.core.window import WindowResult
+from llenergymeasure.domain.load import LoadRun, RequestRecord
+from llenergymeasure.domain.metrics import LatencySamples
+
+ENDPOINT = {"mode": "concurrency", "concurrency": 40, "num_requests": 40}
+ENDPOINT_URL = "http://127.0.0.1:8000/v1"
+
+
+def endpoint_config(**extra: object) -> ExperimentConfig:
+    load = {**ENDPOINT, "endpoint": ENDPOINT_URL}
+    return ExperimentConfig(name="x", model={"name": "m"}, load=load, **extra)
+
+
+def test_an_endpoint_has_no_known_batch_so_its_steady_window_is_not_batch_full() -> None:
+    # 40 requests in flight on a server whose batch llem does not know: none reports an
+    # admission. The batch_full rule must not apply a made-up maximum batch (the
+    # transformers_cb default of 32) to a vLLM server.
+    records = [
+        RequestRecord(
+            request_id=i,
+            planned_s=None,
+            arrival_s=0.001 * i,
+            first_token_s=0.5 + 0.01 * i,
+            last_token_s=2.0 + 0.05 * i,
+            output_tokens=10,
+        )
+        for i in range(40)
+    ]
+    run = LoadRun(mode="concurrency", start_monotonic_s=100.0, end_s=4.0, requests=records)
+    window = WindowResult(
+        value=EngineOutput(requests=[], latency=LatencySamples(), load_run=run),
+        readings=[],
+        samples=[],
+        sampler_errors={},
+        start_mono_s=100.0,
+        start_unix_s=0.0,
+        busy_s=4.0,
+        window_s=4.0,
+        cpu_time=CpuTimeFigures(0.0, 0.0),
+    )
+    summary = load_summary(window, 400.0, endpoint_config())
+    assert summary is not None
+    assert summary.steady_window.rule == "arrivals_and_completions"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"engine": "transformers-cb", "transformers_cb": {"max_requests_per_batch": 4}},
+        {"generation": {"batch_size": 8}},
+        {"prompts": {"truncate": True}},
+        {"generation": {"do_sample": True, "top_k": 5}},
+    ],
+    ids=["cb-options", "batch-size", "truncate", "top-k"],
+)
+def test_options_an_endpoint_ignores_are_refused(extra: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        endpoint_config(**extra)
+
+
+def test_min_new_tokens_with_transformers_cb_is_refused() -> None:
+    # transformers' continuous batching drops MinNewTokensLengthLogitsProcessor
+    # (supports_continuous_batching = False): the setting would be silently ignored.
+    with pytest.raises(ValueError):
+        ExperimentConfig(
+            name="x",
+            model={"name": "m"},
+            engine="transformers-cb",
+            generation={"min_new_tokens": 8, "max_new_tokens": 16},
+        )
