@@ -78,3 +78,20 @@ def test_min_new_tokens_with_transformers_cb_is_refused() -> None:
             engine="transformers-cb",
             generation={"min_new_tokens": 8, "max_new_tokens": 16},
         )
+
+
+def test_an_endpoint_model_name_is_the_servers_not_a_local_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `vllm serve ... --served-model-name llama`: the name is the server's, and its weights
+    # need not be on this host; llem tokenises nothing for an endpoint.
+    from llenergymeasure.orchestration.launcher import LaunchOptions, check_experiment
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = ExperimentConfig(
+        name="x",
+        model={"name": "llama"},
+        prompts={"num_prompts": 2},
+        load={"mode": "rate", "rate_per_s": 1.0, "num_requests": 2, "endpoint": ENDPOINT_URL},
+    )
+    check_experiment(config, LaunchOptions())
