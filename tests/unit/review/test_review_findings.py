@@ -95,3 +95,22 @@ def test_an_endpoint_model_name_is_the_servers_not_a_local_model(
         load={"mode": "rate", "rate_per_s": 1.0, "num_requests": 2, "endpoint": ENDPOINT_URL},
     )
     check_experiment(config, LaunchOptions())
+
+
+def test_window_tokens_follow_the_counted_tokens_not_the_streamed_chunks() -> None:
+    # An endpoint request: usage says 10 completion tokens, the stream carried text in 5
+    # chunks (several tokens a chunk, or an EOS chunk without text). Over the whole run
+    # the window must hold all 10 tokens, as output_tokens and J/token do.
+    from llenergymeasure.core.load.steady_state import window_figures
+
+    record = RequestRecord(
+        request_id=0,
+        planned_s=0.0,
+        arrival_s=0.0,
+        first_token_s=0.1,
+        last_token_s=0.5,
+        output_tokens=10,
+        token_times_s=[0.1, 0.2, 0.3, 0.4, 0.5],
+    )
+    figures = window_figures([record], (0.0, 1.0), 100.0, (0.0, 1.0), [])
+    assert figures.output_tokens == pytest.approx(10)
