@@ -114,3 +114,32 @@ def test_window_tokens_follow_the_counted_tokens_not_the_streamed_chunks() -> No
     )
     figures = window_figures([record], (0.0, 1.0), 100.0, (0.0, 1.0), [])
     assert figures.output_tokens == pytest.approx(10)
+
+
+def test_a_misspelt_engine_is_one_problem_not_two() -> None:
+    from llenergymeasure.config.loader import validate_config
+    from llenergymeasure.errors import ConfigError
+
+    data = {
+        "name": "x",
+        "model": {"name": "m"},
+        "engine": "vllm",
+        "load": {"mode": "rate", "rate_per_s": 1.0, "num_requests": 4},
+    }
+    with pytest.raises(ConfigError) as caught:
+        validate_config(data)
+    assert "engine None" not in str(caught.value)
+
+
+def test_a_window_whose_body_raises_stops_its_sampler() -> None:
+    import threading
+
+    from llenergymeasure.core.window import MeasurementWindow, window_sample_sources
+
+    def body() -> None:
+        raise RuntimeError("the engine failed inside the window")
+
+    window = MeasurementWindow([], window_sample_sources(None), 50)
+    with pytest.raises(RuntimeError):
+        window.run(body)
+    assert not any(t.name == "llem-sampler" and t.is_alive() for t in threading.enumerate())
