@@ -143,3 +143,16 @@ def test_a_window_whose_body_raises_stops_its_sampler() -> None:
     with pytest.raises(RuntimeError):
         window.run(body)
     assert not any(t.name == "llem-sampler" and t.is_alive() for t in threading.enumerate())
+
+
+def test_processes_assigned_on_a_load_config_are_refused_as_when_given() -> None:
+    # validate_assignment is on, but the check lives in load's field validator, which an
+    # assignment to `processes` does not run (the public API hands configs around).
+    config = ExperimentConfig(
+        name="x",
+        model={"name": "m"},
+        engine="transformers-cb",
+        load={"mode": "rate", "rate_per_s": 1.0, "num_requests": 4},
+    )
+    with pytest.raises(ValueError):
+        config.processes = 2
