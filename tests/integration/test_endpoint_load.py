@@ -89,6 +89,8 @@ def endpoint_result(server: tuple[str, str], tmp_path_factory: pytest.TempPathFa
     config = tiny_config_dict(
         root / "results",
         model={"name": model},
+        # The tiny Llama has no chat template: plain completions (/v1/completions).
+        prompts={"chat_template": False},
         generation={"max_new_tokens": 4, "batch_size": 1},
         load={
             "mode": "rate",

@@ -66,7 +66,7 @@ def campaign(
         "energy_per_output_token_j",
         "--metric",
         help="energy_per_output_token_j, total_tokens_per_second, tokens_per_joule, "
-        "ttft_p50_ms, ttft_p95_ms, itl_p50_ms or itl_p95_ms.",
+        "ttft_p50_ms, ttft_p95_ms, itl_p50_ms, itl_p95_ms or goodput_token_share.",
     ),
     x: str | None = typer.Option(
         None, "--x", help="Swept parameter on the x axis (dotted path); default: the only one."

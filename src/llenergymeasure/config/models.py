@@ -240,7 +240,7 @@ class LoadConfig(_Section):
 
     mode: Literal["offline", "rate", "concurrency", "trace"] = Field(
         "offline",
-        description="offline: the prompts in static batches of generation.batch_size; rate: "
+        description="offline: the prompts once, as the engine runs them; rate: "
         "requests arriving at load.rate_per_s; concurrency: load.concurrency requests kept "
         "in flight; trace: arrivals replayed from load.trace.",
     )
@@ -419,7 +419,9 @@ class ExperimentConfig(_Section):
     @field_validator("load")
     @classmethod
     def _engine_serves_the_load(cls, load: LoadConfig, info: ValidationInfo) -> LoadConfig:
-        engine = info.data.get("engine")
+        if "engine" not in info.data:  # the engine itself is invalid: one error, not two
+            return load
+        engine = info.data["engine"]
         # With an endpoint the server's own engine serves the requests.
         if load.mode != "offline" and load.endpoint is None and engine not in LOAD_SERVING_ENGINES:
             raise ValueError(
@@ -427,8 +429,6 @@ class ExperimentConfig(_Section):
                 f"arriving over time need engine {' or '.join(sorted(LOAD_SERVING_ENGINES))} "
                 "or an endpoint"
             )
-        if load.mode != "offline" and info.data.get("processes", 1) != 1:
-            raise ValueError(f"mode {load.mode} runs in one process (processes: 1)")
         return load
 
     @model_validator(mode="after")
@@ -438,10 +438,37 @@ class ExperimentConfig(_Section):
                 raise ValueError(
                     f"{section} holds options of engine {engine}, but engine is {self.engine}"
                 )
+        if self.load.mode != "offline" and self.processes != 1:
+            raise ValueError(f"load.mode {self.load.mode} runs in one process (processes: 1)")
+        if self.load.endpoint is not None:
+            _check_endpoint_options(self)
+            return self
         if self.engine != "transformers" and self.generation.batch_size != 1:
             raise ValueError(
                 f"generation.batch_size sets static batches (engine transformers); engine "
                 f"{self.engine} schedules requests itself: use "
                 f"{ENGINE_SECTIONS[self.engine]}.max_requests_per_batch"
             )
+        if self.engine == "transformers-cb" and self.generation.min_new_tokens:
+            raise ValueError(
+                "generation.min_new_tokens: transformers' continuous batching drops the "
+                "minimum-length rule, so it would be ignored; use engine transformers"
+            )
         return self
+
+
+def _check_endpoint_options(config: ExperimentConfig) -> None:
+    """Refuse what an endpoint's server decides itself, instead of ignoring it."""
+    ignored = {
+        "engine": config.engine != "transformers" or config.transformers_cb is not None,
+        "generation.batch_size": config.generation.batch_size != 1,
+        "generation.min_new_tokens": config.generation.min_new_tokens != 0,
+        "generation.top_k": config.generation.top_k is not None,
+        "prompts.truncate": config.prompts.truncate,
+    }
+    named = [field for field, given in ignored.items() if given]
+    if named:
+        raise ValueError(
+            f"{', '.join(named)}: the endpoint's server decides this (its engine, batching, "
+            "context), so llem cannot apply it; leave it unset with load.endpoint"
+        )

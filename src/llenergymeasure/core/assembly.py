@@ -194,7 +194,10 @@ def load_summary(
         energy_window=(start_s, start_s + window.window_s),
         samples=[(s.t_s - run.start_monotonic_s, s.power_w) for s in gpu_rows] if one_gpu else [],
         sample_interval_s=config.measurement.energy.sample_interval_ms / 1000.0,
-        max_batch=(config.transformers_cb or ContinuousBatchingConfig()).max_requests_per_batch,
+        # An endpoint's batch is its server's, unknown here.
+        max_batch=None
+        if config.load.endpoint is not None
+        else (config.transformers_cb or ContinuousBatchingConfig()).max_requests_per_batch,
         slo=config.load.slo,
     )
 

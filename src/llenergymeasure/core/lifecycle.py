@@ -92,8 +92,10 @@ def run_measured(
         seed_everything(config.seed)
         window = measure_window(engine, workload, sources, gpu_source, config, ctx)
     finally:
-        sources.close()
-        engine.close()
+        try:
+            sources.close()
+        finally:
+            engine.close()
     result = assemble_result(
         engine=engine,
         config=config,

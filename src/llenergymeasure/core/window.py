@@ -13,6 +13,7 @@ busy time (start to the end of its body) is recorded beside it, for its throughp
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,7 +96,12 @@ class MeasurementWindow:
     ) -> WindowResult[T]:
         """Open the window, run `body`, wait for every process, close the window."""
         self.begin()
-        return self.end(body(), wait_for_all)
+        try:
+            value = body()
+        except BaseException:
+            self.abandon()
+            raise
+        return self.end(value, wait_for_all)
 
     def begin(self) -> None:
         """Synchronise, then start the sampler, the energy backends and the CPU clocks."""
@@ -113,6 +119,14 @@ class MeasurementWindow:
         body runs; the samples already read are not copied again.
         """
         return self.sampler.samples[count:]
+
+    def abandon(self) -> None:
+        """Stop the sampler and the energy backends of a window whose body failed."""
+        for backend in self.backends:
+            with contextlib.suppress(Exception):
+                backend.stop()
+        with contextlib.suppress(Exception):
+            self.sampler.stop()
 
     def end(self, value: T, wait_for_all: Callable[[], None] = lambda: None) -> WindowResult[T]:
         """Synchronise (the end of this process's work), wait for every process, stop."""

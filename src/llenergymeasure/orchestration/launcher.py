@@ -188,8 +188,14 @@ def plan_experiment(config: ExperimentConfig, launch: LaunchOptions) -> list[str
 
 
 def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
-    """Refuse, before anything is written, what cannot run; name the field."""
-    preflight.check_model(config)
+    """Refuse, before anything is written, what cannot run; name the field.
+
+    With `load.endpoint` the model is the server's (its name need not be one here) and
+    the server tokenises: neither is checked on this host.
+    """
+    endpoint = config.load.endpoint is not None
+    if not endpoint:
+        preflight.check_model(config)
     needs_gpus = config.measurement.energy.backend == "nvml"
     preflight.check_energy_backend(config, visible_gpu_count() if needs_gpus else 0)
     if launch.accelerate_config is not None:
@@ -198,7 +204,8 @@ def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
         prompts = load_prompts(config.prompts)
     except PromptsError as exc:
         raise ConfigError(f"prompts.source: {exc}") from None
-    preflight.check_prompt_lengths(config, prompts)
+    if not endpoint:
+        preflight.check_prompt_lengths(config, prompts)
     num_prompts = len(prompts)
     if config.processes == 1:
         return

@@ -227,14 +227,19 @@ def plot_tradeoff(
     if along not in comparison.parameter_names:
         varying = ", ".join(comparison.parameter_names) or "none"
         raise ResultsError(f"--x {along}: not a parameter that varies here (these do: {varying})")
-    fig = new_figure()
-    ax = fig.subplots()
-    for i, (label, rows) in enumerate(_series(comparison, along).items()):
-        points = sorted(
+    curves = {
+        label: sorted(
             (row.parameters[along], row.intervals[against], row.intervals[metric])
             for row in rows
             if row.intervals[against].mean is not None and row.intervals[metric].mean is not None
         )
+        for label, rows in _series(comparison, along).items()
+    }
+    if not any(curves.values()):
+        raise ResultsError(f"no configuration has both {metric} and {against}: nothing to plot")
+    fig = new_figure()
+    ax = fig.subplots()
+    for i, (label, points) in enumerate(curves.items()):
         if not points:
             continue
         ax.errorbar(

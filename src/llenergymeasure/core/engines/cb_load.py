@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.engines.base import RequestsDoneFn
 from llenergymeasure.core.engines.generation import count_generated
 from llenergymeasure.core.load.drive import run_load
 from llenergymeasure.core.load.runner import Completion
@@ -46,11 +47,12 @@ class ManagerClient:
         max_new_tokens: int,
         stop_ids: set[int],
         clock_offset_s: float,
-        requests_done: Callable[[int], None],
+        requests_done: RequestsDoneFn,
     ) -> None:
         self.manager = manager
         self.requests_done = requests_done
         self._done = 0
+        self._tokens = 0
         self.loop = loop
         self.max_new_tokens = max_new_tokens
         self.stop_ids = stop_ids
@@ -81,9 +83,10 @@ class ManagerClient:
                 self._pending.pop(request_id, None)
             raise LlemError(f"transformers' manager dropped request {request_id}")
         output = await future
-        self._done += 1
-        self.requests_done(self._done)
         n_out, eos = count_generated(list(output.generated_tokens), self.stop_ids)
+        self._done += 1
+        self._tokens += n_out
+        self.requests_done(self._done, self._tokens)
         times = [t + self.clock_offset_s for t in (output.timestamps or [])][:n_out]
         scheduled = output.lifespan[0]
         return Completion(
@@ -102,11 +105,17 @@ class ManagerClient:
         self._collector.join(timeout=5.0)
 
     def _collect(self) -> None:
+        try:
+            self._collect_until_stopped()
+        except Exception as e:  # a broken manager must fail the requests, not hang them
+            self._fail_all(f"reading transformers' results failed: {type(e).__name__}: {e}")
+
+    def _collect_until_stopped(self) -> None:
         while not self._stop.is_set():
             output = self.manager.get_result(timeout=COLLECT_POLL_S)
             if output is None:
                 if not self.manager.is_running():
-                    self._fail_all("transformers' continuous-batching thread stopped early")
+                    self._fail_all(stopped_early_message(self.manager))
                     return
                 continue
             if not output.is_finished():
@@ -135,7 +144,7 @@ def serve_load(
     *,
     stop_ids: set[int],
     clock_offset_s: float,
-    requests_done: Callable[[int], None],
+    requests_done: RequestsDoneFn,
 ) -> LoadRun:
     """Run the config's load against the manager; the prompts repeat as often as needed."""
 
@@ -154,6 +163,15 @@ def serve_load(
             client.close()
 
     return asyncio.run(run())
+
+
+def stopped_early_message(manager: Any) -> str:
+    """Why the manager's thread ended, with transformers' own error where it kept one."""
+    status = getattr(manager, "background_thread_status", None)
+    cause = getattr(status, "fatal_error", None)
+    return "transformers' continuous-batching thread stopped early" + (
+        f": {cause}" if cause else ""
+    )
 
 
 def _set_result(future: asyncio.Future, value: Any) -> None:

@@ -23,16 +23,37 @@ from loguru import logger
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines.base import EngineOutput, LoadedModel, RequestsDoneFn, Workload
-from llenergymeasure.core.latency import request_latencies_ms
 from llenergymeasure.core.load.drive import run_load
 from llenergymeasure.core.load.runner import Completion
 from llenergymeasure.domain.experiment import RequestRecord
+from llenergymeasure.domain.load import RequestRecord as LoadRequestRecord
 from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
 from llenergymeasure.errors import LlemError
 from llenergymeasure.prompts import Prompt
 
 CONNECT_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 600.0
+
+
+def listed_models(body: bytes) -> list[str]:
+    """The model ids of an OpenAI `/models` answer; empty where it is not one."""
+    try:
+        data = orjson.loads(body).get("data", [])
+        return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
+    except (orjson.JSONDecodeError, AttributeError, TypeError):
+        return []
+
+
+def endpoint_latencies_ms(record: LoadRequestRecord) -> LatencySamples:
+    """TTFT and end-to-end from the arrival; ITL only where each token has its time."""
+    if record.first_token_s is None or record.last_token_s is None:
+        return LatencySamples()
+    return LatencySamples(
+        ttft_ms=[record.ttft_ms],
+        e2e_ms=[record.e2e_ms],
+        itl_ms=record.itl_ms,
+        batch_return_ms=[record.e2e_ms],
+    )
 
 
 class EndpointEngine:
@@ -62,7 +83,7 @@ class EndpointEngine:
             raise LlemError(f"load.endpoint {self.url}: no answer from the server ({e})") from e
         served = []
         if reply.status_code == 200:
-            served = [m.get("id") for m in reply.json().get("data", [])]
+            served = listed_models(reply.content)
         else:
             logger.info(f"{self.url}/models answered {reply.status_code}: model not checked")
         if served and self.config.model.name not in served:
@@ -97,10 +118,12 @@ class EndpointEngine:
         import asyncio
 
         done = itertools.count(1)
+        tokens = [0]
 
         async def submit(text: str) -> Completion:
             completion = await self._one(text, self.config.generation.max_new_tokens)
-            requests_done(next(done))
+            tokens[0] += completion.output_tokens
+            requests_done(next(done), tokens[0])
             return completion
 
         run = asyncio.run(run_load(self.config.load, self.config.seed, workload.items, submit))
@@ -114,12 +137,7 @@ class EndpointEngine:
             )
             for r in served
         ]
-        samples = [
-            request_latencies_ms(
-                r.arrival_s, r.token_times_s, [len(r.token_times_s)], r.last_token_s
-            )
-            for r in served
-        ]
+        samples = [endpoint_latencies_ms(r) for r in served]
         return EngineOutput(
             requests=requests,
             latency=LatencySamples.concat(samples),
@@ -137,9 +155,10 @@ class EndpointEngine:
         """Stream one completion; its token times on the monotonic clock."""
         import httpx
 
+        chat = self.config.prompts.chat_template
         body = {
             "model": self.config.model.name,
-            "prompt": text,
+            **({"messages": [{"role": "user", "content": text}]} if chat else {"prompt": text}),
             "max_tokens": max_new_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -150,7 +169,9 @@ class EndpointEngine:
         finish = None
         async with (
             httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as client,
-            client.stream("POST", f"{self.url}/completions", json=body) as reply,
+            client.stream(
+                "POST", f"{self.url}/{'chat/completions' if chat else 'completions'}", json=body
+            ) as reply,
         ):
             if reply.status_code != 200:
                 detail = (await reply.aread()).decode(errors="replace")[:200]
@@ -161,18 +182,21 @@ class EndpointEngine:
                 chunk = orjson.loads(line.removeprefix("data:").strip())
                 usage = chunk.get("usage") or usage
                 for choice in chunk.get("choices") or []:
-                    if choice.get("text"):
+                    if choice.get("text") or (choice.get("delta") or {}).get("content"):
                         times.append(time.monotonic())
                     finish = choice.get("finish_reason") or finish
         if usage is None:
             self.chunk_counted += 1
         output_tokens = int(usage["completion_tokens"]) if usage else len(times)
+        # A chunk can carry several tokens (and the last often none): chunk times are token
+        # times only where they are as many as the tokens.
+        token_times = times if len(times) == output_tokens else []
         return Completion(
             output_tokens=output_tokens,
             first_token_s=times[0] if times else None,
             last_token_s=times[-1] if times else None,
             input_tokens=int(usage["prompt_tokens"]) if usage else None,
-            token_times_s=times,
+            token_times_s=token_times,
             stopped_by_eos=finish == "stop" if finish is not None else None,
         )
 

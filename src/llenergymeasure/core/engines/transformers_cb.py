@@ -22,7 +22,7 @@ from typing import Any
 from llenergymeasure.config.models import ContinuousBatchingConfig, ExperimentConfig
 from llenergymeasure.core import device as devices
 from llenergymeasure.core.engines.base import EngineOutput, RequestsDoneFn, Workload
-from llenergymeasure.core.engines.cb_load import LoadRequest, serve_load
+from llenergymeasure.core.engines.cb_load import LoadRequest, serve_load, stopped_early_message
 from llenergymeasure.core.engines.generation import (
     build_generation_config,
     count_generated,
@@ -117,7 +117,6 @@ class ContinuousBatchingEngine(TransformersEngine):
             requests=requests,
             latency=LatencySamples.concat(samples),
             shapes=shapes,
-            batch_sizes=[len(requests)],
             peak_memory_mb=devices.peak_memory_mb(self.device),
         )
 
@@ -235,7 +234,7 @@ class ContinuousBatchingEngine(TransformersEngine):
             output = self.manager.get_result(timeout=RESULT_POLL_S)
             if output is None:
                 if not self.manager.is_running():
-                    raise LlemError("transformers' continuous-batching thread stopped early")
+                    raise LlemError(stopped_early_message(self.manager))
                 continue
             if not output.is_finished():
                 continue

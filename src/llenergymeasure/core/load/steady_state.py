@@ -168,10 +168,10 @@ def window_figures(
 def _tokens_inside(record: RequestRecord, start_s: float, end_s: float) -> float:
     """Output tokens of a request emitted in `[start_s, end_s)`.
 
-    Counted from the token times where the engine gave them; otherwise the first token
+    Counted from the token times where the engine gave one per token; otherwise the first token
     at its time and the others spread evenly over `(first, last]`.
     """
-    if record.token_times_s:
+    if record.token_times_s and len(record.token_times_s) == record.output_tokens:
         return float(sum(1 for t in record.token_times_s if start_s <= t < end_s))
     first, last = record.first_token_s, record.last_token_s
     if first is None or last is None or record.output_tokens == 0:

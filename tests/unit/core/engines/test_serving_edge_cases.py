@@ -1,4 +1,4 @@
-"""Review findings that fail on main: each test names the behaviour it expects."""
+"""Edge cases of the engines and loads found in review: each test names the behaviour."""
 
 from __future__ import annotations
 
