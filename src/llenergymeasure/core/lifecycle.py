@@ -27,6 +27,7 @@ from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.thermal_floor import ThermalFloorOutcome, apply_thermal_floor
 from llenergymeasure.core.warmup import warmup_until_converged
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
+from llenergymeasure.domain.deployment import ParallelPlacement
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.domain.metrics import MeasurementWarning, WarmupResult
 from llenergymeasure.prompts import Prompt
@@ -49,6 +50,7 @@ class RunContext:
     progress: ProgressFn | None = None
     baseline_cache_path: Path | None = None
     telemetry: TelemetryFn | None = None
+    placement: ParallelPlacement | None = None
 
     def report(self, phase: str, done: int, total: int) -> None:
         """Tell the launcher how far this process is (when it listens)."""
@@ -206,8 +208,20 @@ def measure_window(
 def lifecycle_warnings(
     floor: ThermalFloorOutcome, workload: Workload, loaded: LoadedModel, config: ExperimentConfig
 ) -> list[MeasurementWarning]:
-    """Warnings of the steps before the window: the thermal floor, truncated prompts."""
+    """Warnings of the steps before the window.
+
+    The thermal floor's, prompts truncated, a quantization that quantized nothing.
+    """
     warnings = [floor.warning] if floor.warning is not None else []
+    if loaded.quantization is not None and loaded.quantization.quantized_weights == 0:
+        warnings.append(
+            MeasurementWarning(
+                code="quantization_not_applied",
+                message=f"model.quantization {loaded.quantization.method} "
+                f"{loaded.quantization.bits}-bit left every weight unquantized",
+                remediation="check that the method supports this model's layers",
+            )
+        )
     if workload.truncated:
         budget = prompt_budget(loaded, config)
         warnings.append(
