@@ -10,12 +10,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-import torch
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines.transformers import TransformersEngine
 
-from faults import assert_one_error_line
 from llem_testing import one_torch_thread, run_llem, tiny_config_dict, write_yaml
 
 
@@ -85,34 +83,3 @@ def test_each_rank_stores_less_than_the_whole_model(
     shares = [read_json(experiment_dir / f"process_{i}.json")["model_memory_mb"] for i in (0, 1)]
     assert all(0 < share < whole_mb for share in shares)
     assert read_json(aggregated_path)["model_memory_mb"] == pytest.approx(sum(shares))
-
-
-def test_a_tensor_size_that_does_not_divide_the_heads_is_refused_before_anything(
-    tmp_path: Path,
-) -> None:
-    config = tiny_config_dict(tmp_path / "results", parallel={"tensor": 3})
-    proc = run_llem("run", write_yaml(tmp_path / "tp3.yaml", config), cwd=tmp_path)
-    assert_one_error_line(
-        proc, "parallel.tensor: 3 does not divide the 4 num_attention_heads of builtin:tiny-llama"
-    )
-    assert not (tmp_path / "results").exists()
-
-
-@pytest.mark.slow
-def test_smollm2_nine_heads_do_not_split_over_two_ranks(tmp_path: Path) -> None:
-    config = tiny_config_dict(
-        tmp_path / "results", model={"name": "builtin:smollm2-135m"}, parallel={"tensor": 2}
-    )
-    proc = run_llem("run", write_yaml(tmp_path / "smol.yaml", config), cwd=tmp_path)
-    assert_one_error_line(
-        proc, "parallel.tensor: 2 does not divide the 9 num_attention_heads of builtin:smollm2"
-    )
-    assert not (tmp_path / "results").exists()
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
-def test_pipeline_placement_needs_cuda(tmp_path: Path) -> None:
-    config = tiny_config_dict(tmp_path / "results", parallel={"pipeline": 2})
-    proc = run_llem("run", write_yaml(tmp_path / "pp.yaml", config), cwd=tmp_path)
-    assert_one_error_line(proc, "parallel.pipeline: 2 places the model's layers over several GPUs")
-    assert not (tmp_path / "results").exists()
