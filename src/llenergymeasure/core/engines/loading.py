@@ -10,6 +10,7 @@ their real size (`stored_memory_mb`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,12 +73,25 @@ def quantization_config(quantization: QuantizationConfig, dtype: torch.dtype) ->
             bnb_4bit_compute_dtype=compute_dtype(quantization, dtype),
         )
     if quantization.method == "torchao":
+        quiet_torchao_import()
         from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig
         from transformers import TorchAoConfig
 
         kind = Int8WeightOnlyConfig() if quantization.bits == 8 else Int4WeightOnlyConfig()
         return TorchAoConfig(quant_type=kind)
     return None
+
+
+def quiet_torchao_import() -> None:
+    """Keep torchao's import notices off the user's terminal.
+
+    On import torchao logs a warning for each optional kernel library its build cannot
+    load here (CUDA and MX kernels on a CPU machine), and torch one for each enum it
+    registers; neither concerns the weight-only layers llem asks for, whose own failure
+    would be an error.
+    """
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def compute_dtype(quantization: QuantizationConfig, dtype: torch.dtype) -> torch.dtype:
