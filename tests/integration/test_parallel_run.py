@@ -45,6 +45,11 @@ def test_both_ranks_ran_the_same_prompts_in_one_group(
     # Tensor parallelism computes one model: the same prompts and the same tokens on both.
     assert ranks[0]["requests"] == ranks[1]["requests"]
     assert len(ranks[0]["requests"]) == 12
+    # Each warmup `generate` is one collective: the ranks judged the same (slowest-rank)
+    # latencies and stopped after the same iteration.
+    warmups = [r["warmup"] for r in ranks]
+    assert warmups[0]["latencies_ms"] == warmups[1]["latencies_ms"]
+    assert warmups[0]["iterations"] == warmups[1]["iterations"] >= 2
 
 
 def test_tokens_are_counted_once_per_group_and_energy_attribution_verified(

@@ -41,6 +41,9 @@ class RunContext:
 
     `telemetry` receives the energy window's live figures about once a second
     (`core/live_telemetry.py`); None gathers none.
+
+    `group_max` gives the maximum of a value over this process's tensor-parallel group
+    (a collective call every rank of the group makes); None outside such a group.
     """
 
     experiment_id: str
@@ -51,6 +54,7 @@ class RunContext:
     baseline_cache_path: Path | None = None
     telemetry: TelemetryFn | None = None
     placement: ParallelPlacement | None = None
+    group_max: Callable[[float], float] | None = None
 
     def report(self, phase: str, done: int, total: int) -> None:
         """Tell the launcher how far this process is (when it listens)."""
@@ -161,7 +165,22 @@ def warm_up(
     step = engine.warmup_step(workload, settings.max_new_tokens)
     if step is None:  # this process has no prompts: nothing to warm up
         return warmup_until_converged(lambda: 0.0, settings.model_copy(update={"enabled": False}))
+    if ctx.group_max is not None:
+        step = group_latency(step, ctx.group_max)
     return warmup_until_converged(step, settings, ctx.progress)
+
+
+def group_latency(
+    step: Callable[[], float], group_max: Callable[[float], float]
+) -> Callable[[], float]:
+    """A warmup step whose latency is its tensor-parallel group's (the slowest rank's).
+
+    Every `generate` of a group is one collective computation, so its ranks must stop
+    warming up after the same iteration: given the same latencies, each reaches the same
+    verdict, where ranks judging their own would diverge and leave one waiting in a
+    collective the others never join.
+    """
+    return lambda: group_max(step())
 
 
 def record_window_start(

@@ -25,6 +25,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,7 @@ def run_worker(
         baseline_cache_path=llem_cache_dir() / "baseline.json",
         telemetry=telemetry,
         placement=placement,
+        group_max=world_max(state) if placement.tensor_size > 1 else None,
     )
     run = run_measured(create_engine(config, layout), config, context, prompts)
     return write_process_outputs(experiment_dir, run, config)
@@ -314,6 +316,21 @@ def all_ranks_succeeded(state: PartialState, succeeded: bool) -> bool:
     failed = torch.tensor([0 if succeeded else 1], dtype=torch.int64, device=state.device)
     torch.distributed.all_reduce(failed, op=torch.distributed.ReduceOp.MAX)
     return int(failed.item()) == 0
+
+
+def world_max(state: PartialState) -> Callable[[float], float]:
+    """The maximum of a value over every rank: a tensor-parallel group spans the world.
+
+    (transformers builds its tensor mesh over the whole launch, so tensor > 1 needs
+    `parallel.data: 1`, `orchestration/deployment_checks.py`.)
+    """
+
+    def agree(value: float) -> float:
+        tensor = torch.tensor([value], dtype=torch.float64, device=state.device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return float(tensor.item())
+
+    return agree
 
 
 def finish_experiment(state: PartialState, joined: JoinedExperiment) -> None:
