@@ -10,7 +10,7 @@ summed, averaged or pooled, and why:
   (a warning says which was taken when it does not). Boundaries and the headline follow
   from the summed components (`combine_energy`);
 - tokens, requests, FLOPs, latency samples: summed (or pooled) over one process per data
-  group (`counting_processes`): groups ran disjoint shards, and the ranks of a
+  group (`parallel_groups.counting_processes`): groups ran disjoint shards, and the ranks of a
   tensor-parallel group ran the same requests together, so a group counts once; FLOPs
   unknown in one process are unknown in total;
 - throughput: the mean of per-process tokens/s, and all tokens over the wall window
@@ -53,15 +53,13 @@ from llenergymeasure.domain.metrics import (
 )
 from llenergymeasure.errors import IncompleteExperiment, UnverifiedExperiment
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model, write_model
+from llenergymeasure.results.parallel_groups import counting_processes, data_groups, group_key
 from llenergymeasure.results.verification import (
     Completeness,
     Verification,
     check_completeness,
     check_not_running,
-    counting_processes,
     cyclic_gc_paused,
-    data_groups,
-    group_key,
     verify_processes,
 )
 from llenergymeasure.results.verification import describe as describe
