@@ -69,3 +69,25 @@ def test_a_cuda_only_method_is_refused_on_the_cpu(
     proc = run_llem("run", write_yaml(tmp_path / "q.yaml", config), cwd=tmp_path)
     assert_one_error_line(proc, expected)
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_a_campaign_sweeping_a_method_this_machine_lacks_is_refused_up_front(
+    tmp_path: Path,
+) -> None:
+    write_yaml(tmp_path / "base.yaml", tiny_config_dict(tmp_path / "results"))
+    campaign = {
+        "campaign_name": "quant",
+        "base": "base.yaml",
+        "sweep": {
+            "model.quantization": [
+                {"method": "none"},
+                INT8,
+                {"method": "bitsandbytes", "bits": 4},
+            ]
+        },
+    }
+    proc = run_llem("campaign", write_yaml(tmp_path / "c.yaml", campaign), cwd=tmp_path)
+    line = assert_one_error_line(proc, "1 of 3 configurations cannot run")
+    assert "bitsandbytes needs CUDA" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.yaml", "c.yaml"]
