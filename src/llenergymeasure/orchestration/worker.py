@@ -161,7 +161,7 @@ def run_worker(
         placement=placement,
         group_max=world_max(state) if placement.tensor_size > 1 else None,
     )
-    run = run_measured(create_engine(config, layout), config, context, prompts)
+    run = run_measured(create_engine(config, layout.device, layout), config, context, prompts)
     return write_process_outputs(experiment_dir, run, config)
 
 
