@@ -214,11 +214,13 @@ def measure_window(
     )
     total = workload.expected_requests or len(workload.prompts)
     ctx.report("inference", 0, total)
+    # A tensor-parallel group's tokens are its rank 0's: its other ranks report energy only.
+    counts_tokens = ctx.placement is None or ctx.placement.counts_requests
     with live_telemetry(window, ctx.telemetry, sources.backends) as live:
 
         def requests_done(done: int, output_tokens: int | None = None) -> None:
             ctx.report("inference", done, total)
-            if live is not None and output_tokens is not None:
+            if live is not None and output_tokens is not None and counts_tokens:
                 live.set_output_tokens(output_tokens)
 
         return window.run(lambda: engine.run(workload, requests_done), wait_for_all=ctx.barrier)
