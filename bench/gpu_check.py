@@ -7,7 +7,12 @@ sampler at 100 ms, sampler at 10 ms, sampler off again. For each run it prints t
 counter energy, the trapezoidal integral of the sampled power and their ratio, tokens/s,
 J/token, and the sampler's cost in tokens/s against the mean of the two sampler-off
 runs. Then a full `llem run` of the quickstart on the GPU: its components, boundaries and
-the baseline's source (the counter). Record the output in docs/validation/README.md.
+the baseline's source (the counter). Then the deployment runs (docs/deployment.md): the
+quickstart in bitsandbytes 4-bit where bitsandbytes is installed, and, where two GPUs are
+visible, the quickstart placed over both by `device_map` (`parallel.pipeline: 2`) and
+tiny-llama split over two processes by tensor parallelism (`parallel.tensor: 2`, NCCL);
+each prints its GPUs, energy, tokens and stored model size. Record the output in
+docs/validation/README.md.
 
     make gpu-check        (or .venv/bin/python bench/gpu_check.py --help)
 """
@@ -191,6 +196,7 @@ def main() -> None:
         "rows": rows,
     }
     record["full_run"] = full_run()
+    record["deployment_runs"] = deployment_runs(torch.cuda.device_count())
     args.out.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     print(f"written to {args.out}")
 
@@ -214,6 +220,48 @@ def full_run() -> dict[str, Any]:
     for b in result.energy_boundaries:
         print(f"  boundary {b.name:<9} {fmt(b.energy_j, '.1f'):>9} J  {b.note or ''}")
     print("  warnings: " + ", ".join(w.code for w in result.warnings))
+    return result.model_dump(mode="json")
+
+
+def deployment_runs(gpu_count: int) -> dict[str, Any]:
+    """bitsandbytes 4-bit, and with two GPUs a device_map pipeline and a tensor-parallel pair."""
+    import importlib.util
+
+    runs: dict[str, Any] = {}
+    quickstart = "configs/examples/quickstart.yaml"
+    common = ["measurement.thermal_floor.seconds=5", "results_dir=results/gpu-check"]
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        runs["bitsandbytes_4bit"] = deployment_run(
+            quickstart,
+            [*common, "model.quantization.method=bitsandbytes", "model.quantization.bits=4"],
+        )
+    else:
+        print("bitsandbytes run skipped: pip install 'llenergymeasure[quantization]'")
+    if gpu_count < 2:
+        print(f"parallel runs skipped: {gpu_count} GPU visible, they need 2")
+        return runs
+    runs["pipeline_2"] = deployment_run(quickstart, [*common, "parallel.pipeline=2"])
+    runs["tensor_2"] = deployment_run(
+        quickstart, [*common, "model.name=builtin:tiny-llama", "parallel.tensor=2"]
+    )
+    return runs
+
+
+def deployment_run(config_path: str, overrides: list[str]) -> dict[str, Any]:
+    """One `llem run` with `overrides` (several processes through accelerate launch)."""
+    import llenergymeasure as llem
+
+    result = llem.run_experiment(config_path, overrides).aggregated
+    devices = [d for p in result.processes for d in p.device_ids]
+    quantization = result.quantization
+    print(
+        f"{' '.join(overrides[len(overrides) - 2 :])}: {result.experiment_id}, GPUs "
+        f"{', '.join(devices)}, {result.output_tokens} tokens, energy "
+        f"{fmt(result.energy_breakdown.raw_j if result.energy_breakdown else None, '.1f')} J "
+        f"({result.energy_method}), model {fmt(result.model_memory_mb, '.1f')} MB stored"
+        + (f", {quantization.quantized_weights} weights quantized" if quantization else "")
+        + f"; attribution verified: {result.aggregation.gpu_attribution_verified}"
+    )
     return result.model_dump(mode="json")
 
 

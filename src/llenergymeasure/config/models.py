@@ -31,6 +31,37 @@ class _Section(BaseModel):
     )
 
 
+class QuantizationConfig(_Section):
+    """Weights stored in fewer bits (docs/deployment.md, "Quantization").
+
+    bitsandbytes needs CUDA (4-bit NF4 or 8-bit LLM.int8); torchao's int8 weight-only
+    runs on the CPU too (its int4 kernels need CUDA).
+    """
+
+    method: Literal["none", "bitsandbytes", "torchao"] = "none"
+    bits: Literal[4, 8] | None = Field(
+        None, description="Bits per weight; required with a method, null with none."
+    )
+    compute_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto",
+        description="The dtype bitsandbytes' 4-bit layers compute in; auto: model.dtype. "
+        "Other methods compute in model.dtype.",
+    )
+
+    @model_validator(mode="after")
+    def _bits_with_method(self) -> QuantizationConfig:
+        if self.method == "none" and self.bits is not None:
+            raise ValueError("bits applies to a quantization method; method is none")
+        if self.method != "none" and self.bits is None:
+            raise ValueError(f"method {self.method} needs bits: 4 or 8")
+        if self.compute_dtype != "auto" and not (self.method == "bitsandbytes" and self.bits == 4):
+            raise ValueError(
+                "compute_dtype applies to bitsandbytes 4-bit only; other methods compute "
+                "in model.dtype"
+            )
+        return self
+
+
 class ModelConfig(_Section):
     """Which model to load and how."""
 
@@ -46,6 +77,7 @@ class ModelConfig(_Section):
         False, description="Run code shipped with the model. Recorded in results when true."
     )
     revision: str | None = None
+    quantization: QuantizationConfig = QuantizationConfig()
 
 
 class PromptsConfig(_Section):
@@ -383,6 +415,34 @@ class ContinuousBatchingConfig(_Section):
 ENGINE_SECTIONS = {"transformers-cb": "transformers_cb"}
 
 
+class ParallelConfig(_Section):
+    """How one experiment's processes and GPUs hold the model (docs/deployment.md, "Parallelism").
+
+    `data` groups each run their own share of the prompts on a copy of the model; a group
+    is `tensor` processes that split every layer between them (transformers' `tp_plan`),
+    and each process holds `pipeline` GPUs over which its layers are placed in turn
+    (`device_map`, CUDA only). Processes: data x tensor; GPUs: data x tensor x pipeline.
+    """
+
+    data: int = Field(1, ge=1, le=4_096, description="Model copies, each with its own prompts.")
+    tensor: int = Field(1, ge=1, le=64, description="Processes that split each layer.")
+    pipeline: int = Field(1, ge=1, le=64, description="GPUs of one process, layers in turn.")
+
+    @model_validator(mode="after")
+    def _one_split_per_process(self) -> ParallelConfig:
+        if self.tensor > 1 and self.pipeline > 1:
+            raise ValueError(
+                "tensor and pipeline cannot both exceed 1: transformers does not combine "
+                "tp_plan with a device_map; choose one way to split"
+            )
+        return self
+
+    @property
+    def processes(self) -> int:
+        """Worker processes: data x tensor."""
+        return self.data * self.tensor
+
+
 class ExperimentConfig(_Section):
     """One experiment: a model, a workload and a deployment configuration."""
 
@@ -403,8 +463,10 @@ class ExperimentConfig(_Section):
         ge=1,
         le=4_096,
         description="Worker processes, one per GPU (on the CPU: gloo processes sharing the "
-        "cores); more than one are started by accelerate launch.",
+        "cores); more than one are started by accelerate launch. With a parallel section: "
+        "parallel.data x parallel.tensor (given or not).",
     )
+    parallel: ParallelConfig = ParallelConfig()
     measurement: MeasurementConfig = MeasurementConfig()
     results_dir: Path = Field(Path("results"), strict=False)
     seed: int = Field(
@@ -455,6 +517,51 @@ class ExperimentConfig(_Section):
                 "minimum-length rule, so it would be ignored; use engine transformers"
             )
         return self
+
+    @model_validator(mode="after")
+    def _processes_match_parallel(self) -> ExperimentConfig:
+        """`processes` and `parallel` name one count: either gives the other, both must agree.
+
+        Without a parallel section, `processes: N` is N data-parallel copies; with one that
+        leaves out `data`, `processes` / `tensor` of them.
+        """
+        parallel = self.parallel
+        if "processes" not in self.model_fields_set:
+            self.__dict__["processes"] = parallel.processes
+        elif "data" not in parallel.model_fields_set:
+            if self.processes % parallel.tensor:
+                raise ValueError(
+                    f"processes: {self.processes} cannot form tensor-parallel groups of "
+                    f"{parallel.tensor} (parallel.tensor)"
+                )
+            data = self.processes // parallel.tensor
+            if data != parallel.data:
+                self.__dict__["parallel"] = parallel.model_copy(update={"data": data})
+        elif self.processes != parallel.processes:
+            raise ValueError(
+                f"processes: {self.processes} disagrees with parallel (data {parallel.data} x "
+                f"tensor {parallel.tensor} = {parallel.processes} processes); give one of them"
+            )
+        return self
+
+    def with_processes(self, count: int) -> ExperimentConfig:
+        """The same config run by `count` processes (a launch of that world size).
+
+        The data-parallel groups follow: `count` / parallel.tensor.
+
+        Raises:
+            ValueError: `count` is not a multiple of parallel.tensor.
+
+        """
+        tensor = self.parallel.tensor
+        if count % tensor:
+            raise ValueError(
+                f"{count} processes cannot form tensor-parallel groups of {tensor} "
+                "(parallel.tensor)"
+            )
+        data = count // tensor
+        parallel = ParallelConfig(data=data, tensor=tensor, pipeline=self.parallel.pipeline)
+        return self.model_copy(update={"processes": count, "parallel": parallel})
 
 
 def _check_endpoint_options(config: ExperimentConfig) -> None:

@@ -9,7 +9,14 @@ import torch
 
 from llenergymeasure.domain.device import on_gpu
 
-__all__ = ["cuda_ordinals", "on_gpu", "peak_memory_mb", "reset_peak_memory", "resolve_dtype"]
+__all__ = [
+    "cuda_ordinals",
+    "free_memory_bytes",
+    "on_gpu",
+    "peak_memory_mb",
+    "reset_peak_memory",
+    "resolve_dtype",
+]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -48,3 +55,11 @@ def peak_memory_mb(device: str) -> float | None:
     if on_gpu(device):
         return torch.cuda.max_memory_allocated(device) / 2**20
     return None
+
+
+def free_memory_bytes(ordinals: list[int]) -> dict[int, int]:
+    """Free bytes of each CUDA device in `ordinals`, as a `device_map`'s memory budget.
+
+    A budget that names only these devices keeps a placement on them (no CPU offload).
+    """
+    return {ordinal: torch.cuda.mem_get_info(ordinal)[0] for ordinal in ordinals}

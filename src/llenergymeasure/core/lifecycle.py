@@ -27,6 +27,7 @@ from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.thermal_floor import ThermalFloorOutcome, apply_thermal_floor
 from llenergymeasure.core.warmup import warmup_until_converged
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
+from llenergymeasure.domain.deployment import ParallelPlacement
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.domain.metrics import MeasurementWarning, WarmupResult
 from llenergymeasure.prompts import Prompt
@@ -40,6 +41,9 @@ class RunContext:
 
     `telemetry` receives the energy window's live figures about once a second
     (`core/live_telemetry.py`); None gathers none.
+
+    `group_max` gives the maximum of a value over this process's tensor-parallel group
+    (a collective call every rank of the group makes); None outside such a group.
     """
 
     experiment_id: str
@@ -49,6 +53,8 @@ class RunContext:
     progress: ProgressFn | None = None
     baseline_cache_path: Path | None = None
     telemetry: TelemetryFn | None = None
+    placement: ParallelPlacement | None = None
+    group_max: Callable[[float], float] | None = None
 
     def report(self, phase: str, done: int, total: int) -> None:
         """Tell the launcher how far this process is (when it listens)."""
@@ -161,7 +167,22 @@ def warm_up(
     step = engine.warmup_step(workload, settings.max_new_tokens)
     if step is None:  # this process has no prompts: nothing to warm up
         return warmup_until_converged(lambda: 0.0, settings.model_copy(update={"enabled": False}))
+    if ctx.group_max is not None:
+        step = group_latency(step, ctx.group_max)
     return warmup_until_converged(step, settings, ctx.progress)
+
+
+def group_latency(
+    step: Callable[[], float], group_max: Callable[[float], float]
+) -> Callable[[], float]:
+    """A warmup step whose latency is its tensor-parallel group's (the slowest rank's).
+
+    Every `generate` of a group is one collective computation, so its ranks must stop
+    warming up after the same iteration: given the same latencies, each reaches the same
+    verdict, where ranks judging their own would diverge and leave one waiting in a
+    collective the others never join.
+    """
+    return lambda: group_max(step())
 
 
 def record_window_start(
@@ -195,11 +216,13 @@ def measure_window(
     )
     total = workload.expected_requests or len(workload.prompts)
     ctx.report("inference", 0, total)
+    # A tensor-parallel group's tokens are its rank 0's: its other ranks report energy only.
+    counts_tokens = ctx.placement is None or ctx.placement.counts_requests
     with live_telemetry(window, ctx.telemetry, sources.backends) as live:
 
         def requests_done(done: int, output_tokens: int | None = None) -> None:
             ctx.report("inference", done, total)
-            if live is not None and output_tokens is not None:
+            if live is not None and output_tokens is not None and counts_tokens:
                 live.set_output_tokens(output_tokens)
 
         return window.run(lambda: engine.run(workload, requests_done), wait_for_all=ctx.barrier)
@@ -208,8 +231,20 @@ def measure_window(
 def lifecycle_warnings(
     floor: ThermalFloorOutcome, workload: Workload, loaded: LoadedModel, config: ExperimentConfig
 ) -> list[MeasurementWarning]:
-    """Warnings of the steps before the window: the thermal floor, truncated prompts."""
+    """Warnings of the steps before the window.
+
+    The thermal floor's, prompts truncated, a quantization that quantized nothing.
+    """
     warnings = [floor.warning] if floor.warning is not None else []
+    if loaded.quantization is not None and loaded.quantization.quantized_weights == 0:
+        warnings.append(
+            MeasurementWarning(
+                code="quantization_not_applied",
+                message=f"model.quantization {loaded.quantization.method} "
+                f"{loaded.quantization.bits}-bit left every weight unquantized",
+                remediation="check that the method supports this model's layers",
+            )
+        )
     if workload.truncated:
         budget = prompt_budget(loaded, config)
         warnings.append(

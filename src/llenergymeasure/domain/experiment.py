@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llenergymeasure.domain.deployment import ParallelPlacement, ParallelShape, QuantizationRecord
 from llenergymeasure.domain.device import on_gpu
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.environment import EnvironmentMetadata
@@ -117,6 +118,18 @@ class RawProcessResult(_Stored):
     dtype: str | None = None
     device: str | None = None
     trust_remote_code: bool = False
+    parallel: ParallelPlacement | None = Field(
+        None, description="This process's place in the parallel layout; None in older files."
+    )
+    quantization: QuantizationRecord | None = Field(
+        None, description="What quantization did; None for unquantized weights."
+    )
+    model_memory_mb: float | None = Field(
+        None,
+        ge=0,
+        description="What this process's share of the weights and buffers takes as stored "
+        "(quantized formats at their real size); None where the engine cannot tell.",
+    )
     started_at: datetime
     ended_at: datetime
     inference_start_unix_s: float
@@ -187,6 +200,14 @@ class RawProcessResult(_Stored):
         return self
 
     @property
+    def counts_requests(self) -> bool:
+        """Whether this process's requests and tokens count in the aggregate.
+
+        Every rank of a tensor-parallel group runs the same requests; only rank 0's count.
+        """
+        return self.parallel is None or self.parallel.counts_requests
+
+    @property
     def runs_on_gpu(self) -> bool:
         """True for a process whose model ran on a CUDA device."""
         return on_gpu(self.device)
@@ -209,6 +230,11 @@ class AggregationInfo(BaseModel):
     missing_processes: list[int] = Field(default_factory=list)
     temporal_overlap_verified: bool
     gpu_attribution_verified: bool
+    parallel_groups_verified: bool | None = Field(
+        None,
+        description="The ranks of each tensor-parallel group ran the same requests and "
+        "tokens (counted once); None in older files.",
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -220,6 +246,12 @@ class ProcessSummary(BaseModel):
     process_index: int
     host: str
     device_ids: list[str] = Field(default_factory=list)
+    data_group: int | None = Field(None, description="None in older files.")
+    counts_requests: bool = Field(
+        True,
+        description="False for a tensor-parallel rank whose group's tokens are counted from "
+        "its rank 0.",
+    )
     output_tokens: int
     energy_j: float | None = None
     tokens_per_second: float | None = None
@@ -238,6 +270,13 @@ class AggregatedResult(_Stored):
     model_name: str
     aggregation: AggregationInfo
     hosts: list[str]
+    parallel: ParallelShape | None = None
+    quantization: QuantizationRecord | None = None
+    model_memory_mb: float | None = Field(
+        None,
+        ge=0,
+        description="One copy of the model as stored: the sum over the ranks of data group 0.",
+    )
     inference_start_unix_s: float
     inference_end_unix_s: float
     wall_window_s: float = Field(description="From the first start to the last end.")

@@ -28,6 +28,7 @@ from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ConfigError, Interrupted, PromptsError, WorkerFailed
 from llenergymeasure.models.builtin import ensure_builtin
 from llenergymeasure.orchestration import failures, preflight
+from llenergymeasure.orchestration.deployment_checks import check_deployment
 from llenergymeasure.orchestration.live_metrics import LiveMetrics
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
@@ -198,6 +199,7 @@ def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
         preflight.check_model(config)
     needs_gpus = config.measurement.energy.backend == "nvml"
     preflight.check_energy_backend(config, visible_gpu_count() if needs_gpus else 0)
+    check_deployment(config, visible_gpu_count())
     if launch.accelerate_config is not None:
         preflight.check_accelerate_config(launch.accelerate_config)
     try:

@@ -25,6 +25,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,13 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines import create_engine
 from llenergymeasure.core.lifecycle import MeasuredRun, RunContext, run_measured
 from llenergymeasure.core.live_telemetry import TelemetryFn
+from llenergymeasure.core.parallel import process_layout
 from llenergymeasure.core.timeseries import write_timeseries_parquet
 from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStatus, RawProcessResult
 from llenergymeasure.errors import ConfigError, LlemError, ModelNotFound, ResultsError
 from llenergymeasure.models import llem_cache_dir
 from llenergymeasure.models.builtin import ensure_builtin
+from llenergymeasure.orchestration.deployment_checks import check_deployment
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
     failure_line,
@@ -137,8 +140,16 @@ def run_worker(
         torch.set_num_threads(cpu_threads_per_process(state.num_processes))
         logger.debug(f"{torch.get_num_threads()} torch threads")
     experiment_dir = ResultsLayout(config.results_dir).experiment_dir(experiment_id)
-    prompts = shard_prompts(load_prompts(config.prompts), state.process_index, state.num_processes)
-    logger.info(f"{len(prompts)} prompts on {state.device}")
+    layout = process_layout(
+        config.parallel, state.process_index, state.local_process_index, str(state.device)
+    )
+    placement = layout.placement
+    prompts = load_prompts(config.prompts)
+    prompts = shard_prompts(prompts, placement.data_group, placement.data_groups)
+    logger.info(
+        f"{len(prompts)} prompts on {layout.device} (data group {placement.data_group}, "
+        f"tensor rank {placement.tensor_rank} of {placement.tensor_size})"
+    )
     context = RunContext(
         experiment_id=experiment_id,
         process_index=state.process_index,
@@ -147,16 +158,19 @@ def run_worker(
         progress=progress,
         baseline_cache_path=llem_cache_dir() / "baseline.json",
         telemetry=telemetry,
+        placement=placement,
+        group_max=world_max(state) if placement.tensor_size > 1 else None,
     )
-    run = run_measured(create_engine(config, str(state.device)), config, context, prompts)
+    run = run_measured(create_engine(config, layout.device, layout), config, context, prompts)
     return write_process_outputs(experiment_dir, run, config)
 
 
 def shard_prompts(prompts: list[Prompt], index: int, count: int) -> list[Prompt]:
-    """Prompt k goes to process k mod count: disjoint, complete, and balanced in mix.
+    """Prompt k goes to data group k mod count: disjoint, complete, and balanced in mix.
 
     Every rank loads the same prompt list (a shuffle is seeded), so the shards of
-    ranks 0..count-1 together are exactly that list; their sizes differ by at most one.
+    groups 0..count-1 together are exactly that list; their sizes differ by at most one.
+    The ranks of a tensor-parallel group run their group's shard together.
     """
     return prompts[index::count]
 
@@ -234,7 +248,11 @@ def decide_experiment(
         return {"experiment_id": experiment_id, "config": manifest.config, "owns_manifest": False}
     if config.processes != world_size:
         logger.info(f"processes: {world_size}, the world size (the config says {config.processes})")
-        config = config.model_copy(update={"processes": world_size})
+        try:
+            config = config.with_processes(world_size)
+        except ValueError as exc:
+            raise ConfigError(f"parallel.tensor: {exc}") from None
+    check_deployment(config, torch.cuda.device_count() if torch.cuda.is_available() else 0)
     experiment_id, experiment_dir = claim_experiment(layout, config.name, experiment_id)
     write_manifest(experiment_dir, experiment_id, config, world_size, command)
     logger.info(f"experiment {experiment_id} in {experiment_dir}")
@@ -298,6 +316,21 @@ def all_ranks_succeeded(state: PartialState, succeeded: bool) -> bool:
     failed = torch.tensor([0 if succeeded else 1], dtype=torch.int64, device=state.device)
     torch.distributed.all_reduce(failed, op=torch.distributed.ReduceOp.MAX)
     return int(failed.item()) == 0
+
+
+def world_max(state: PartialState) -> Callable[[float], float]:
+    """The maximum of a value over every rank: a tensor-parallel group spans the world.
+
+    (transformers builds its tensor mesh over the whole launch, so tensor > 1 needs
+    `parallel.data: 1`, `orchestration/deployment_checks.py`.)
+    """
+
+    def agree(value: float) -> float:
+        tensor = torch.tensor([value], dtype=torch.float64, device=state.device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        return float(tensor.item())
+
+    return agree
 
 
 def finish_experiment(state: PartialState, joined: JoinedExperiment) -> None:

@@ -9,8 +9,10 @@ summed, averaged or pooled, and why:
   reading whose window is the longest, which covers the others' when they ran together
   (a warning says which was taken when it does not). Boundaries and the headline follow
   from the summed components (`combine_energy`);
-- tokens, requests, FLOPs: summed (each process ran a disjoint shard); FLOPs unknown
-  in one process are unknown in total;
+- tokens, requests, FLOPs, latency samples: summed (or pooled) over one process per data
+  group (`parallel_groups.counting_processes`): groups ran disjoint shards, and the ranks of a
+  tensor-parallel group ran the same requests together, so a group counts once; FLOPs
+  unknown in one process are unknown in total;
 - throughput: the mean of per-process tokens/s, and all tokens over the wall window
   (first start to last end);
 - latency: percentiles of the pooled per-request samples, never averaged percentiles;
@@ -25,6 +27,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from llenergymeasure.domain.deployment import ParallelShape
 from llenergymeasure.domain.energy import (
     ComponentEnergy,
     EnergyBoundary,
@@ -50,6 +53,7 @@ from llenergymeasure.domain.metrics import (
 )
 from llenergymeasure.errors import IncompleteExperiment, UnverifiedExperiment
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model, write_model
+from llenergymeasure.results.parallel_groups import counting_processes, data_groups, group_key
 from llenergymeasure.results.verification import (
     Completeness,
     Verification,
@@ -128,14 +132,16 @@ def aggregate_results(
     """Pure combination of verified process results."""
     results = sorted(completeness.results, key=lambda r: r.process_index)
     first = results[0]
+    counted = counting_processes(results)
+    counted_indices = {r.process_index for r in counted}
     start = min(r.inference_start_unix_s for r in results)
     end = max(r.inference_end_unix_s for r in results)
     wall_s = end - start
-    output_tokens = sum(r.output_tokens for r in results)
+    output_tokens = sum(r.output_tokens for r in counted)
     components, boundaries, breakdown, energy_notes = combine_energy(results, manifest)
     energy_method, method_notes = combine_energy_method(results)
-    rates = [r.tokens_per_second for r in results if r.tokens_per_second is not None]
-    flops = [r.flops for r in results]
+    rates = [r.tokens_per_second for r in counted if r.tokens_per_second is not None]
+    flops = [r.flops for r in counted]
     return AggregatedResult(
         experiment_id=manifest.experiment_id,
         config_name=first.config_name,
@@ -148,6 +154,7 @@ def aggregate_results(
             missing_processes=sorted(completeness.missing),
             temporal_overlap_verified=verification.temporal_overlap_verified,
             gpu_attribution_verified=verification.gpu_attribution_verified,
+            parallel_groups_verified=verification.parallel_groups_verified,
             warnings=[
                 *completeness.problems,
                 *verification.problems,
@@ -156,11 +163,14 @@ def aggregate_results(
             ],
         ),
         hosts=sorted({r.host for r in results}),
+        parallel=parallel_shape(first),
+        quantization=first.quantization,
+        model_memory_mb=model_memory_mb(results),
         inference_start_unix_s=start,
         inference_end_unix_s=end,
         wall_window_s=wall_s,
-        num_requests=sum(r.num_requests for r in results),
-        input_tokens=sum(r.input_tokens for r in results),
+        num_requests=sum(r.num_requests for r in counted),
+        input_tokens=sum(r.input_tokens for r in counted),
         output_tokens=output_tokens,
         avg_tokens_per_second=statistics.fmean(rates) if rates else None,
         total_tokens_per_second=output_tokens / wall_s if wall_s > 0 else None,
@@ -177,11 +187,11 @@ def aggregate_results(
         flops_useful=sum_flops([f.flops_useful if f else None for f in flops]),
         flops_executed=sum_flops([f.flops_executed if f else None for f in flops]),
         flops_method=first.flops.method if first.flops else None,
-        latency=LatencyStats.pooled([r.latency_samples for r in results if r.latency_samples]),
+        latency=LatencyStats.pooled([r.latency_samples for r in counted if r.latency_samples]),
         thermal_throttle=combine_throttle(results),
         environments={r.host: r.environment for r in reversed(results) if r.environment},
         extended=combine_extended(results),
-        processes=[process_summary(r) for r in results],
+        processes=[process_summary(r, r.process_index in counted_indices) for r in results],
         timeseries_paths=[r.timeseries_path for r in results if r.timeseries_path],
         warnings=merge_warnings(results),
         # Load modes run in one process (config), so its summary is the experiment's.
@@ -189,6 +199,28 @@ def aggregate_results(
         created_at=manifest.created_at,
         aggregated_at=datetime.now(timezone.utc),
     )
+
+
+def parallel_shape(result: RawProcessResult) -> ParallelShape | None:
+    """The experiment's parallel layout, as its processes recorded it; None in older files."""
+    if result.parallel is None:
+        return None
+    return ParallelShape(
+        data_groups=result.parallel.data_groups,
+        tensor_size=result.parallel.tensor_size,
+        pipeline_size=result.parallel.pipeline_size,
+    )
+
+
+def model_memory_mb(results: list[RawProcessResult]) -> float | None:
+    """One copy of the model as stored: the sum over the ranks of the first data group.
+
+    Each rank of a tensor-parallel group holds its shard of the split layers and a copy of
+    the rest (norms, embeddings the plan leaves whole), so their sum is what the group
+    stores; other data groups hold copies of it. None when a rank of that group could not tell.
+    """
+    sizes = [r.model_memory_mb for r in data_groups(results)[group_key(results[0])]]
+    return None if any(s is None for s in sizes) else float(sum(sizes))  # type: ignore[arg-type]
 
 
 def sum_flops(values: list[float | None]) -> float | None:
@@ -279,7 +311,7 @@ def combine_energy(
         measured energy) and notes on machine-level readings.
 
     """
-    output_tokens = sum(r.output_tokens for r in results)
+    output_tokens = sum(r.output_tokens for r in counting_processes(results))
     by_process = [(r, process_components(r)) for r in results]
     gpus_expected = any(
         r.runs_on_gpu or any(c.component == "gpu" for c in components)
@@ -445,12 +477,14 @@ def combine_extended(results: list[RawProcessResult]) -> ExtendedMetrics:
     )
 
 
-def process_summary(r: RawProcessResult) -> ProcessSummary:
-    """The per-process line of an aggregate."""
+def process_summary(r: RawProcessResult, counts_requests: bool = True) -> ProcessSummary:
+    """The per-process line of an aggregate; `counts_requests`: its tokens are counted."""
     return ProcessSummary(
         process_index=r.process_index,
         host=r.host,
         device_ids=[d.device_id for d in r.devices],
+        data_group=r.parallel.data_group if r.parallel else None,
+        counts_requests=counts_requests,
         output_tokens=r.output_tokens,
         energy_j=r.energy_breakdown.raw_j if r.energy_breakdown else None,
         tokens_per_second=r.tokens_per_second,

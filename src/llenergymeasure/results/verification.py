@@ -8,7 +8,10 @@
   wall-clock (unix) times, so processes on different hosts compare;
 - GPU attribution: no (host, device) with device-level energy appears in two processes,
   and every reading has its component's scope (GPUs device-level; CPU and DRAM
-  machine-level, counted once per host).
+  machine-level, counted once per host);
+- parallel groups: the ranks of one tensor-parallel group ran the same requests and
+  produced the same tokens (they compute one model together), so that counting the
+  group's tokens once, from one rank, is exact (`check_parallel_groups`).
 
 An incomplete experiment whose manifest still says `running` is either still running or
 was killed before it could record its end; `run_state` tells which from the launcher's
@@ -43,6 +46,7 @@ from llenergymeasure.results.layout import (
     read_model,
     read_result_bytes,
 )
+from llenergymeasure.results.parallel_groups import check_parallel_groups
 
 OVERLAP_FRACTION = 0.5
 # Energy windows of one experiment start (and end) within this many seconds of each other,
@@ -81,6 +85,7 @@ class Verification:
     temporal_overlap_verified: bool
     gpu_attribution_verified: bool
     problems: list[str]
+    parallel_groups_verified: bool = True
 
 
 def check_completeness(experiment_dir: Path, manifest: ExperimentManifest) -> Completeness:
@@ -263,10 +268,16 @@ def unexpected_files(experiment_dir: Path, manifest: ExperimentManifest) -> list
 
 
 def verify_processes(results: list[RawProcessResult]) -> Verification:
-    """Temporal overlap and GPU attribution of complete process results."""
+    """Temporal overlap, GPU attribution and parallel groups of complete process results."""
     overlap_ok, overlap_problems = check_temporal_overlap(results)
     attribution_ok, attribution_problems = check_gpu_attribution(results)
-    return Verification(overlap_ok, attribution_ok, overlap_problems + attribution_problems)
+    groups_ok, group_problems = check_parallel_groups(results)
+    return Verification(
+        overlap_ok,
+        attribution_ok,
+        overlap_problems + attribution_problems + group_problems,
+        parallel_groups_verified=groups_ok,
+    )
 
 
 def check_temporal_overlap(results: list[RawProcessResult]) -> tuple[bool, list[str]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llenergymeasure.core.flops import BatchShape, ModelGeometry
+from llenergymeasure.domain.deployment import QuantizationRecord
 from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.domain.load import LoadRun
 from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
@@ -38,6 +39,9 @@ class LoadedModel:
         dtype: the dtype the weights run in (`float32`, `bfloat16`, ...).
         geometry: the decoder's shape for FLOPs; None where the engine cannot tell.
         context_tokens: the model's context length; None where unknown.
+        memory_mb: what this process's weights and buffers take as stored; None where
+            the engine cannot tell.
+        quantization: what quantization did to the weights; None without it.
 
     """
 
@@ -45,6 +49,8 @@ class LoadedModel:
     dtype: str
     geometry: ModelGeometry | None
     context_tokens: int | None
+    memory_mb: float | None = None
+    quantization: QuantizationRecord | None = None
 
 
 @dataclass

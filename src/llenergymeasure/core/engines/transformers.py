@@ -22,7 +22,9 @@ from llenergymeasure.core.engines.generation import (
     encode_batches,
     generate_batch,
 )
+from llenergymeasure.core.engines.loading import load_plan, quantization_record, stored_memory_mb
 from llenergymeasure.core.flops import model_geometry
+from llenergymeasure.core.parallel import ProcessLayout, process_layout
 from llenergymeasure.core.warmup import create_warmup_inference_fn
 from llenergymeasure.domain.metrics import LatencySamples
 from llenergymeasure.models import resolve_model
@@ -30,15 +32,18 @@ from llenergymeasure.prompts import Prompt
 
 
 class TransformersEngine:
-    """One process's model on one device, run in static batches."""
+    """One process's model on its device (or its share of the model), run in static batches."""
 
     name = "transformers"
 
-    def __init__(self, config: ExperimentConfig, device: str) -> None:
+    def __init__(
+        self, config: ExperimentConfig, device: str, layout: ProcessLayout | None = None
+    ) -> None:
         self.config = config
-        self.device = device
-        self.cuda_ordinals = devices.cuda_ordinals(device)
-        self.dtype = devices.resolve_dtype(config.model.dtype, device)
+        self.layout = layout or process_layout(config.parallel, 0, 0, device)
+        self.device = self.layout.device
+        self.cuda_ordinals = self.layout.cuda_ordinals
+        self.dtype = devices.resolve_dtype(config.model.dtype, self.device)
         self.model: Any = None
         self.tokenizer: Any = None
 
@@ -56,20 +61,24 @@ class TransformersEngine:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            resolved.path,
-            revision=cfg.revision,
-            dtype=self.dtype,
-            trust_remote_code=cfg.trust_remote_code,
-        ).to(self.device)
+        plan = load_plan(self.config, self.layout, self.dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(resolved.path, **plan.kwargs)
+        if plan.move_to_device:
+            self.model = self.model.to(self.device)
         self.model.eval()
-        logger.info(f"loaded {cfg.name} ({resolved.source}) as {self.dtype} on {self.device}")
+        memory_mb = stored_memory_mb(self.model)
+        logger.info(
+            f"loaded {cfg.name} ({resolved.source}) as {self.dtype} on {self.device}: "
+            f"{memory_mb:.1f} MB stored"
+        )
         context = getattr(self.model.config, "max_position_embeddings", None)
         return LoadedModel(
             source=resolved.source,
             dtype=str(self.dtype).removeprefix("torch."),
             geometry=model_geometry(self.model),
             context_tokens=context if isinstance(context, int) and context > 0 else None,
+            memory_mb=memory_mb,
+            quantization=quantization_record(self.config, self.model, self.dtype),
         )
 
     def prepare(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> Workload:

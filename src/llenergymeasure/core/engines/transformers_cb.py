@@ -32,6 +32,7 @@ from llenergymeasure.core.engines.generation import (
 from llenergymeasure.core.engines.transformers import TransformersEngine
 from llenergymeasure.core.flops import BatchShape
 from llenergymeasure.core.latency import request_latencies_ms
+from llenergymeasure.core.parallel import ProcessLayout
 from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.domain.metrics import LatencySamples
 from llenergymeasure.errors import LlemError
@@ -47,8 +48,10 @@ class ContinuousBatchingEngine(TransformersEngine):
 
     name = "transformers-cb"
 
-    def __init__(self, config: ExperimentConfig, device: str) -> None:
-        super().__init__(config, device)
+    def __init__(
+        self, config: ExperimentConfig, device: str, layout: ProcessLayout | None = None
+    ) -> None:
+        super().__init__(config, device, layout)
         self.settings = config.transformers_cb or ContinuousBatchingConfig()
         self.manager: Any = None
         self._clock_offset_s = 0.0
