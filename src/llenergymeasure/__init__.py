@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -33,17 +32,26 @@ __all__ = [
 ]
 _PUBLIC_API = frozenset(__all__) - {"__version__"}
 
-try:
-    __version__ = version("llenergymeasure")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
-
 # A library stays silent unless its user asks; the `llem` CLI enables it.
 logger.disable("llenergymeasure")
 
 
 def __getattr__(name: str) -> Any:
-    """The public API, imported on first use so `import llenergymeasure` stays cheap."""
+    """The public API and `__version__`, on first use so `import llenergymeasure` stays cheap."""
+    if name == "__version__":
+        return _version()
     if name in _PUBLIC_API:
         return getattr(import_module("llenergymeasure.api"), name)
     raise AttributeError(f"module 'llenergymeasure' has no attribute {name!r}")
+
+
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata costs a noticeable import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("llenergymeasure")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        found = "0.0.0+unknown"
+    globals()["__version__"] = found
+    return found

@@ -203,7 +203,7 @@ def test_compare_campaign_prints_and_writes_one_row_per_configuration(
     out = campaign_run.root / "compare.csv"
     proc = run_llem(
         "results", "compare", "--campaign", "grid",
-        "--results-dir", campaign_run.results_dir, "--csv", out,
+        "--results-dir", campaign_run.results_dir, "--csv", "--out", out,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "J/token" in proc.stdout and "bootstrap interval" in proc.stdout
@@ -225,12 +225,19 @@ def test_compare_campaign_prints_and_writes_one_row_per_configuration(
 
 
 def test_compare_by_experiment_ids_groups_cycles(campaign_run: CampaignRun) -> None:
+    """Experiments named by id or by directory; --csv alone writes under exports/."""
     entries = campaign_run.final["entries"]
     ids = [e["experiment_id"] for e in entries if e["configuration"] in (1, 4)]
-    proc = run_llem("results", "compare", *ids, "--results-dir", campaign_run.results_dir)
+    named = [campaign_run.results_dir / "raw" / ids[0], *ids[1:]]
+    results_dir = campaign_run.results_dir
+    proc = run_llem("results", "compare", *named, "--results-dir", results_dir, "--csv")
     assert proc.returncode == 0, proc.stderr
     assert "grid-c1" in proc.stdout and "grid-c4" in proc.stdout
     assert "grid-c2" not in proc.stdout
+    written = results_dir / "exports" / "comparison.csv"
+    assert f"wrote {written} (2 configurations)" in proc.stdout
+    rows = written.read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["grid-c1", "grid-c4"]
 
 
 def test_plot_campaign_writes_a_png(campaign_run: CampaignRun) -> None:

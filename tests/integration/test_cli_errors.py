@@ -44,6 +44,6 @@ def test_config_validate_and_show(tmp_path: Path, tiny_config_file: Path) -> Non
 
 def test_unknown_experiment_is_a_user_error(tmp_path: Path) -> None:
     proc = run_llem("results", "show", "nope_1", "--results-dir", tmp_path)
-    assert proc.returncode == 2 and "not found" in proc.stderr
+    assert proc.returncode == 2 and f"no experiment nope_1 under {tmp_path}" in proc.stderr
     proc = run_llem("aggregate", tmp_path / "raw" / "nope")
     assert proc.returncode == 2 and "no such experiment" in proc.stderr

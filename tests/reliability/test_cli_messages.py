@@ -100,11 +100,11 @@ def test_a_stopped_campaign_exits_like_a_stopped_run(
     "args",
     [
         ["export", "nope_1", "--csv", "--out", "{file}"],
-        ["results", "compare", "nope_1", "--csv", "{file}"],
+        ["results", "compare", "nope_1", "--csv", "--out", "{file}"],
         ["plot", "power", "nope_1", "--out", "{file}"],
         ["report", "nope_1", "--out", "{file}"],
     ],
-    ids=["export --out", "compare --csv", "plot --out", "report --out"],
+    ids=["export --out", "compare --csv --out", "plot --out", "report --out"],
 )
 def test_a_file_given_by_hand_is_not_overwritten_without_force(
     tmp_path: Path, args: list[str]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from llenergymeasure.config.loader import load_config as _load_config
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.defaults import RESULTS_DIR
 from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.orchestration.launcher import ConfigSource, ExperimentOutcome, LaunchOptions
@@ -77,7 +78,7 @@ def aggregate(
     return result
 
 
-def load_result(id_or_path: str | Path, results_dir: str | Path = "results") -> AggregatedResult:
+def load_result(id_or_path: str | Path, results_dir: str | Path = RESULTS_DIR) -> AggregatedResult:
     """The aggregated result of an experiment.
 
     `id_or_path` is an experiment id under `results_dir`, its `results/raw/<id>`

@@ -22,6 +22,7 @@ from llenergymeasure.config.loader import validate_config
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.host import host_identity
 from llenergymeasure.core.power_thermal import power_readings_per_device
+from llenergymeasure.defaults import RESULTS_DIR
 from llenergymeasure.domain.energy import BOUNDARY_COMPONENTS, headline_boundary, weakest_method
 from llenergymeasure.domain.experiment import AggregatedResult, RawProcessResult
 from llenergymeasure.errors import ConfigError
@@ -58,7 +59,7 @@ class RankResults:
 
     """
 
-    def __init__(self, name: str, model_name: str, results_dir: str | Path = "results") -> None:
+    def __init__(self, name: str, model_name: str, results_dir: str | Path = RESULTS_DIR) -> None:
         self.config = validate_config(
             {"name": name, "model": {"name": model_name}, "results_dir": str(results_dir)},
             source="llem.RankResults",

@@ -8,7 +8,6 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from llenergymeasure import __version__
 from llenergymeasure.cli import aggregate, campaign, config, env, export, plot, report, results, run
 from llenergymeasure.cli.console import err_console
 from llenergymeasure.errors import LlemError
@@ -25,6 +24,8 @@ app = typer.Typer(
 
 def _version(show: bool) -> None:
     if show:
+        from llenergymeasure import __version__
+
         typer.echo(f"llem {__version__}")
         raise typer.Exit()
 

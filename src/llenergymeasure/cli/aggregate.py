@@ -1,17 +1,17 @@
-"""`llem aggregate results/raw/<id>`: combine the processes of an experiment."""
+"""`llem aggregate ID|results/raw/<id>`: combine the processes of an experiment."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
-from llenergymeasure.cli.summary import print_summary
+from llenergymeasure.cli.options import EXPERIMENT, RESULTS_DIR
 
 
 def aggregate(
-    experiment_dir: Path = typer.Argument(..., help="results/raw/<id>"),
+    experiment: str = EXPERIMENT,
+    results_dir: Path = RESULTS_DIR,
     allow_partial: bool = typer.Option(
         False, "--allow-partial", help="Aggregate the complete processes and say so."
     ),
@@ -23,20 +23,18 @@ def aggregate(
     ),
 ) -> None:
     """Check completeness, overlap and attribution, then write aggregated/<id>.json."""
+    from llenergymeasure.cli.summary import print_summary
     from llenergymeasure.errors import ResultsError
     from llenergymeasure.results.aggregation import aggregate_experiment
-    from llenergymeasure.results.layout import ResultsLayout
+    from llenergymeasure.results.layout import locate_experiment
 
-    experiment_dir = Path(experiment_dir)
+    layout, experiment_id = locate_experiment(experiment, results_dir)
+    experiment_dir = layout.experiment_dir(experiment_id)
     if not experiment_dir.is_dir():
         raise ResultsError(f"{experiment_dir}: no such experiment directory")
-    # Made absolute without following a symlink, which the layout refuses when it
-    # leads out of the results root.
-    absolute = Path(os.path.abspath(experiment_dir))
-    layout = ResultsLayout(absolute.parent.parent)
     result, path = aggregate_experiment(
         layout,
-        absolute.name,
+        experiment_id,
         allow_partial=allow_partial,
         allow_unverified=allow_unverified,
     )

@@ -1,4 +1,4 @@
-"""`llem results compare ID... | --campaign NAME [--csv FILE]`: one row per configuration."""
+"""`llem results compare ID... | --campaign NAME [--csv [--out FILE]]`: a row per configuration."""
 
 from __future__ import annotations
 
@@ -12,68 +12,91 @@ from rich.table import Table
 from rich.text import Text
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.cli.options import CSV, EXPERIMENT_HELP, RESULTS_DIR
 from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
+from llenergymeasure.defaults import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
+from llenergymeasure.results.metrics import METRICS
 
 if TYPE_CHECKING:
-    from llenergymeasure.results.compare import Comparison, ComparisonRow, Interval
-
-# Metric -> column header (unit below); the CSV has every metric of results.compare.METRICS.
-TABLE_METRICS = {
-    "energy_per_output_token_j": "energy\nJ/token",
-    "total_tokens_per_second": "throughput\ntok/s",
-    "tokens_per_joule": "efficiency\ntok/J",
-    "ttft_p50_ms": "TTFT p50\nms",
-    "ttft_p95_ms": "TTFT p95\nms",
-    "itl_p50_ms": "ITL p50\nms",
-    "itl_p95_ms": "ITL p95\nms",
-    "goodput_token_share": "goodput\ntoken share",
-}
+    from llenergymeasure.results.compare import Comparison, ComparisonRow, Interval, SampleSet
+    from llenergymeasure.results.layout import ResultsLayout
 
 
 def compare(
-    experiment_ids: list[str] = typer.Argument(
-        None, help="Experiments to compare; runs of the same config are its cycles."
+    experiments: list[str] = typer.Argument(
+        None,
+        help=f"Experiments to compare; runs of the same config are its cycles. {EXPERIMENT_HELP}",
+        show_default=False,
     ),
     campaign: str | None = typer.Option(
         None, "--campaign", help="Compare the completed experiments of this campaign."
     ),
-    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Results root."),
-    csv: Path | None = typer.Option(None, "--csv", help="Also write the table to this CSV file."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    results_dir: Path = RESULTS_DIR,
+    csv: bool = CSV,
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="CSV file to write; default: <results-dir>/exports/<campaign>_comparison.csv "
+        "(comparison.csv for experiments named one by one).",
+    ),
+    seed: int = typer.Option(BOOTSTRAP_SEED, "--seed", help="Seed of the bootstrap resampling."),
     resamples: int = typer.Option(
-        10_000, "--resamples", min=100, max=1_000_000, help="Bootstrap resamples."
+        BOOTSTRAP_RESAMPLES, "--resamples", min=100, max=1_000_000, help="Bootstrap resamples."
     ),
     force: bool = FORCE,
 ) -> None:
-    """Mean and 95 % bootstrap interval over cycles of each configuration, and ratio to the best."""
+    """Mean and 95 % bootstrap interval over cycles of each configuration, and ratio to the best.
+
+    With --csv, the table is also written as CSV, every metric's mean and interval.
+    """
     from llenergymeasure.errors import ResultsError
-    from llenergymeasure.results.compare import (
-        compare as compare_samples,
-    )
-    from llenergymeasure.results.compare import (
-        load_campaign_samples,
-        load_experiment_samples,
-        write_comparison_csv,
-    )
+    from llenergymeasure.results.compare import compare as compare_samples
+    from llenergymeasure.results.compare import load_campaign_samples, write_comparison_csv
     from llenergymeasure.results.layout import ResultsLayout
 
-    refuse_overwrite(csv, "--csv", force)
-    if bool(experiment_ids) == bool(campaign):
-        raise ResultsError("name experiment ids or --campaign NAME (one of the two)")
-    layout = ResultsLayout(results_dir)
+    if out is not None and not csv:
+        raise ResultsError("--out names the CSV file: add --csv")
+    refuse_overwrite(out, "--out", force)
+    if bool(experiments) == bool(campaign):
+        raise ResultsError("name experiments or --campaign NAME (one of the two)")
     if campaign:
+        layout = ResultsLayout(results_dir)
         samples = load_campaign_samples(layout, campaign)
     else:
-        samples = load_experiment_samples(layout, experiment_ids)
+        layout, samples = _experiment_samples(experiments, results_dir)
     comparison = compare_samples(samples, seed=seed, resamples=resamples)
     console.print(_table(comparison, campaign))
     for note in comparison.notes:
         console.print(f"[yellow]note[/] {escape(note)}", highlight=False, soft_wrap=True)
-    if csv is not None:
-        path = write_comparison_csv(comparison, csv)
+    if csv:
+        name = f"{campaign}_comparison.csv" if campaign else "comparison.csv"
+        path = write_comparison_csv(comparison, out or layout.exports_root / name)
         console.print(
-            f"wrote {path} ({len(comparison.rows)} configurations)", markup=False, highlight=False
+            f"wrote {path} ({len(comparison.rows)} configurations)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
+
+
+def _experiment_samples(
+    experiments: list[str], results_dir: Path
+) -> tuple[ResultsLayout, SampleSet]:
+    """The experiments named by id or directory, which must share one results root."""
+    from llenergymeasure.errors import ResultsError
+    from llenergymeasure.results.compare import load_experiment_samples
+    from llenergymeasure.results.layout import locate_experiment
+
+    if any(name.endswith(".csv") for name in experiments):
+        raise ResultsError("--csv is a flag: name the file with --csv --out FILE")
+    located = [locate_experiment(name, results_dir) for name in experiments]
+    roots = {Path(layout.root).absolute() for layout, _ in located}
+    if len(roots) > 1:
+        raise ResultsError(
+            "compare experiments of one results root: " + ", ".join(map(str, sorted(roots)))
+        )
+    layout = located[0][0]
+    return layout, load_experiment_samples(layout, [experiment_id for _, experiment_id in located])
 
 
 def _table(comparison: Comparison, campaign: str | None) -> Table:
@@ -97,7 +120,8 @@ def _table(comparison: Comparison, campaign: str | None) -> Table:
     table.add_column("cycles", justify="right")
     shown = _shown_metrics(comparison)
     for name in shown:
-        table.add_column(TABLE_METRICS[name], justify="right", overflow="fold")
+        metric = METRICS[name]
+        table.add_column(f"{metric.column}\n{metric.unit}", justify="right", overflow="fold")
     table.add_column("x best", justify="right")
     prefix = f"{campaign}-" if campaign else ""
     for row in comparison.rows:
@@ -109,7 +133,7 @@ def _shown_metrics(comparison: Comparison) -> list[str]:
     """Every table metric, less goodput where no experiment served a load with an SLO."""
     return [
         name
-        for name in TABLE_METRICS
+        for name in METRICS
         if name != "goodput_token_share"
         or any(row.intervals[name].mean is not None for row in comparison.rows)
     ]

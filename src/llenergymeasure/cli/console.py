@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from loguru import logger
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -25,6 +24,8 @@ def enable_logging(verbose: bool = False) -> None:
 
     Tokens are masked in every line (`redaction`).
     """
+    from loguru import logger
+
     logger.remove()
     logger.enable("llenergymeasure")
     level = "DEBUG" if verbose else "INFO"

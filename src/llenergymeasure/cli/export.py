@@ -11,7 +11,6 @@ llem export RESULTS_DIR --parquet       experiments, requests, timeseries: expor
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ import typer
 from rich.markup import escape
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.cli.options import CSV, EXPERIMENT_HELP, RESULTS_DIR
 from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
 
 if TYPE_CHECKING:
@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
 def export(
     target: str = typer.Argument(
-        ..., help="Experiment id, results/raw/<id>, or a results folder (all its experiments)."
+        ...,
+        help=f"{EXPERIMENT_HELP} Or a results folder: all its experiments.",
+        show_default=False,
     ),
-    csv: bool = typer.Option(False, "--csv", help="CSV, one row per aggregated experiment."),
+    csv: bool = CSV,
     per_process: bool = typer.Option(
         False, "--per-process", help="Add process_<i>_* columns to the CSV."
     ),
@@ -46,9 +48,7 @@ def export(
         "--out",
         help="File (CSV) or folder (JSON, parquet) to write; default: <results>/exports/.",
     ),
-    results_dir: Path = typer.Option(
-        Path("results"), "--results-dir", help="Results root to find an experiment id in."
-    ),
+    results_dir: Path = RESULTS_DIR,
     force: bool = FORCE,
 ) -> None:
     """Export results for spreadsheets, pandas, polars or duckdb."""
@@ -83,33 +83,19 @@ def export(
 
 
 def _resolve(target: str, results_dir: Path) -> tuple[ResultsLayout, str | None]:
-    """A raw experiment directory, a results folder, or an id under `results_dir`."""
+    """A results folder (id None), or an experiment by id or directory."""
     from llenergymeasure.errors import ResultsError
-    from llenergymeasure.results.layout import ResultsLayout, manifest_path, validate_experiment_id
+    from llenergymeasure.results.layout import ResultsLayout, locate_experiment, manifest_path
 
     path = Path(target)
-    if path.is_dir() and manifest_path(path).is_file():
-        # Absolute without following a symlink: the layout refuses one leading out.
-        absolute = Path(os.path.abspath(path))
-        return ResultsLayout(absolute.parent.parent), absolute.name
-    if path.is_dir() and ((path / "aggregated").is_dir() or (path / "raw").is_dir()):
-        return ResultsLayout(path), None
-    if path.is_dir() or path.parent != Path("."):
+    if path.is_dir() and not manifest_path(path).is_file():
+        if (path / "aggregated").is_dir() or (path / "raw").is_dir():
+            return ResultsLayout(path), None
         raise ResultsError(
             f"{path}: not an experiment directory (results/raw/<id>, with experiment.json) "
             "nor a results folder (with aggregated/ or raw/)"
         )
-    layout = ResultsLayout(results_dir)
-    experiment_id = validate_experiment_id(target)
-    if not (
-        layout.experiment_dir(experiment_id).is_dir()
-        or layout.aggregated_path(experiment_id).is_file()
-    ):
-        raise ResultsError(
-            f"no experiment {experiment_id} under {results_dir}: "
-            "pass --results-dir, or the path results/raw/<id>"
-        )
-    return layout, experiment_id
+    return locate_experiment(target, results_dir)
 
 
 def _export_folder_csv(layout: ResultsLayout, out: Path | None, per_process: bool) -> None:

@@ -15,19 +15,21 @@ import typer
 from rich.markup import escape
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.cli.options import EXPERIMENT, RESULTS_DIR
 from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
+from llenergymeasure.defaults import BOOTSTRAP_SEED
+from llenergymeasure.results.metrics import METRICS, RANKING_METRIC
 
 app = typer.Typer(
     help="Draw PNG figures of results (needs matplotlib, the extra 'plot' of llenergymeasure).",
     no_args_is_help=True,
 )
-RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Results root.")
 OUT = typer.Option(None, "--out", help="PNG file to write; default: <results>/plots/.")
 
 
 @app.command("power")
 def power(
-    experiment_id: str,
+    experiment: str = EXPERIMENT,
     results_dir: Path = RESULTS_DIR,
     out: Path | None = OUT,
     force: bool = FORCE,
@@ -35,23 +37,23 @@ def power(
     """Power of each GPU over time, the energy window shaded, idle baselines dashed."""
     refuse_overwrite(out, "--out", force)
     from llenergymeasure.errors import IncompleteExperiment, ResultsError
-    from llenergymeasure.results.layout import ResultsLayout
+    from llenergymeasure.results.layout import locate_experiment
     from llenergymeasure.results.plots import plot_power
     from llenergymeasure.results.repository import load_experiment
     from llenergymeasure.results.verification import check_completeness
 
-    layout = ResultsLayout(results_dir)
-    experiment = load_experiment(layout, experiment_id)
+    layout, experiment_id = locate_experiment(experiment, results_dir)
+    found = load_experiment(layout, experiment_id)
     experiment_dir = layout.experiment_dir(experiment_id)
-    if experiment.aggregated is None:
+    if found.aggregated is None:
         raise ResultsError(
             f"{experiment_id} is not aggregated: run llem aggregate {experiment_dir}"
         )
-    completeness = check_completeness(experiment_dir, experiment.manifest)
+    completeness = check_completeness(experiment_dir, found.manifest)
     if not completeness.results:
         raise IncompleteExperiment(f"{experiment_dir}: no complete process result to plot")
     path = plot_power(
-        experiment.aggregated,
+        found.aggregated,
         completeness.results,
         experiment_dir,
         out or layout.root / "plots" / f"{experiment_id}_power.png",
@@ -62,12 +64,7 @@ def power(
 @app.command("campaign")
 def campaign(
     campaign_name: str,
-    metric: str = typer.Option(
-        "energy_per_output_token_j",
-        "--metric",
-        help="energy_per_output_token_j, total_tokens_per_second, tokens_per_joule, "
-        "ttft_p50_ms, ttft_p95_ms, itl_p50_ms, itl_p95_ms or goodput_token_share.",
-    ),
+    metric: str = typer.Option(RANKING_METRIC, "--metric", help=", ".join(METRICS) + "."),
     x: str | None = typer.Option(
         None, "--x", help="Swept parameter on the x axis (dotted path); default: the only one."
     ),
@@ -77,7 +74,7 @@ def campaign(
         help="A second metric for the x axis instead (e.g. ttft_p95_ms): the trade-off curve, "
         "one point per value of --x.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    seed: int = typer.Option(BOOTSTRAP_SEED, "--seed", help="Seed of the bootstrap resampling."),
     results_dir: Path = RESULTS_DIR,
     out: Path | None = OUT,
     force: bool = FORCE,

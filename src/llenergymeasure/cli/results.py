@@ -12,19 +12,19 @@ from rich.text import Text
 
 from llenergymeasure.cli import compare
 from llenergymeasure.cli.console import console
-from llenergymeasure.cli.summary import fmt, print_summary
+from llenergymeasure.cli.options import EXPERIMENT, RESULTS_DIR
 
 if TYPE_CHECKING:
     from llenergymeasure.domain.experiment import ExperimentManifest
 
 app = typer.Typer(help="Browse experiments on disk.", no_args_is_help=True)
-RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Results root.")
 app.command("compare")(compare.compare)
 
 
 @app.command("list")
 def list_(results_dir: Path = RESULTS_DIR) -> None:
     """One line per experiment, newest first."""
+    from llenergymeasure.cli.summary import fmt
     from llenergymeasure.results.layout import ResultsLayout
     from llenergymeasure.results.repository import list_experiments, shown_status
 
@@ -44,13 +44,14 @@ def list_(results_dir: Path = RESULTS_DIR) -> None:
 
 
 @app.command("show")
-def show(experiment_id: str, results_dir: Path = RESULTS_DIR) -> None:
+def show(experiment: str = EXPERIMENT, results_dir: Path = RESULTS_DIR) -> None:
     """The summary of one experiment."""
+    from llenergymeasure.cli.summary import print_summary
     from llenergymeasure.errors import ResultsError
-    from llenergymeasure.results.layout import ResultsLayout
+    from llenergymeasure.results.layout import locate_experiment
     from llenergymeasure.results.repository import load_experiment
 
-    layout = ResultsLayout(results_dir)
+    layout, experiment_id = locate_experiment(experiment, results_dir)
     exp = load_experiment(layout, experiment_id)
     if exp.aggregated is None:
         raise ResultsError(

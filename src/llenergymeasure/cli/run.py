@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-import yaml
 from rich.markup import escape
 
 from llenergymeasure.cli.console import (
@@ -116,6 +115,8 @@ def _run(
 
 
 def _print_plan(config: ExperimentConfig, launch: LaunchOptions) -> None:
+    import yaml
+
     from llenergymeasure.orchestration.launcher import plan_experiment
 
     command = plan_experiment(config, launch)

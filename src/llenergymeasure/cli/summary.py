@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from llenergymeasure.cli.console import console
-from llenergymeasure.domain.energy import EnergyBoundary
-from llenergymeasure.domain.experiment import AggregatedResult
-from llenergymeasure.domain.metrics import ThermalThrottleInfo
+
+if TYPE_CHECKING:
+    from llenergymeasure.domain.energy import EnergyBoundary
+    from llenergymeasure.domain.experiment import AggregatedResult
+    from llenergymeasure.domain.metrics import ThermalThrottleInfo
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
@@ -140,6 +143,8 @@ def _boundary(boundary: EnergyBoundary) -> str:
 def _throttling(info: ThermalThrottleInfo | None) -> str:
     """Seconds `thermal 0.0, power cap 4.2, hw slowdown 0.0`, n/a where not observed."""
     if info is None:
+        from llenergymeasure.domain.metrics import ThermalThrottleInfo
+
         info = ThermalThrottleInfo()
     return (
         f"thermal {fmt(info.thermal_duration_s, digits=1)}, "

@@ -13,6 +13,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from llenergymeasure.defaults import (
+    DEFAULT_SOCKET_TDP_W,
+    DEFAULT_THREADS_PER_SOCKET,
+    GPU_THERMAL_FLOOR_S,
+    RESULTS_DIR,
+)
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # numpy's seed is a 32-bit unsigned integer; torch's and Python's take any of these.
 MAX_SEED = 2**32 - 1
@@ -140,7 +147,8 @@ class EnergyConfig(_Section):
         gt=0,
         le=5_000,
         description="Full-load power of all logical cores the host sees, for the estimate; "
-        "null: from the CPU model's TDP (bundled table) or a per-socket default, the "
+        "null: from the CPU model's TDP (bundled table), else "
+        f"{DEFAULT_SOCKET_TDP_W:g} W per {DEFAULT_THREADS_PER_SOCKET} threads; the "
         "assumption recorded in the result.",
     )
 
@@ -195,7 +203,10 @@ class ThermalFloorConfig(_Section):
         "every second until its range over `stable_for_s` is within `tolerance_c`.",
     )
     seconds: float | None = Field(
-        None, ge=0, le=3_600, description="sleep only; null: 60 s on a GPU, 0 on the CPU."
+        None,
+        ge=0,
+        le=3_600,
+        description=f"sleep only; null: {GPU_THERMAL_FLOOR_S:g} s on a GPU, 0 on the CPU.",
     )
     tolerance_c: float = Field(1.0, gt=0, le=50)
     stable_for_s: float = Field(10.0, gt=0, le=3_600)
@@ -468,7 +479,9 @@ class ExperimentConfig(_Section):
     )
     parallel: ParallelConfig = ParallelConfig()
     measurement: MeasurementConfig = MeasurementConfig()
-    results_dir: Path = Field(Path("results"), strict=False)
+    results_dir: Path = Field(
+        RESULTS_DIR, strict=False, description="Results root: raw/, aggregated/, exports/."
+    )
     seed: int = Field(
         42,
         ge=0,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from llenergymeasure.config.models import ThermalFloorConfig
+from llenergymeasure.defaults import GPU_THERMAL_FLOOR_S
 from llenergymeasure.domain.metrics import MeasurementWarning
 
-GPU_THERMAL_FLOOR_S = 60.0
 POLL_S = 1.0
 
 ProgressFn = Callable[[str, int, int], None]
@@ -57,7 +57,7 @@ def apply_thermal_floor(
         config: the `measurement.thermal_floor` section.
         read_temperatures_c: reads every GPU's temperature in C (None for one that could
             not be read); None where the process has no GPU temperature source.
-        on_gpu: the process runs on a GPU (sets the default sleep: 60 s, else 0).
+        on_gpu: the process runs on a GPU (default sleep: `GPU_THERMAL_FLOOR_S`, else 0).
         progress: called as ``progress("thermal_floor", done_s, total_s)``.
         clock: monotonic seconds.
         sleep: waits the given seconds.

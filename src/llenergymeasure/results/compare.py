@@ -21,66 +21,24 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.defaults import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from llenergymeasure.domain.experiment import AggregatedResult, ExperimentManifest
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.fileio import atomic_write_bytes
 from llenergymeasure.results.campaigns import read_campaign_manifest
 from llenergymeasure.results.exporters import csv_cell
 from llenergymeasure.results.layout import ResultsLayout
+from llenergymeasure.results.metrics import METRICS, RANKING_METRIC
 from llenergymeasure.results.repository import load_experiment
 
 CONFIDENCE = 0.95
-DEFAULT_RESAMPLES = 10_000
-RANKING_METRIC = "energy_per_output_token_j"
 # Warnings that say other work is in an experiment's energy: named in every comparison.
 CONTENTION_CODES = ("host_contention", "gpu_shared", "baseline_host_busy")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A figure of an experiment, how it is labelled and where it is read."""
-
-    label: str
-    unit: str
-    read: Callable[[AggregatedResult], float | None]
-
-
-def _tokens_per_joule(result: AggregatedResult) -> float | None:
-    energy = result.energy_breakdown
-    if energy is None or not energy.raw_j:
-        return None
-    return result.output_tokens / energy.raw_j
-
-
-def _latency(name: str) -> Callable[[AggregatedResult], float | None]:
-    return lambda r: getattr(r.latency, name) if r.latency is not None else None
-
-
-def _goodput_token_share(result: AggregatedResult) -> float | None:
-    """Share of output tokens from requests that met `load.slo`; None without a load SLO."""
-    good = result.load.goodput if result.load is not None else None
-    if good is None or not good.output_tokens:
-        return None
-    return good.good_output_tokens / good.output_tokens
-
-
-METRICS: dict[str, Metric] = {
-    "energy_per_output_token_j": Metric(
-        "energy / output token", "J/token", lambda r: r.energy_per_output_token_j
-    ),
-    "total_tokens_per_second": Metric("throughput", "tok/s", lambda r: r.total_tokens_per_second),
-    "tokens_per_joule": Metric("output tokens / joule", "tok/J", _tokens_per_joule),
-    "ttft_p50_ms": Metric("TTFT p50", "ms", _latency("ttft_p50_ms")),
-    "ttft_p95_ms": Metric("TTFT p95", "ms", _latency("ttft_p95_ms")),
-    "itl_p50_ms": Metric("ITL p50", "ms", _latency("itl_p50_ms")),
-    "itl_p95_ms": Metric("ITL p95", "ms", _latency("itl_p95_ms")),
-    "goodput_token_share": Metric("goodput (share of tokens)", "fraction", _goodput_token_share),
-}
 
 
 @dataclass(frozen=True)
@@ -140,8 +98,8 @@ def bootstrap_mean_ci(
     values: Sequence[float | None],
     *,
     confidence: float = CONFIDENCE,
-    resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> Interval:
     """Mean and percentile-bootstrap interval of the mean (see the module doc)."""
     import numpy as np
@@ -202,7 +160,7 @@ def load_campaign_samples(layout: ResultsLayout, campaign_name: str) -> SampleSe
 
 
 def compare(
-    sample_set: SampleSet, *, seed: int = 0, resamples: int = DEFAULT_RESAMPLES
+    sample_set: SampleSet, *, seed: int = BOOTSTRAP_SEED, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> Comparison:
     """Group the samples by config hash (rows in order of first appearance) and summarise."""
     samples = sample_set.samples

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,6 +59,44 @@ class ResultsLayout:
     def aggregated_path(self, experiment_id: str) -> Path:
         """`aggregated/<id>.json`."""
         return self.aggregated_root / f"{validate_experiment_id(experiment_id)}.json"
+
+
+def locate_experiment(target: str | Path, results_dir: Path) -> tuple[ResultsLayout, str]:
+    """The results root and id of an experiment named by its id or its directory.
+
+    Args:
+        target: an experiment id under `results_dir`, or a path `<root>/raw/<id>`
+            (a directory holding `experiment.json`).
+        results_dir: the results root an id is looked up in.
+
+    Raises:
+        ResultsError: a path that is no experiment directory, an invalid id, or an id
+            with neither a raw directory nor an aggregate under `results_dir`.
+
+    """
+    path = Path(target)
+    if path.is_dir() and manifest_path(path).is_file():
+        # Absolute without following a symlink, which the layout refuses when it leads
+        # out of the results root.
+        absolute = Path(os.path.abspath(path))
+        return ResultsLayout(absolute.parent.parent), absolute.name
+    if path.exists():
+        raise ResultsError(
+            f"{target}: not an experiment directory (results/raw/<id>, with experiment.json)"
+        )
+    if path.parent != Path("."):
+        raise ResultsError(f"{target}: no such experiment directory")
+    layout = ResultsLayout(results_dir)
+    experiment_id = validate_experiment_id(str(target))
+    if not (
+        layout.experiment_dir(experiment_id).is_dir()
+        or layout.aggregated_path(experiment_id).is_file()
+    ):
+        raise ResultsError(
+            f"no experiment {experiment_id} under {results_dir}: "
+            "pass --results-dir, or the path results/raw/<id>"
+        )
+    return layout, experiment_id
 
 
 def manifest_path(experiment_dir: Path) -> Path:

@@ -21,13 +21,8 @@ from typing import TYPE_CHECKING, Any
 from llenergymeasure.domain.experiment import AggregatedResult, RawProcessResult
 from llenergymeasure.errors import LlemError, ResultsError
 from llenergymeasure.fileio import atomic_target
-from llenergymeasure.results.compare import (
-    METRICS,
-    Comparison,
-    ComparisonRow,
-    Interval,
-    device_name,
-)
+from llenergymeasure.results.compare import Comparison, ComparisonRow, Interval, device_name
+from llenergymeasure.results.metrics import METRICS
 from llenergymeasure.results.timeseries import read_sidecar_samples
 
 if TYPE_CHECKING:

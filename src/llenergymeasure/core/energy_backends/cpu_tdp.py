@@ -17,10 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Unknown CPU models: a mid-range server socket, 3.1 W per hardware thread, close to the
-# median of the server parts below (3.07 W per thread).
-DEFAULT_SOCKET_TDP_W = 150.0
-DEFAULT_THREADS_PER_SOCKET = 48
+from llenergymeasure.defaults import DEFAULT_SOCKET_TDP_W, DEFAULT_THREADS_PER_SOCKET
 
 
 @dataclass(frozen=True)
