@@ -44,7 +44,11 @@ def test_importing_the_cli_imports_no_heavy_library() -> None:
     assert found.isdisjoint({*HEAVY, "pydantic"}), sorted(found & {*HEAVY, "pydantic"})
 
 
-@pytest.mark.parametrize("words", [(), ("results",), ("plot",), ("config", "show")], ids=" ".join)
+@pytest.mark.parametrize(
+    "words",
+    [(), ("run",), ("campaign",), ("export",), ("env",), ("results", "show"), ("plot", "power")],
+    ids=lambda words: " ".join(words) or "llem",
+)
 def test_help_imports_no_heavy_library(words: tuple[str, ...]) -> None:
     found = imported_by("-m", "llenergymeasure", *words, "--help")
     assert found.isdisjoint(HEAVY), sorted(found & set(HEAVY))
