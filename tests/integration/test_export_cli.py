@@ -121,7 +121,7 @@ def test_results_folder_csv_includes_an_old_schema_result(
     ("args", "message"),
     [
         (("nope_20260101T000000_0000", "--csv"), "no experiment nope_20260101T000000_0000"),
-        (("missing/raw/dir", "--csv"), "missing/raw/dir: not an experiment directory"),
+        (("missing/raw/dir", "--csv"), "missing/raw/dir: no such experiment directory"),
         (("{id}",), "say what to export"),
         (("{root}", "--timeseries-json"), "need one experiment"),
     ],

@@ -189,11 +189,15 @@ CASES: dict[str, tuple[Case, str]] = {
     ),
     "experiment id with ../": (
         lambda r: ["results", "show", "../../etc", "--results-dir", str(r / "results")],
-        "invalid experiment id '../../etc'",
+        "../../etc: no such experiment directory",
+    ),
+    "experiment id with shell characters": (
+        lambda r: ["results", "show", "x;rm -rf", "--results-dir", str(r / "results")],
+        "invalid experiment id 'x;rm -rf'",
     ),
     "absolute experiment id": (
         lambda r: ["results", "show", "/etc/passwd", "--results-dir", str(r / "results")],
-        "invalid experiment id '/etc/passwd'",
+        "/etc/passwd: not an experiment directory",
     ),
     "symlink out of the results root": (outside_symlink, "points outside"),
     "export through a symlink out": (
