@@ -36,8 +36,8 @@ def compare(
     out: Path | None = typer.Option(
         None,
         "--out",
-        help="CSV file to write; default: <results-dir>/exports/<campaign>_comparison.csv "
-        "(comparison.csv for experiments named one by one).",
+        help="CSV file to write; default: <campaign>_comparison.csv (or comparison.csv) "
+        "under <results-dir>/exports/.",
     ),
     seed: int = typer.Option(BOOTSTRAP_SEED, "--seed", help="Seed of the bootstrap resampling."),
     resamples: int = typer.Option(

@@ -46,7 +46,7 @@ def export(
     out: Path | None = typer.Option(
         None,
         "--out",
-        help="File (CSV) or folder (JSON, parquet) to write; default: <results>/exports/.",
+        help="File (CSV) or folder (JSON, parquet) to write; default: <results-dir>/exports/.",
     ),
     results_dir: Path = RESULTS_DIR,
     force: bool = FORCE,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-FORCE = typer.Option(False, "--force", help="Overwrite the file given with --out or --csv.")
+FORCE = typer.Option(False, "--force", help="Overwrite the file given with --out.")
 
 
 def refuse_overwrite(path: Path | None, option: str, force: bool) -> None:

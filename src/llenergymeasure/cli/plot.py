@@ -24,7 +24,7 @@ app = typer.Typer(
     help="Draw PNG figures of results (needs matplotlib, the extra 'plot' of llenergymeasure).",
     no_args_is_help=True,
 )
-OUT = typer.Option(None, "--out", help="PNG file to write; default: <results>/plots/.")
+OUT = typer.Option(None, "--out", help="PNG file to write; default: <results-dir>/plots/.")
 
 
 @app.command("power")
