@@ -20,6 +20,7 @@ from llenergymeasure.config.models import (
     ThermalFloorConfig,
     TimeseriesConfig,
 )
+from llenergymeasure.results.metrics import METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,3 +81,13 @@ def test_the_thermal_floor_block_of_methodology_shows_the_defaults() -> None:
     (block,) = re.findall(r"```yaml\nmeasurement:\n  thermal_floor:\n(.*?)```", text, re.S)
     shown = yaml.safe_load("thermal_floor:\n" + block)["thermal_floor"]
     assert shown == ThermalFloorConfig().model_dump()
+
+
+def test_the_metrics_the_docs_list_are_the_ones_compared_and_plotted() -> None:
+    campaigns = (REPO / "docs" / "campaigns.md").read_text()
+    table = campaigns.split("| column | metric | unit |")[1].split("\n\n")[0]
+    in_table = [name for name in re.findall(r"`([a-z0-9_]+)`", table) if name in METRICS]
+    assert in_table == list(METRICS), "docs/campaigns.md's metric table"
+    formats = (REPO / "docs" / "formats.md").read_text()
+    (listed,) = re.findall(r"for each of `([^`]+)`", formats)
+    assert re.split(r",\s+", listed) == list(METRICS), "docs/formats.md's comparison CSV"
