@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from llenergymeasure.cli.options import EXPERIMENT, RESULTS_DIR
+from llenergymeasure.cli.summary import print_summary
 
 
 def aggregate(
@@ -23,7 +24,6 @@ def aggregate(
     ),
 ) -> None:
     """Check completeness, overlap and attribution, then write aggregated/<id>.json."""
-    from llenergymeasure.cli.summary import print_summary
     from llenergymeasure.errors import ResultsError
     from llenergymeasure.results.aggregation import aggregate_experiment
     from llenergymeasure.results.layout import locate_experiment

@@ -13,6 +13,7 @@ from rich.text import Text
 from llenergymeasure.cli import compare
 from llenergymeasure.cli.console import console
 from llenergymeasure.cli.options import EXPERIMENT, RESULTS_DIR
+from llenergymeasure.cli.summary import fmt, print_summary
 
 if TYPE_CHECKING:
     from llenergymeasure.domain.experiment import ExperimentManifest
@@ -24,7 +25,6 @@ app.command("compare")(compare.compare)
 @app.command("list")
 def list_(results_dir: Path = RESULTS_DIR) -> None:
     """One line per experiment, newest first."""
-    from llenergymeasure.cli.summary import fmt
     from llenergymeasure.results.layout import ResultsLayout
     from llenergymeasure.results.repository import list_experiments, shown_status
 
@@ -46,7 +46,6 @@ def list_(results_dir: Path = RESULTS_DIR) -> None:
 @app.command("show")
 def show(experiment: str = EXPERIMENT, results_dir: Path = RESULTS_DIR) -> None:
     """The summary of one experiment."""
-    from llenergymeasure.cli.summary import print_summary
     from llenergymeasure.errors import ResultsError
     from llenergymeasure.results.layout import locate_experiment
     from llenergymeasure.results.repository import load_experiment
