@@ -81,3 +81,31 @@ def test_a_path_that_is_no_experiment_is_refused(tmp_path: Path, words: str) -> 
     code, _, stderr = run_llem_here(*args)
     assert code == 2
     assert f"error: {not_one}: not an experiment directory" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--campaign", "grid", "--out", "t.csv"], "--out names the CSV file: add --csv"),
+        (["x_1", "--csv", "sweep.csv"], "--csv is a flag: name the file with --csv --out FILE"),
+    ],
+    ids=["--out without --csv", "--csv given a file"],
+)
+def test_compare_says_how_csv_is_used(tmp_path: Path, args: list[str], message: str) -> None:
+    code, _, stderr = run_llem_here("results", "compare", *args, "--results-dir", tmp_path)
+    assert (code, stderr.strip()) == (2, f"error: {message}")
+    assert not (tmp_path / "exports").exists() and not Path("t.csv").exists()
+
+
+def test_compare_refuses_experiments_of_two_results_roots(tmp_path: Path) -> None:
+    for root in ("a", "b"):
+        experiment_dir = tmp_path / root / "raw" / "x_1"
+        experiment_dir.mkdir(parents=True)
+        (experiment_dir / "experiment.json").write_text("{}")
+    code, _, stderr = run_llem_here(
+        "results", "compare", tmp_path / "a" / "raw" / "x_1", tmp_path / "b" / "raw" / "x_1"
+    )
+    assert code == 2
+    assert stderr.strip() == (
+        f"error: compare experiments of one results root: {tmp_path / 'a'}, {tmp_path / 'b'}"
+    )
