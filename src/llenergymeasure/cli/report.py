@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from llenergymeasure.cli.console import console
+from llenergymeasure.cli.options import EXPERIMENT_HELP, RESULTS_DIR
 from llenergymeasure.cli.outputs import FORCE, refuse_overwrite
 
 
@@ -21,13 +22,13 @@ def report(
     experiment: str | None = typer.Argument(
         None,
         metavar="ID_OR_PATH",
-        help="Experiment id, or its directory results/raw/<id>.",
+        help=EXPERIMENT_HELP,
         show_default=False,
     ),
     campaign: str | None = typer.Option(
         None, "--campaign", help="Report on this campaign instead of one experiment."
     ),
-    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Results root."),
+    results_dir: Path = RESULTS_DIR,
     out: Path | None = typer.Option(
         None, "--out", help="HTML file to write; default: beside the experiment or campaign."
     ),

@@ -33,7 +33,7 @@ def test_every_results_dir_option_is_one_option_with_the_configs_default() -> No
     found = options_named("--results-dir")
     expected = {
         "aggregate", "export", "results compare", "results list", "results show",
-        "results prune", "plot power", "plot campaign",
+        "results prune", "plot power", "plot campaign", "report",
     }  # fmt: skip
     assert expected <= set(found), sorted(found)
     config_default = ExperimentConfig.model_fields["results_dir"].default
@@ -60,7 +60,8 @@ def experiment_commands() -> list[str]:
 
 def test_the_commands_that_take_an_experiment_say_id_or_path() -> None:
     found = set(experiment_commands())
-    assert {"aggregate", "export", "results show", "results compare", "plot power"} <= found
+    expected = {"aggregate", "export", "results show", "results compare", "plot power", "report"}
+    assert expected <= found
 
 
 @pytest.mark.parametrize("words", ["aggregate", "results show", "plot power"])
