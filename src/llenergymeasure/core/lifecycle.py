@@ -19,17 +19,17 @@ from llenergymeasure.core.assembly import assemble_result
 from llenergymeasure.core.baseline import Baselines, measure_baselines
 from llenergymeasure.core.device import on_gpu
 from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
-from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource, open_gpu_sample_source
+from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource
 from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel, Workload
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.live_telemetry import TelemetryFn, live_telemetry
-from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.thermal_floor import ThermalFloorOutcome, apply_thermal_floor
 from llenergymeasure.core.warmup import warmup_until_converged
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
 from llenergymeasure.domain.deployment import ParallelPlacement
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.domain.metrics import MeasurementWarning, WarmupResult
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.prompts import Prompt
 
 ProgressFn = Callable[[str, int, int], None]
@@ -76,16 +76,16 @@ def run_measured(
 ) -> MeasuredRun:
     """The measured lifecycle of one process over `prompts` (its shard)."""
     started_at = datetime.now(timezone.utc)
-    environment = collect_environment(engine.cuda_ordinals)
     sources = select_energy_backends(config.measurement.energy, engine.cuda_ordinals)
     gpu_source = None
     try:
+        environment = collect_environment(engine.cuda_ordinals, sources.gpus)
         baselines = measure_idle_baselines(sources, config, ctx)
         loaded = load_model(engine, ctx)
         workload = engine.prepare(prompts, prompt_budget(loaded, config))
         seed_everything(config.seed)
         warmup = warm_up(engine, workload, config, ctx)
-        gpu_source = open_gpu_sample_source(engine.cuda_ordinals)
+        gpu_source = sources.gpu_sample_source()
         floor = apply_thermal_floor(
             config.measurement.thermal_floor,
             _temperature_reader(gpu_source),

@@ -1,0 +1,150 @@
+"""The sampler in a child process, so that its ticks never wait for this process's GIL.
+
+At 10 ms a sampler thread takes the GIL a hundred times a second, each time the
+inference loop waits (docs/performance.md). Here the same schedule
+(`PowerThermalSampler.run_until`) runs in a child forked when the sampler is created,
+before the window opens, so the fork is not in the window. Forking (not spawning) lets
+the child read the sources exactly as they are in this process: the opened NVML
+devices, the simulated NVML of the tests, and `psutil` for this process's pid. Its
+timestamps are `time.monotonic`, CLOCK_MONOTONIC, which on Linux is one clock for every
+process, so they compare with the window's edges.
+
+The child samples only between `start()` and `stop()` and returns every sample at
+`stop()` through a pipe. Nothing waits without a bound: a child that does not answer in
+time is killed and its samples are lost, which `errors` says (the result's
+`sampler_errors`). The child exits when this process dies (its end of the pipe closes,
+or its parent changes) and, being a daemon, when this process exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import time
+from multiprocessing.connection import Connection
+
+from loguru import logger
+
+from llenergymeasure.core.power_thermal import PowerThermalSampler, SampleSource
+from llenergymeasure.domain.samples import PowerThermalSample
+
+# Bounds on every wait for the child (seconds): its start, a first tick, the last tick
+# plus the transfer of the samples (about 50 ms per 10,000 samples), its exit.
+READY_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 30.0
+EXIT_TIMEOUT_S = 2.0
+ERROR_KEY = "sampler process"
+_FIELDS = tuple(f.name for f in dataclasses.fields(PowerThermalSample))
+
+
+def can_fork() -> bool:
+    """True where a sampling process can be forked (not on Windows)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+class ProcessSampler:
+    """Samples `sources` every `interval_ms` in a forked child between `start` and `stop`.
+
+    Attributes:
+        errors: failed readings by source (as `PowerThermalSampler.errors`), and
+            `ERROR_KEY` where the child itself failed.
+        cpu_s: CPU seconds the child spent sampling over the last window.
+        pid: the child's process id.
+
+    Raises:
+        OSError: the child could not be started, or did not answer in time.
+
+    """
+
+    def __init__(self, sources: list[SampleSource], interval_ms: int) -> None:
+        self.errors: dict[str, str] = {}
+        self.cpu_s = 0.0
+        context = multiprocessing.get_context("fork")
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(
+            target=_sample_in_child,
+            args=(child_conn, self._conn, sources, interval_ms, os.getpid()),
+            name="llem-sampler",
+            daemon=True,
+        )
+        self._process.start()
+        child_conn.close()
+        if not self._conn.poll(READY_TIMEOUT_S):
+            self._end_child()
+            raise OSError(f"the sampling process did not start within {READY_TIMEOUT_S:g} s")
+        self._conn.recv()
+        self.pid = self._process.pid
+
+    def start(self) -> None:
+        """Take the first sample now (before this returns), then one per interval."""
+        if self._ask("start", START_TIMEOUT_S) is None:
+            self._end_child()
+
+    def stop(self) -> list[PowerThermalSample]:
+        """Take a last sample, end the child and return every sample (none if it failed)."""
+        reply = self._ask("stop", STOP_TIMEOUT_S)
+        self._end_child()
+        if reply is None:
+            return []
+        rows, errors, self.cpu_s = reply
+        for source, error in errors.items():
+            logger.warning(f"sampler: {source} failed: {error}")
+        self.errors.update(errors)
+        return [PowerThermalSample(*row) for row in rows]
+
+    def _ask(self, command: str, timeout_s: float) -> object | None:
+        """The child's answer to `command`; None (and an error recorded) without one."""
+        if ERROR_KEY in self.errors:
+            return None
+        try:
+            self._conn.send(command)
+            if self._conn.poll(timeout_s):
+                return self._conn.recv()
+            problem = f"no answer to {command!r} within {timeout_s:g} s"
+        except (OSError, EOFError) as e:
+            problem = f"it ended before {command!r} ({type(e).__name__})"
+        self.errors[ERROR_KEY] = f"the sampling process failed: {problem}; its samples are lost"
+        logger.warning(f"sampler: {self.errors[ERROR_KEY]}")
+        return None
+
+    def _end_child(self) -> None:
+        self._process.join(EXIT_TIMEOUT_S)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(EXIT_TIMEOUT_S)
+        self._conn.close()
+
+
+def _sample_in_child(
+    conn: Connection,
+    parent_end: Connection,
+    sources: list[SampleSource],
+    interval_ms: int,
+    parent_pid: int,
+) -> None:
+    """The child: wait for `start`, sample until `stop`, send the samples, exit."""
+    parent_end.close()  # so that this end sees EOF when the parent dies
+    # A thread of the parent may have held a log handler's lock at the fork: never log.
+    logger.disable("llenergymeasure")
+    sampler = PowerThermalSampler(sources, interval_ms)
+    conn.send("ready")
+
+    def stop_requested(delay_s: float) -> bool:
+        return conn.poll(delay_s) or os.getppid() != parent_pid
+
+    try:
+        if conn.recv() != "start":
+            return
+        cpu_start_s = time.process_time()
+        sampler.begin()
+        conn.send("started")
+        sampler.run_until(stop_requested)
+        if os.getppid() != parent_pid or conn.recv() != "stop":
+            return
+        samples = sampler.finish()
+        rows = [tuple(getattr(s, name) for name in _FIELDS) for s in samples]
+        conn.send((rows, sampler.errors, time.process_time() - cpu_start_s))
+    except (EOFError, OSError):
+        return
