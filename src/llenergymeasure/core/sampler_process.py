@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 import time
 from multiprocessing.connection import Connection
 
@@ -128,6 +129,11 @@ def _sample_in_child(
     parent_end.close()  # so that this end sees EOF when the parent dies
     # A thread of the parent may have held a log handler's lock at the fork: never log.
     logger.disable("llenergymeasure")
+    # Stop signals are the parent's to handle (it ends this child as it unwinds); the
+    # parent's handlers and its wake-up fd (the second-signal watcher) are not inherited.
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sampler = PowerThermalSampler(sources, interval_ms)
     conn.send("ready")
 
