@@ -82,7 +82,7 @@ clean:
 
 # Benchmarks, not tests: each prints a table whose last line is the headline figure and
 # writes its full numbers under results/bench/. Run them on an otherwise idle machine.
-bench: bench-sampler bench-aggregate-scale bench-overhead bench-vs-codecarbon
+bench: bench-sampler bench-aggregate-scale bench-overhead bench-vs-codecarbon bench-cli-startup
 
 bench-sampler: $(STAMP)
 	$(BIN)/python bench/sampler.py
@@ -92,6 +92,9 @@ bench-overhead: $(STAMP)
 
 bench-aggregate-scale: $(STAMP)
 	$(BIN)/python bench/aggregate_scale.py
+
+bench-cli-startup: $(STAMP)
+	$(BIN)/python bench/cli_startup.py
 
 bench-vs-codecarbon: $(STAMP)
 	$(BIN)/python -c "import codecarbon" 2>/dev/null || $(BIN)/pip install -q -e ".[bench]"

@@ -86,9 +86,12 @@ class ProcessSampler:
     def stop(self) -> list[PowerThermalSample]:
         """Take a last sample, end the child and return every sample (none if it failed)."""
         reply = self._ask("stop", STOP_TIMEOUT_S)
-        self._end_child()
         if reply is None:
+            self._end_child()
             return []
+        # It exits on its own once it has answered; its teardown (unmapping the memory it
+        # shares with this process, tens of ms for a loaded model) need not be waited for.
+        self._conn.close()
         rows, errors, self.cpu_s = reply
         for source, error in errors.items():
             logger.warning(f"sampler: {source} failed: {error}")
@@ -111,6 +114,7 @@ class ProcessSampler:
         return None
 
     def _end_child(self) -> None:
+        """End a child that failed: wait a bounded time, then kill it."""
         self._process.join(EXIT_TIMEOUT_S)
         if self._process.is_alive():
             self._process.kill()
