@@ -43,7 +43,8 @@ class Measurement:
     CPU), `above_idle_j` the same less the idle baseline (None without a baseline).
     `busy_s` runs to the end of the body, `duration_s` to the energy stop (later where a
     `barrier` waited for other processes). `measurement_cpu_s` is the CPU time the
-    sampler's and backends' own threads spent over the window (the measurement's overhead).
+    sampling process and the backends' own threads spent over the window (the
+    measurement's overhead).
     """
 
     name: str | None = None
