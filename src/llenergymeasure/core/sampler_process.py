@@ -70,12 +70,18 @@ class ProcessSampler:
             name="llem-sampler",
             daemon=True,
         )
-        self._process.start()
+        try:
+            self._process.start()
+        except AssertionError as e:  # multiprocessing's refusal inside a daemonic process
+            raise OSError(f"the sampling process cannot start here: {e}") from e
         child_conn.close()
-        if not self._conn.poll(READY_TIMEOUT_S):
+        try:
+            ready = self._conn.poll(READY_TIMEOUT_S) and self._conn.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             self._end_child()
             raise OSError(f"the sampling process did not start within {READY_TIMEOUT_S:g} s")
-        self._conn.recv()
         self.pid = self._process.pid
 
     def start(self) -> None:
