@@ -32,6 +32,18 @@ class SampleSource(Protocol):
         """Return the samples of this tick (one per device)."""
         ...
 
+    def handover(self) -> object:
+        """What reading changed in this source, picklable.
+
+        The sampling process reads a copy of each source and hands this to the
+        original at the end (`take_over`).
+        """
+        ...
+
+    def take_over(self, state: object) -> None:
+        """Adopt the `handover` of a copy of this source."""
+        ...
+
 
 class CpuSampleSource:
     """Host CPU utilisation and this process's resident memory.
@@ -47,6 +59,12 @@ class CpuSampleSource:
         self._process = psutil.Process()
         self._total_mb = psutil.virtual_memory().total / 2**20
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval
+
+    def handover(self) -> None:
+        """Reading the host changes nothing to hand over."""
+
+    def take_over(self, state: object) -> None:
+        """Nothing to adopt (see `handover`)."""
 
     def read(self, t_s: float) -> list[PowerThermalSample]:
         """Utilisation since the previous read, and the RSS now."""

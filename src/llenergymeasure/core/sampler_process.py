@@ -10,7 +10,9 @@ timestamps are `time.monotonic`, CLOCK_MONOTONIC, which on Linux is one clock fo
 process, so they compare with the window's edges.
 
 The child samples only between `start()` and `stop()` and returns every sample at
-`stop()` through a pipe. Nothing waits without a bound: a child that does not answer in
+`stop()` through a pipe, with what its copies of the sources changed (a GPU whose power
+reading switched to the 1 s average: `SampleSource.handover`), which the originals
+adopt. Nothing waits without a bound: a child that does not answer in
 time is killed and its samples are lost, which `errors` says (the result's
 `sampler_errors`). The child exits when this process dies (its end of the pipe closes,
 or its parent changes) and, being a daemon, when this process exits.
@@ -60,6 +62,7 @@ class ProcessSampler:
     """
 
     def __init__(self, sources: list[SampleSource], interval_ms: int) -> None:
+        self.sources = sources
         self.errors: dict[str, str] = {}
         self.cpu_s = 0.0
         context = multiprocessing.get_context("fork")
@@ -98,7 +101,9 @@ class ProcessSampler:
         # It exits on its own once it has answered; its teardown (unmapping the memory it
         # shares with this process, tens of ms for a loaded model) need not be waited for.
         self._conn.close()
-        rows, errors, self.cpu_s = reply
+        rows, errors, handovers, self.cpu_s = reply
+        for source, state in zip(self.sources, handovers, strict=True):
+            source.take_over(state)
         for source, error in errors.items():
             logger.warning(f"sampler: {source} failed: {error}")
         self.errors.update(errors)
@@ -161,6 +166,7 @@ def _sample_in_child(
             return
         samples = sampler.finish()
         rows = [tuple(getattr(s, name) for name in _FIELDS) for s in samples]
-        conn.send((rows, sampler.errors, time.process_time() - cpu_start_s))
+        handovers = [source.handover() for source in sources]
+        conn.send((rows, sampler.errors, handovers, time.process_time() - cpu_start_s))
     except (EOFError, OSError):
         return

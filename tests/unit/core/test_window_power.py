@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import pynvml
 import pytest
 
 import llenergymeasure as llem
@@ -118,3 +119,19 @@ def test_the_sampling_process_reads_the_devices_on_the_windows_clock(
     assert result.start_mono_s + result.window_s <= times[-1] <= after_s
     (reading,) = result.readings
     assert reading.total_j == pytest.approx(100.0 * result.window_s, rel=1e-6)
+
+
+def test_a_power_reading_switch_in_the_sampling_process_reaches_the_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The child reads its own copy of the device; the switch it makes is handed back."""
+    fake = install(monkeypatch, FakeNvml([SimGpu(A, power_w=Steps.constant(200.0))]))
+    devices = open_cuda_devices([0], visible=A)
+    fake.fail_field(pynvml.NVML_FI_DEV_POWER_INSTANT, pynvml.NVML_ERROR_NOT_SUPPORTED)
+    window = MeasurementWindow([NvmlBackend(devices)], [NvmlSampleSource(devices)], 20)
+    result = window.run(lambda: time.sleep(0.2))
+    (reading,) = result.readings
+    (switch,) = reading.devices[0].power_reading_switches
+    assert "NOT_SUPPORTED" in switch and devices[0].power_field_switches == [switch]
+    assert devices[0].power_field == "nvmlDeviceGetPowerUsage (1 s average)"
+    assert all(s.power_w is not None for s in result.samples if s.device_index == 0)

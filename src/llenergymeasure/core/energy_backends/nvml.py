@@ -62,6 +62,16 @@ class NvmlSampleSource:
         """One sample per device, stamped `t_s`."""
         return [self._sample(device, t_s) for device in self.devices]
 
+    def handover(self) -> dict[str, list[str]]:
+        """What reading these devices changed: each device's power-reading switches."""
+        return {d.uuid: list(d.power_field_switches) for d in self.devices}
+
+    def take_over(self, state: object) -> None:
+        """Adopt what a copy of this source changed while sampling in another process."""
+        if isinstance(state, dict):
+            for device in self.devices:
+                device.adopt_switches(state.get(device.uuid, []))
+
     def temperatures_c(self) -> dict[str, float | None]:
         """Each device's temperature by UUID (None where it could not be read)."""
         return {d.uuid: self._guarded(d, "temperature_c") for d in self.devices}
@@ -145,17 +155,21 @@ class NvmlBackend(EnergyBackend):
     def complete(
         self, reading: EnergyMeasurement, power_integrals_j: Mapping[int, float | None]
     ) -> EnergyMeasurement:
-        """Without a counter: each device's energy is the window's integral of its power.
+        """The reading once the window's sampler has stopped.
 
-        `power_integrals_j` is keyed by NVML index (the physical GPU's, as the samples
-        are); a device the window has no integral for stays null.
+        Each device's power-reading switches as they are now (the sampler's reads,
+        taken over from the sampling process, count too); without a counter, each
+        device's energy is the window's integral of its power. `power_integrals_j` is
+        keyed by NVML index (the physical GPU's, as the samples are); a device the window
+        has no integral for stays null.
         """
-        if self.method == "nvml_counter":
-            return reading
-        devices = [
-            entry.model_copy(update={"energy_j": power_integrals_j.get(d.nvml_index)})
-            for d, entry in zip(self.devices, reading.devices, strict=True)
-        ]
+        devices = []
+        for device, entry in zip(self.devices, reading.devices, strict=True):
+            switches = list(device.power_field_switches)
+            update: dict[str, object] = {"power_reading_switches": switches}
+            if self.method == "nvml_power_integral":
+                update["energy_j"] = power_integrals_j.get(device.nvml_index)
+            devices.append(entry.model_copy(update=update))
         return reading.model_copy(update={"devices": devices})
 
     def idle_power(self, duration_s: float) -> list[IdlePower] | None:
