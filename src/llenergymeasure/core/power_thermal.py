@@ -129,6 +129,10 @@ class PowerThermalSampler:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def samples_since(self, count: int) -> list[PowerThermalSample]:
+        """The samples after the first `count` (while sampling, or of the last window)."""
+        return self.samples[count:]
+
     def begin(self) -> None:
         """Forget earlier samples and take the first one now (the schedule's origin)."""
         self.samples = []

@@ -24,6 +24,7 @@ import dataclasses
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from multiprocessing.connection import Connection
 
@@ -65,6 +66,9 @@ class ProcessSampler:
         self.sources = sources
         self.errors: dict[str, str] = {}
         self.cpu_s = 0.0
+        self._started = False
+        self._samples: list[PowerThermalSample] | None = None  # once stopped
+        self._lock = threading.Lock()  # live telemetry asks from its own thread
         context = multiprocessing.get_context("fork")
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
@@ -89,14 +93,29 @@ class ProcessSampler:
 
     def start(self) -> None:
         """Take the first sample now (before this returns), then one per interval."""
+        self._started = True
         if self._ask("start", START_TIMEOUT_S) is None:
             self._end_child()
+
+    def samples_since(self, count: int) -> list[PowerThermalSample]:
+        """The samples after the first `count`: asked of the child while it samples.
+
+        None before `start`; after `stop`, those it returned. A child that does not
+        answer within `START_TIMEOUT_S` has failed (as in `stop`).
+        """
+        if self._samples is not None:
+            return self._samples[count:]
+        if not self._started:
+            return []
+        rows = self._ask(("since", count), START_TIMEOUT_S)
+        return [PowerThermalSample(*row) for row in rows] if isinstance(rows, list) else []
 
     def stop(self) -> list[PowerThermalSample]:
         """Take a last sample, end the child and return every sample (none if it failed)."""
         reply = self._ask("stop", STOP_TIMEOUT_S)
         if reply is None:
             self._end_child()
+            self._samples = []
             return []
         # It exits on its own once it has answered; its teardown (unmapping the memory it
         # shares with this process, tens of ms for a loaded model) need not be waited for.
@@ -107,20 +126,22 @@ class ProcessSampler:
         for source, error in errors.items():
             logger.warning(f"sampler: {source} failed: {error}")
         self.errors.update(errors)
-        return [PowerThermalSample(*row) for row in rows]
+        self._samples = [PowerThermalSample(*row) for row in rows]
+        return self._samples
 
-    def _ask(self, command: str, timeout_s: float) -> object | None:
+    def _ask(self, command: object, timeout_s: float) -> object | None:
         """The child's answer to `command`; None (and an error recorded) without one."""
-        if ERROR_KEY in self.errors:
-            return None
-        try:
-            self._conn.send(command)
-            if self._conn.poll(timeout_s):
-                return self._conn.recv()
-            problem = f"no answer to {command!r} within {timeout_s:g} s"
-        except (OSError, EOFError) as e:
-            problem = f"it ended before {command!r} ({type(e).__name__})"
-        self.errors[ERROR_KEY] = f"the sampling process failed: {problem}; its samples are lost"
+        with self._lock:
+            if ERROR_KEY in self.errors:
+                return None
+            try:
+                self._conn.send(command)
+                if self._conn.poll(timeout_s):
+                    return self._conn.recv()
+                problem = f"no answer to {command!r} within {timeout_s:g} s"
+            except (OSError, EOFError) as e:
+                problem = f"it ended before {command!r} ({type(e).__name__})"
+            self.errors[ERROR_KEY] = f"the sampling process failed: {problem}; samples lost"
         logger.warning(f"sampler: {self.errors[ERROR_KEY]}")
         return None
 
@@ -153,7 +174,15 @@ def _sample_in_child(
     conn.send("ready")
 
     def stop_requested(delay_s: float) -> bool:
-        return conn.poll(delay_s) or os.getppid() != parent_pid
+        """Wait `delay_s`, answering requests for samples meanwhile; True on `stop`."""
+        deadline_s = time.monotonic() + delay_s
+        while conn.poll(max(0.0, deadline_s - time.monotonic())):
+            message = conn.recv()
+            if message == "stop":
+                return True
+            _, count = message  # ("since", count)
+            conn.send(_rows(sampler.samples[count:]))
+        return os.getppid() != parent_pid
 
     try:
         if conn.recv() != "start":
@@ -162,11 +191,15 @@ def _sample_in_child(
         sampler.begin()
         conn.send("started")
         sampler.run_until(stop_requested)
-        if os.getppid() != parent_pid or conn.recv() != "stop":
+        if os.getppid() != parent_pid:
             return
-        samples = sampler.finish()
-        rows = [tuple(getattr(s, name) for name in _FIELDS) for s in samples]
+        rows = _rows(sampler.finish())
         handovers = [source.handover() for source in sources]
         conn.send((rows, sampler.errors, handovers, time.process_time() - cpu_start_s))
     except (EOFError, OSError):
         return
+
+
+def _rows(samples: list[PowerThermalSample]) -> list[tuple]:
+    """Samples as plain tuples, quicker through the pipe than the dataclasses."""
+    return [tuple(getattr(s, name) for name in _FIELDS) for s in samples]

@@ -139,7 +139,7 @@ class MeasurementWindow:
         Live telemetry (`core/live_telemetry.py`) reads this about once a second while the
         body runs; the samples already read are not copied again.
         """
-        return self.sampler.samples[count:]
+        return self.sampler.samples_since(count)
 
     def abandon(self) -> None:
         """Stop the sampler and the energy backends of a window whose body failed."""
