@@ -1,6 +1,7 @@
 """The measured lifecycle, written once for every engine (docs/design.md section 1).
 
-environment -> idle baseline per component (before the model is loaded) -> load ->
+environment -> idle baseline per component (before the model is loaded) -> the window
+created, its sampling process forked while this process is still small -> load ->
 encode -> warmup until converged -> thermal floor -> barrier -> the measurement window
 (`core/window.py`: sampler + energy start, the engine runs this process's prompts,
 sync, wait for every process, energy + sampler stop) -> the result (`core/assembly.py`).
