@@ -26,7 +26,6 @@ from pathlib import Path
 
 import orjson
 
-from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.timeseries import write_timeseries_parquet
 from llenergymeasure.domain.experiment import ExperimentManifest, RawProcessResult, RequestRecord
 from llenergymeasure.domain.metrics import (
@@ -35,6 +34,7 @@ from llenergymeasure.domain.metrics import (
     EnergyMeasurement,
     LatencySamples,
 )
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.results.layout import (
     ResultsLayout,
     manifest_path,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,10 @@ import orjson
 from llenergymeasure.config.models import BaselineConfig, WarmupConfig
 from llenergymeasure.core.baseline import measure_baselines
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import nvml_available
+from llenergymeasure.core.energy_backends.nvml_device import nvml_available, open_cuda_devices
 from llenergymeasure.core.environment import collect_environment
-from llenergymeasure.core.power_thermal import PowerThermalSampler, power_integral_j
 from llenergymeasure.core.warmup import create_warmup_inference_fn, warmup_until_converged
+from llenergymeasure.core.window import MeasurementWindow
 
 SAMPLER_SETTINGS_MS = (None, 100, 10, None)  # None: sampler off
 
@@ -89,38 +88,37 @@ def measured_run(
     backend: NvmlBackend,
     interval_ms: int | None,
 ) -> dict[str, Any]:
-    """One window: sync, [sampler], counter start, generate, sync, counter stop."""
+    """One `MeasurementWindow` around `generate`, its sampling process reading the GPU.
+
+    Sampler off: the window's sampling process runs with no source.
+    """
     import torch
 
-    sampler = None
-    if interval_ms is not None:
-        sampler = PowerThermalSampler([NvmlSampleSource(backend.devices)], interval_ms)
-    torch.cuda.synchronize()
-    if sampler is not None:
-        sampler.start()
-    start_s = time.monotonic()
-    backend.start()
-    with torch.inference_mode():
-        model.generate(
-            **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
-        )
-    torch.cuda.synchronize()
-    measured = backend.stop()
-    samples = sampler.stop() if sampler is not None else []
+    sources = [] if interval_ms is None else [NvmlSampleSource(backend.devices)]
+    window = MeasurementWindow([backend], sources, interval_ms or 1000, torch.cuda.synchronize)
+
+    def generate() -> None:
+        with torch.inference_mode():
+            model.generate(
+                **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False
+            )
+
+    result = window.run(generate)
+    (measured,) = result.readings
     tokens = new_tokens * inputs["input_ids"].shape[0]
     counter_j = measured.total_j
-    integral_j = power_integral_j(samples, start_s, start_s + measured.duration_s)
+    integral_j = result.power_integral_j
     return {
         "sampler_interval_ms": interval_ms,
-        "duration_s": measured.duration_s,
+        "duration_s": result.window_s,
         "output_tokens": tokens,
-        "tokens_per_s": tokens / measured.duration_s,
+        "tokens_per_s": tokens / result.busy_s,
         "counter_j": counter_j,
         "power_integral_j": integral_j,
         "integral_over_counter": integral_j / counter_j if integral_j and counter_j else None,
         "j_per_token": counter_j / tokens if counter_j is not None else None,
-        "samples": len(samples),
-        "sampler_errors": dict(sampler.errors) if sampler is not None else {},
+        "samples": len(result.samples),
+        "sampler_errors": result.sampler_errors,
     }
 
 
@@ -165,8 +163,9 @@ def main() -> None:
     require_gpu()
     import torch
 
-    environment = collect_environment([0])
-    backend = NvmlBackend.for_cuda_devices([0])
+    gpus = open_cuda_devices([0])
+    environment = collect_environment([0], gpus)
+    backend = NvmlBackend(gpus)
     baselines = measure_baselines([backend], BaselineConfig(duration_s=args.baseline_s))
     baseline = baselines.of("gpu")
     model = build_model(args.layers)

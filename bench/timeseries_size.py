@@ -16,8 +16,8 @@ import random
 import tempfile
 from pathlib import Path
 
-from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.timeseries import write_timeseries_parquet
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.results.timeseries import (
     export_timeseries,
     load_timeseries,

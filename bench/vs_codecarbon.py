@@ -16,7 +16,7 @@ import logging
 import statistics
 import time
 
-from overhead import Arm, Workload, parse_workload_args, report, run_abba
+from overhead import Arm, Workload, interval, parse_workload_args, report, run_abba
 
 
 def codecarbon_runner(work: Workload):
@@ -27,7 +27,7 @@ def codecarbon_runner(work: Workload):
         raise SystemExit("codecarbon is not installed: .venv/bin/pip install codecarbon") from None
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
-    def run() -> tuple[float, int, None]:
+    def run() -> tuple[float, float, int, None]:
         tracker = OfflineEmissionsTracker(
             country_iso_code="USA",
             measure_power_secs=1,
@@ -36,9 +36,10 @@ def codecarbon_runner(work: Workload):
         )
         start = time.perf_counter()
         tracker.start()
-        _, tokens, _ = work.bare()
+        _, _, tokens, _ = work.bare()
         tracker.stop()
-        return time.perf_counter() - start, tokens, None
+        wall_s = time.perf_counter() - start
+        return wall_s, wall_s, tokens, None
 
     return run
 
@@ -53,7 +54,8 @@ def main() -> None:
     }
     rounds, bare_tps = run_abba(arms, runners, work.bare, args.max_minutes)
     report(args, arms, rounds, bare_tps)
-    cc, llem = arms["codecarbon"].interval(), arms["llem@100ms"].interval()
+    # Whole calls: CodeCarbon's start and stop are in its timing, so llem's open and close are.
+    cc, llem = (interval(arms[name].call_ratios) for name in ("codecarbon", "llem@100ms"))
     print(
         f"headline: tracked/bare throughput: codecarbon {cc[0]:.4f} [{cc[1]:.4f}, {cc[2]:.4f}], "
         f"llem {llem[0]:.4f} [{llem[1]:.4f}, {llem[2]:.4f}]; llem measurement CPU "

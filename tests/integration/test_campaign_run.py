@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.timeseries import write_timeseries_parquet
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.orchestration.launcher import free_port
 
 from llem_testing import run_llem, scrape_metrics, tiny_config_dict, write_yaml

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from headless_chromium import LoadedPage, find_or_install_chromium, load_page
-from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.timeseries import write_timeseries_parquet
+from llenergymeasure.domain.samples import PowerThermalSample
 
 from llem_testing import REPO, run_llem, tiny_config_dict, write_yaml
 

@@ -19,20 +19,15 @@ from llenergymeasure.config.models import BaselineConfig, EnergyConfig, Measurem
 from llenergymeasure.core.baseline import Baselines, measure_baselines
 from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
-from llenergymeasure.core.energy_backends.nvml import open_gpu_sample_source
 from llenergymeasure.core.measurement_warnings import (
     collect_measurement_warnings,
     host_contention_warning,
 )
-from llenergymeasure.core.power_thermal import (
-    PowerThermalSample,
-    SampleSource,
-    power_integral_j,
-    power_readings_per_device,
-)
+from llenergymeasure.core.power_integral import power_readings_per_device
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.metrics import EnergyBreakdown, EnergyMeasurement, MeasurementWarning
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.errors import ConfigError
 
 EnergyChoice = Literal["auto", "nvml", "rapl", "estimate", "none"]
@@ -48,7 +43,8 @@ class Measurement:
     CPU), `above_idle_j` the same less the idle baseline (None without a baseline).
     `busy_s` runs to the end of the body, `duration_s` to the energy stop (later where a
     `barrier` waited for other processes). `measurement_cpu_s` is the CPU time the
-    sampler's and backends' own threads spent over the window (the measurement's overhead).
+    sampling process and the backends' own threads spent over the window (the
+    measurement's overhead).
     """
 
     name: str | None = None
@@ -106,10 +102,6 @@ class _Devices:
         """A fresh set of energy backends for one window."""
         return select_energy_backends(self.config.energy, self.cuda_ordinals)
 
-    def sample_sources(self) -> list[SampleSource]:
-        """The sampler's sources: the host, and the GPUs where NVML reads them."""
-        return window_sample_sources(open_gpu_sample_source(self.cuda_ordinals))
-
     def baselines(self, sources: EnergySources) -> Baselines:
         """The idle baseline, measured (or read from llem's cache) once, before any window."""
         if self._baselines is None:
@@ -131,7 +123,7 @@ class _OpenWindow:
         self.baselines = devices.baselines(self.sources)
         self.window = MeasurementWindow(
             self.sources.backends,
-            devices.sample_sources(),
+            window_sample_sources(self.sources.gpu_sample_source()),
             devices.config.energy.sample_interval_ms,
             devices.synchronize,
         )
@@ -154,7 +146,7 @@ class _OpenWindow:
 
     def _quality_warnings(self, result: WindowResult[None]) -> list[MeasurementWarning]:
         """The warnings `llem run` gives a process: estimate, short window, few samples..."""
-        samples, start_s = result.samples, result.start_mono_s
+        samples = result.samples
         warnings = collect_measurement_warnings(
             duration_s=result.window_s,
             power_readings=power_readings_per_device(samples),
@@ -163,7 +155,7 @@ class _OpenWindow:
             sampler_errors=result.sampler_errors,
             has_gpu=bool(self.devices.cuda_ordinals),
             samples=samples,
-            power_integral_j=power_integral_j(samples, start_s, start_s + result.window_s),
+            power_integral_j=result.power_integral_j,
         )
         cpu_time = result.cpu_time
         contention = host_contention_warning(cpu_time.process_cpu_s, cpu_time.host_busy_cpu_s)

@@ -21,7 +21,7 @@ from llenergymeasure.api.measurement import Devices, EnergyChoice, Measurement, 
 from llenergymeasure.config.loader import validate_config
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.host import host_identity
-from llenergymeasure.core.power_thermal import power_readings_per_device
+from llenergymeasure.core.power_integral import power_readings_per_device
 from llenergymeasure.defaults import RESULTS_DIR
 from llenergymeasure.domain.energy import BOUNDARY_COMPONENTS, headline_boundary, weakest_method
 from llenergymeasure.domain.experiment import AggregatedResult, RawProcessResult

@@ -26,11 +26,7 @@ from llenergymeasure.core.measurement_warnings import (
     collect_measurement_warnings,
     host_contention_warning,
 )
-from llenergymeasure.core.power_thermal import (
-    CPU_DEVICE_INDEX,
-    power_integral_j,
-    power_readings_per_device,
-)
+from llenergymeasure.core.power_integral import power_readings_per_device
 from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.core.window import WindowResult
 from llenergymeasure.domain.energy import (
@@ -49,6 +45,7 @@ from llenergymeasure.domain.metrics import (
     MeasurementWarning,
     WarmupResult,
 )
+from llenergymeasure.domain.samples import CPU_DEVICE_INDEX
 
 if TYPE_CHECKING:
     from llenergymeasure.core.lifecycle import RunContext
@@ -95,9 +92,7 @@ def assemble_result(
         has_gpu=gpu,
         samples=window.samples,
         gpus=environment.gpus,
-        power_integral_j=power_integral_j(
-            window.samples, window.start_mono_s, window.start_mono_s + window.window_s
-        ),
+        power_integral_j=window.power_integral_j,
     )
     # Several workers on one host are each other's "others": their check belongs to
     # the aggregate, over the sum of their CPU time.

@@ -14,6 +14,7 @@ import psutil
 from loguru import logger
 
 from llenergymeasure.core.energy_backends.nvml_device import (
+    NvmlDevice,
     driver_versions,
     nvml_available,
     open_cuda_devices,
@@ -25,12 +26,16 @@ from llenergymeasure.errors import DeviceError
 _PACKAGES = ("torch", "transformers", "accelerate", "llenergymeasure")
 
 
-def collect_environment(cuda_ordinals: Sequence[int] | None = None) -> EnvironmentMetadata:
+def collect_environment(
+    cuda_ordinals: Sequence[int] | None = None, gpus: Sequence[NvmlDevice] | None = None
+) -> EnvironmentMetadata:
     """Everything a reader needs to know about where the numbers came from.
 
     Args:
         cuda_ordinals: the CUDA devices (`cuda:N`) this process uses, described through
             NVML as they are at the start; None: every GPU visible to the process.
+        gpus: those devices already opened by the run (`EnergySources.gpus`), described
+            without opening them again; None: open them here.
 
     """
     versions = {name: _package_version(name) for name in _PACKAGES}
@@ -39,12 +44,12 @@ def collect_environment(cuda_ordinals: Sequence[int] | None = None) -> Environme
     governor = _read_text(Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"))
     in_container = _in_container()
     cuda_available, cuda_version = _cuda()
-    gpus, driver_version, cuda_driver_version = _gpus(cuda_ordinals)
+    gpu_infos, driver_version, cuda_driver_version = _gpus(cuda_ordinals, gpus)
     summary = (
         f"{socket.gethostname()}: {cpu_model or 'unknown CPU'} x{cpu_count}"
         f", governor {governor or 'n/a'}"
         f"{', container' if in_container else ''}"
-        f"{_gpu_summary(gpus, driver_version)}"
+        f"{_gpu_summary(gpu_infos, driver_version)}"
         f", CUDA {cuda_version if cuda_available else 'unavailable'}"
         f", torch {versions['torch']}, transformers {versions['transformers']}"
     )
@@ -61,7 +66,7 @@ def collect_environment(cuda_ordinals: Sequence[int] | None = None) -> Environme
         cuda_version=cuda_version,
         driver_version=driver_version,
         cuda_driver_version=cuda_driver_version,
-        gpus=gpus,
+        gpus=gpu_infos,
         torch_version=versions["torch"],
         transformers_version=versions["transformers"],
         accelerate_version=versions["accelerate"],
@@ -108,16 +113,21 @@ def _cuda() -> tuple[bool, str | None]:
 
 
 def _gpus(
-    cuda_ordinals: Sequence[int] | None,
+    cuda_ordinals: Sequence[int] | None, opened: Sequence[NvmlDevice] | None
 ) -> tuple[list[GpuInfo], str | None, str | None]:
     """The process's GPUs, the driver version and its CUDA version; empty without NVML."""
-    if (cuda_ordinals is not None and not cuda_ordinals) or not nvml_available():
+    if opened is not None:
+        devices = list(opened)
+    elif (cuda_ordinals is not None and not cuda_ordinals) or not nvml_available():
         return [], None, None
-    try:
-        ordinals = visible_cuda_ordinals() if cuda_ordinals is None else cuda_ordinals
-        devices = open_cuda_devices(ordinals)
-    except DeviceError as e:
-        logger.warning(f"environment: GPUs not described: {e}")
+    else:
+        try:
+            ordinals = visible_cuda_ordinals() if cuda_ordinals is None else cuda_ordinals
+            devices = open_cuda_devices(ordinals)
+        except DeviceError as e:
+            logger.warning(f"environment: GPUs not described: {e}")
+            return [], None, None
+    if not devices:
         return [], None, None
     driver_version, cuda_driver_version = driver_versions()
     return [d.info() for d in devices], driver_version, cuda_driver_version

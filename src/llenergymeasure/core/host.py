@@ -98,8 +98,8 @@ class CpuTimeFigures:
 class CpuTimeWindow:
     """Records this process's CPU time against the host's busy CPU time between start and stop.
 
-    The process's time is user + system of all its threads (the measurement threads
-    included); child processes are not counted as its own. The host's is
+    The process's time is user + system of all its threads (the backends' threads
+    included); child processes (the sampling process) are not counted as its own. The host's is
     `host_busy_cpu_s`: in a container that is the whole machine's kernel view.
     """
 

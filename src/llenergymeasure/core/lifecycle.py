@@ -1,6 +1,7 @@
 """The measured lifecycle, written once for every engine (docs/design.md section 1).
 
-environment -> idle baseline per component (before the model is loaded) -> load ->
+environment -> idle baseline per component (before the model is loaded) -> the window
+created, its sampling process forked while this process is still small -> load ->
 encode -> warmup until converged -> thermal floor -> barrier -> the measurement window
 (`core/window.py`: sampler + energy start, the engine runs this process's prompts,
 sync, wait for every process, energy + sampler stop) -> the result (`core/assembly.py`).
@@ -19,17 +20,17 @@ from llenergymeasure.core.assembly import assemble_result
 from llenergymeasure.core.baseline import Baselines, measure_baselines
 from llenergymeasure.core.device import on_gpu
 from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
-from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource, open_gpu_sample_source
+from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource
 from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel, Workload
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.live_telemetry import TelemetryFn, live_telemetry
-from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.thermal_floor import ThermalFloorOutcome, apply_thermal_floor
 from llenergymeasure.core.warmup import warmup_until_converged
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
 from llenergymeasure.domain.deployment import ParallelPlacement
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.domain.metrics import MeasurementWarning, WarmupResult
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.prompts import Prompt
 
 ProgressFn = Callable[[str, int, int], None]
@@ -76,16 +77,17 @@ def run_measured(
 ) -> MeasuredRun:
     """The measured lifecycle of one process over `prompts` (its shard)."""
     started_at = datetime.now(timezone.utc)
-    environment = collect_environment(engine.cuda_ordinals)
     sources = select_energy_backends(config.measurement.energy, engine.cuda_ordinals)
     gpu_source = None
     try:
+        environment = collect_environment(engine.cuda_ordinals, sources.gpus)
         baselines = measure_idle_baselines(sources, config, ctx)
+        gpu_source = sources.gpu_sample_source()
+        measurement_window = open_window(engine, sources, gpu_source, config)
         loaded = load_model(engine, ctx)
         workload = engine.prepare(prompts, prompt_budget(loaded, config))
         seed_everything(config.seed)
         warmup = warm_up(engine, workload, config, ctx)
-        gpu_source = open_gpu_sample_source(engine.cuda_ordinals)
         floor = apply_thermal_floor(
             config.measurement.thermal_floor,
             _temperature_reader(gpu_source),
@@ -96,7 +98,7 @@ def run_measured(
         warmup = record_window_start(warmup, floor, gpu_source)
         # Again, so that the window's sampling does not depend on how long warmup ran.
         seed_everything(config.seed)
-        window = measure_window(engine, workload, sources, gpu_source, config, ctx)
+        window = measure_window(engine, workload, measurement_window, ctx)
     finally:
         try:
             sources.close()
@@ -199,26 +201,35 @@ def record_window_start(
     )
 
 
-def measure_window(
+def open_window(
     engine: Engine,
-    workload: Workload,
     sources: EnergySources,
     gpu_source: NvmlSampleSource | None,
     config: ExperimentConfig,
-    ctx: RunContext,
-) -> WindowResult[EngineOutput]:
-    """The energy window: this process's workload, then the wait for the others."""
-    window = MeasurementWindow(
+) -> MeasurementWindow:
+    """The window, created before the model loads: its sampling process is forked now.
+
+    Forked from a process without the model, the child shares little memory with it, so
+    the pages the inference writes are not copied on write during the window (a child
+    forked with the model loaded costs a few thousand page faults per window).
+    """
+    return MeasurementWindow(
         sources.backends,
         window_sample_sources(gpu_source),
         config.measurement.energy.sample_interval_ms,
         engine.synchronize,
     )
+
+
+def measure_window(
+    engine: Engine, workload: Workload, window: MeasurementWindow, ctx: RunContext
+) -> WindowResult[EngineOutput]:
+    """The energy window: this process's workload, then the wait for the others."""
     total = workload.expected_requests or len(workload.prompts)
     ctx.report("inference", 0, total)
     # A tensor-parallel group's tokens are its rank 0's: its other ranks report energy only.
     counts_tokens = ctx.placement is None or ctx.placement.counts_requests
-    with live_telemetry(window, ctx.telemetry, sources.backends) as live:
+    with live_telemetry(window, ctx.telemetry, window.backends) as live:
 
         def requests_done(done: int, output_tokens: int | None = None) -> None:
             ctx.report("inference", done, total)

@@ -29,8 +29,8 @@ from loguru import logger
 
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
-from llenergymeasure.core.power_thermal import CPU_DEVICE_INDEX, PowerThermalSample
 from llenergymeasure.core.window import MeasurementWindow
+from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 
 TELEMETRY_INTERVAL_S = 1.0
 ENERGY_METHOD = "power_integral"

@@ -6,9 +6,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from llenergymeasure.core.host import CpuTimeFigures
-from llenergymeasure.core.power_thermal import CPU_DEVICE_INDEX, PowerThermalSample
 from llenergymeasure.domain.environment import GpuInfo
 from llenergymeasure.domain.metrics import EnergyMeasurement, MeasurementWarning
+from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 
 SHORT_MEASUREMENT_S = 10.0
 LOW_SAMPLE_COUNT = 10

@@ -1,4 +1,4 @@
-"""A background thread that samples power, temperature, memory and utilisation.
+"""The sampler's schedule and sources: power, temperature, memory and utilisation.
 
 Each source returns `PowerThermalSample`s stamped with `time.monotonic()`, the clock
 the latency hook uses too. A source that fails yields no sample for that tick plus one
@@ -8,34 +8,15 @@ stops the run.
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from itertools import pairwise
+from collections.abc import Callable
 from typing import Protocol
 
 import psutil
 from loguru import logger
 
-CPU_DEVICE_INDEX = -1
-
-
-@dataclass(frozen=True, slots=True)
-class PowerThermalSample:
-    """One reading of one device. GPU fields are None on the CPU row (index -1)."""
-
-    t_s: float
-    device_index: int
-    power_w: float | None = None
-    temperature_c: float | None = None
-    memory_used_mb: float | None = None
-    memory_total_mb: float | None = None
-    sm_utilisation_pct: float | None = None
-    throttle_reasons: int | None = None
-    cpu_util_pct: float | None = None
+from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 
 
 class SampleSource(Protocol):
@@ -49,6 +30,18 @@ class SampleSource(Protocol):
 
     def read(self, t_s: float) -> list[PowerThermalSample]:
         """Return the samples of this tick (one per device)."""
+        ...
+
+    def handover(self) -> object:
+        """What reading changed in this source, picklable.
+
+        The sampling process reads a copy of each source and hands this to the
+        original at the end (`take_over`).
+        """
+        ...
+
+    def take_over(self, state: object) -> None:
+        """Adopt the `handover` of a copy of this source."""
         ...
 
 
@@ -67,6 +60,12 @@ class CpuSampleSource:
         self._total_mb = psutil.virtual_memory().total / 2**20
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval
 
+    def handover(self) -> None:
+        """Reading the host changes nothing to hand over."""
+
+    def take_over(self, state: object) -> None:
+        """Nothing to adopt (see `handover`)."""
+
     def read(self, t_s: float) -> list[PowerThermalSample]:
         """Utilisation since the previous read, and the RSS now."""
         return [
@@ -81,10 +80,13 @@ class CpuSampleSource:
 
 
 class PowerThermalSampler:
-    """Samples every source at a fixed period until stopped.
+    """Samples every source at a fixed period until stopped, in a thread of this process.
 
     Ticks are scheduled on absolute times (start + k x interval), so a slow read does
-    not shift the following ones; a tick that is already late is taken at once.
+    not shift the following ones; a tick that is already late is taken at once. The
+    same schedule runs in the sampling process (`core/sampler_process.py`), where the
+    ticks take no time from this process's GIL; the thread is for clocks a child cannot
+    share (a test's manual clock) and for machines where that process cannot start.
     """
 
     def __init__(
@@ -98,7 +100,8 @@ class PowerThermalSampler:
         self.samples: list[PowerThermalSample] = []
         self.errors: dict[str, str] = {}
         self.thread_native_id: int | None = None
-        self.thread_cpu_s = 0.0
+        # CPU seconds of the sampling itself over the last window (its overhead).
+        self.cpu_s = 0.0
         self._clock = clock
         self._start_s = 0.0
         self._stop = threading.Event()
@@ -106,10 +109,8 @@ class PowerThermalSampler:
 
     def start(self) -> None:
         """Take the first sample now, then one per interval in a daemon thread."""
-        self.samples = []
+        self.begin()
         self._stop.clear()
-        self._start_s = self._clock()
-        self._tick()
         self._thread = threading.Thread(target=self._run, name="llem-sampler", daemon=True)
         self._thread.start()
 
@@ -119,10 +120,7 @@ class PowerThermalSampler:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._tick()
-        for source in self.sources:
-            self.errors.update(source.errors)
-        return self.samples
+        return self.finish()
 
     def __enter__(self) -> PowerThermalSampler:
         self.start()
@@ -131,17 +129,38 @@ class PowerThermalSampler:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def samples_since(self, count: int) -> list[PowerThermalSample]:
+        """The samples after the first `count` (while sampling, or of the last window)."""
+        return self.samples[count:]
+
+    def begin(self) -> None:
+        """Forget earlier samples and take the first one now (the schedule's origin)."""
+        self.samples = []
+        self._start_s = self._clock()
+        self._tick()
+
+    def run_until(self, stop_requested: Callable[[float], bool]) -> None:
+        """Tick on schedule until `stop_requested(delay_s)`, a wait of at most delay_s, is True."""
+        tick = 1
+        while not stop_requested(self._delay_s(tick)):
+            self._tick()
+            tick += 1
+
+    def finish(self) -> list[PowerThermalSample]:
+        """Take the last sample and return them all; source errors join `errors`."""
+        self._tick()
+        for source in self.sources:
+            self.errors.update(source.errors)
+        return self.samples
+
     def _run(self) -> None:
         self.thread_native_id = threading.get_native_id()
         cpu_start_s = time.thread_time()
-        tick = 1
         try:
-            while not self._stop.wait(self._delay_s(tick)):
-                self._tick()
-                tick += 1
+            self.run_until(self._stop.wait)
         finally:
             # The sampler's own cost, read on its own thread's CPU clock.
-            self.thread_cpu_s = time.thread_time() - cpu_start_s
+            self.cpu_s = time.thread_time() - cpu_start_s
 
     def _delay_s(self, tick: int) -> float:
         return max(0.0, self._start_s + tick * self.interval_s - self._clock())
@@ -155,66 +174,3 @@ class PowerThermalSampler:
                 if source.name not in self.errors:
                     logger.warning(f"sampler: {source.name} read failed, samples skipped: {exc}")
                 self.errors[source.name] = str(exc)
-
-
-def power_readings_per_device(samples: Sequence[PowerThermalSample]) -> dict[int, int]:
-    """Power readings per device (not sampler ticks): what an integral or cross-check rests on.
-
-    CPU rows carry no power (it comes from the energy backend) and are not counted.
-    """
-    counts: dict[int, int] = defaultdict(int)
-    for s in samples:
-        if s.device_index != CPU_DEVICE_INDEX and s.power_w is not None:
-            counts[s.device_index] += 1
-    return dict(counts)
-
-
-def power_integral_j(
-    samples: Sequence[PowerThermalSample],
-    start_s: float | None = None,
-    end_s: float | None = None,
-) -> float | None:
-    """Trapezoidal integral of sampled device power, summed over devices, in joules.
-
-    Each device's series is clipped to [start_s, end_s] (default: its own first and last
-    sample) with the power interpolated linearly at the bounds. CPU rows carry no power
-    and are skipped. None when no device, or a device, has fewer than two readings.
-    """
-    by_device: dict[int, list[tuple[float, float]]] = defaultdict(list)
-    for s in samples:
-        if s.device_index != CPU_DEVICE_INDEX and s.power_w is not None:
-            by_device[s.device_index].append((s.t_s, s.power_w))
-    if not by_device:
-        return None
-    total_j = 0.0
-    for points in by_device.values():
-        energy_j = _trapezoid_j(sorted(points), start_s, end_s)
-        if energy_j is None:
-            return None
-        total_j += energy_j
-    return total_j
-
-
-def _trapezoid_j(
-    points: list[tuple[float, float]], start_s: float | None, end_s: float | None
-) -> float | None:
-    if len(points) < 2:
-        return None
-    lo = points[0][0] if start_s is None else start_s
-    hi = points[-1][0] if end_s is None else end_s
-    if hi <= lo:
-        return 0.0
-    inside = [(t, p) for t, p in points if lo < t < hi]
-    series = [(lo, _power_at(points, lo)), *inside, (hi, _power_at(points, hi))]
-    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairwise(series))
-
-
-def _power_at(points: list[tuple[float, float]], t_s: float) -> float:
-    """Linear between neighbouring readings; the nearest reading outside the series."""
-    if t_s <= points[0][0]:
-        return points[0][1]
-    if t_s >= points[-1][0]:
-        return points[-1][1]
-    i = bisect.bisect_right([t for t, _ in points], t_s)
-    (t0, p0), (t1, p1) = points[i - 1], points[i]
-    return p0 + (p1 - p0) * (t_s - t0) / (t1 - t0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from llenergymeasure.core.power_thermal import CPU_DEVICE_INDEX, PowerThermalSample
 from llenergymeasure.domain.metrics import (
     HW_POWER_BRAKE,
     HW_SLOWDOWN,
@@ -14,6 +13,7 @@ from llenergymeasure.domain.metrics import (
     THROTTLE_MASK,
     ThermalThrottleInfo,
 )
+from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 
 
 def throttle_info_from_samples(

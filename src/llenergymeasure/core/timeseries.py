@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from llenergymeasure.core.power_thermal import PowerThermalSample
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.fileio import atomic_target
 
 TIMESERIES_SCHEMA = pa.schema(

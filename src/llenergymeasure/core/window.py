@@ -1,9 +1,16 @@
 """The measurement window: one sampler and the energy backends around a body of work.
 
 ```
-synchronise -> sampler start -> energy start -> body -> synchronise -> (busy end)
--> wait for every process -> energy stop -> sampler stop
+(sampler created) -> synchronise -> sampler start -> energy start -> body -> synchronise
+-> (busy end) -> wait for every process -> energy stop -> sampler stop -> power integral
 ```
+
+The sampler runs in a child process (`core/sampler_process.py`), created with the window
+so that its start-up is outside it; in a thread of this process where a child cannot
+share the window's clock or cannot be started (then with a `sampler_errors` entry). The
+window integrates its own GPU power samples once, over its own edges
+(`power_integrals_j`): that integral is the energy of a GPU without an energy counter
+(`EnergyBackend.complete`) and the cross-check of one with a counter.
 
 The energy window stays open until every process of the experiment has finished its
 body (`wait_for_all`, a barrier): a GPU whose shard ended early is idle but powered until
@@ -16,20 +23,21 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+from loguru import logger
 
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
-from llenergymeasure.core.power_thermal import (
-    CpuSampleSource,
-    PowerThermalSample,
-    PowerThermalSampler,
-    SampleSource,
-)
+from llenergymeasure.core.power_integral import power_integrals_j, total_integral_j
+from llenergymeasure.core.power_thermal import CpuSampleSource, PowerThermalSampler, SampleSource
+from llenergymeasure.core.sampler_process import ERROR_KEY, ProcessSampler, can_fork
 from llenergymeasure.domain.metrics import EnergyMeasurement
+from llenergymeasure.domain.samples import PowerThermalSample
 
 T = TypeVar("T")
+Sampling = Literal["process", "thread"]
 
 
 def window_sample_sources(gpu_source: SampleSource | None) -> list[SampleSource]:
@@ -44,6 +52,8 @@ class WindowResult(Generic[T]):
     `busy_s` runs from the energy start to the end of the body (this process's work),
     `window_s` from the energy start to the energy stop (the experiment's common window);
     `cpu_time` is this process's CPU time against the host's over the energy window.
+    `gpu_power_integrals_j` is the integral of each GPU's sampled power over the energy
+    window, by NVML index (empty without GPU samples).
     """
 
     value: T
@@ -56,6 +66,12 @@ class WindowResult(Generic[T]):
     window_s: float
     cpu_time: CpuTimeFigures
     measurement_cpu_s: float = 0.0
+    gpu_power_integrals_j: dict[int, float | None] = field(default_factory=dict)
+
+    @property
+    def power_integral_j(self) -> float | None:
+        """The integral of sampled GPU power summed over GPUs; None where one has a gap."""
+        return total_integral_j(self.gpu_power_integrals_j)
 
     @property
     def busy_end_unix_s(self) -> float:
@@ -72,7 +88,9 @@ class MeasurementWindow:
     """Measures energy and samples devices around a body of work.
 
     `run(body)` for a call; `begin()` and `end(value)` where the body is not a call (the
-    public API's context manager and named windows).
+    public API's context manager and named windows). `sampling` is `process` (the
+    sampler in a child, the default) or `thread` (in this process: needed where `clock`
+    is not `time.monotonic`, which a child cannot share).
     """
 
     def __init__(
@@ -82,9 +100,12 @@ class MeasurementWindow:
         interval_ms: int,
         synchronize: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        sampling: Sampling = "process",
     ) -> None:
+        if sampling == "process" and clock is not time.monotonic:
+            raise ValueError("a sampling process shares time.monotonic only: use threads")
         self.backends = list(backends)
-        self.sampler = PowerThermalSampler(sources, interval_ms, clock=clock)
+        self.sampler = _open_sampler(sources, interval_ms, clock, sampling)
         self.cpu_time = CpuTimeWindow()
         self.synchronize = synchronize
         self.start_unix_s = 0.0
@@ -118,7 +139,7 @@ class MeasurementWindow:
         Live telemetry (`core/live_telemetry.py`) reads this about once a second while the
         body runs; the samples already read are not copied again.
         """
-        return self.sampler.samples[count:]
+        return self.sampler.samples_since(count)
 
     def abandon(self) -> None:
         """Stop the sampler and the energy backends of a window whose body failed."""
@@ -137,9 +158,12 @@ class MeasurementWindow:
         cpu_time = self.cpu_time.stop()
         window_s = self._clock() - self._start_mono_s
         samples = self.sampler.stop()
+        integrals_j = power_integrals_j(samples, self._start_mono_s, self._start_mono_s + window_s)
         return WindowResult(
             value=value,
-            readings=readings,
+            readings=[
+                b.complete(r, integrals_j) for b, r in zip(self.backends, readings, strict=True)
+            ],
             samples=samples,
             sampler_errors=dict(self.sampler.errors),
             start_mono_s=self._start_mono_s,
@@ -147,6 +171,25 @@ class MeasurementWindow:
             busy_s=busy_s,
             window_s=window_s,
             cpu_time=cpu_time,
-            measurement_cpu_s=self.sampler.thread_cpu_s
+            measurement_cpu_s=self.sampler.cpu_s
             + sum(backend.thread_cpu_s for backend in self.backends),
+            gpu_power_integrals_j=integrals_j,
         )
+
+
+def _open_sampler(
+    sources: list[SampleSource], interval_ms: int, clock: Callable[[], float], sampling: Sampling
+) -> ProcessSampler | PowerThermalSampler:
+    """The sampling process; a thread where asked for, or where the process cannot start."""
+    if sampling == "thread":
+        return PowerThermalSampler(sources, interval_ms, clock=clock)
+    problem = "this platform cannot fork"
+    if can_fork():
+        try:
+            return ProcessSampler(sources, interval_ms)
+        except OSError as e:
+            problem = str(e)
+    logger.warning(f"sampler: no sampling process ({problem}); sampling in a thread instead")
+    thread = PowerThermalSampler(sources, interval_ms, clock=clock)
+    thread.errors[ERROR_KEY] = f"sampled in a thread of the worker instead: {problem}"
+    return thread

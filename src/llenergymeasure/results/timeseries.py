@@ -46,7 +46,7 @@ T_DIGITS, POWER_DIGITS, MEMORY_DIGITS, TEMPERATURE_DIGITS, SM_DIGITS = 3, 3, 1, 
 
 
 class TimeseriesSample(Protocol):
-    """One reading of one device; `core.power_thermal.PowerThermalSample` is one."""
+    """One reading of one device; `domain.samples.PowerThermalSample` is one."""
 
     @property
     def t_s(self) -> float:

@@ -54,6 +54,21 @@ def test_auto_on_a_gpu_measures_the_gpu_and_the_host(monkeypatch: pytest.MonkeyP
     assert gpu.interval_ms == 50 and sources.gpu_problem is None
 
 
+def test_a_source_that_reads_no_gpu_still_opens_the_gpus_for_the_sampler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install(monkeypatch, FakeNvml([SimGpu("GPU-a"), SimGpu("GPU-b")]))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    sources = select_energy_backends(EnergyConfig(backend="estimate"), [0])
+    (host,) = sources.backends
+    assert isinstance(host, CpuEstimateBackend)
+    assert [d.uuid for d in sources.gpus] == ["GPU-b"]
+    assert sources.gpu_sample_source() is not None
+    assert sources.gpu_problem == "measurement.energy.backend is estimate, which reads no GPU"
+    none = select_energy_backends(EnergyConfig(backend="none"), [0])
+    assert none.backends == [] and none.gpu_problem is None and len(none.gpus) == 1
+
+
 def test_auto_on_cpu_never_asks_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = install(monkeypatch, FakeNvml([SimGpu("GPU-a")]))
     (backend,) = select_energy_backends(EnergyConfig(backend="auto"), []).backends

@@ -15,7 +15,8 @@ from llenergymeasure.core.live_telemetry import (
     Telemetry,
     cpu_estimate_full_load_w,
 )
-from llenergymeasure.core.power_thermal import CpuSampleSource, power_integral_j
+from llenergymeasure.core.power_integral import power_integrals_j, total_integral_j
+from llenergymeasure.core.power_thermal import CpuSampleSource
 from llenergymeasure.core.window import MeasurementWindow
 
 A = "GPU-aaaaaaaa-0000"
@@ -67,7 +68,7 @@ def test_power_per_device_and_energy_the_integral_of_the_window_samples(
     assert all(d.power_w is None for d in closed.values())
     for index, name in ((0, "gpu0"), (1, "gpu1")):
         samples = [s for s in result.samples if s.device_index == index]
-        assert closed[name].energy_j == pytest.approx(power_integral_j(samples))
+        assert closed[name].energy_j == pytest.approx(total_integral_j(power_integrals_j(samples)))
         assert closed[name].energy_method == "power_integral"
     assert closed["gpu0"].energy_j == pytest.approx(300.0 * result.window_s, rel=0.2)
 

@@ -11,8 +11,9 @@ from llenergymeasure.core.measurement_warnings import (
     collect_measurement_warnings,
     host_contention_warning,
 )
-from llenergymeasure.core.power_thermal import PowerThermalSample, power_integral_j
+from llenergymeasure.core.power_integral import power_integrals_j, total_integral_j
 from llenergymeasure.domain.environment import GpuInfo
+from llenergymeasure.domain.samples import PowerThermalSample
 
 A = "GPU-aaaaaaaa-0000"
 
@@ -81,7 +82,7 @@ def sampled_window(
         clock.now_s = k / 10
         samples.extend(source.read(clock.now_s))
     measured = backend.stop()
-    return measured, power_integral_j(samples, 0.0, 3.0)
+    return measured, total_integral_j(power_integrals_j(samples, 0.0, 3.0))
 
 
 def test_counter_and_instant_power_integral_agree(monkeypatch: pytest.MonkeyPatch) -> None:

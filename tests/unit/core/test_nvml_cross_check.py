@@ -14,7 +14,7 @@ from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, gh200, h100, instal
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
 from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
-from llenergymeasure.core.power_thermal import power_integral_j
+from llenergymeasure.core.power_integral import power_integrals_j, total_integral_j
 from llenergymeasure.domain.metrics import EnergyMeasurement
 
 A = "GPU-aaaaaaaa-0000"
@@ -41,7 +41,7 @@ def measured_window(
         clock.now_s = k * interval_s
         samples.extend(source.read(clock.now_s))
     measured = backend.stop()
-    return fake, measured, power_integral_j(samples, 0.0, WINDOW_S)
+    return fake, measured, total_integral_j(power_integrals_j(samples, 0.0, WINDOW_S))
 
 
 def cross_check_codes(measured: EnergyMeasurement, integral_j: float | None) -> list[str]:

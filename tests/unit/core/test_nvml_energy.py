@@ -8,9 +8,10 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, SimMig, Steps, install
-from llenergymeasure.core.energy_backends.nvml import NvmlBackend
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
 from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
+from llenergymeasure.core.window import MeasurementWindow
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 MIG = "MIG-cccccccc-2222"
@@ -97,16 +98,17 @@ def test_mig_instance_reports_its_parent_energy_flagged(
 def test_without_a_counter_energy_is_the_integral_of_instant_power(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Runs the real sampler thread against the fake on the real clock."""
+    """The window's sampling process reads the fake on the real clock; the window integrates."""
     gpu = SimGpu(A, power_w=Steps([(0.0, 100.0), (0.6, 300.0)]), has_energy_counter=False)
     fake = install(monkeypatch, FakeNvml([gpu]))
-    backend = NvmlBackend(open_cuda_devices([0], visible="0"), interval_ms=20)
+    devices = open_cuda_devices([0], visible="0")
+    backend = NvmlBackend(devices, interval_ms=20)
     assert backend.method == "nvml_power_integral"
-    t0_s = fake.now_s()
-    backend.start()
-    time.sleep(1.2)
-    measured = backend.stop()
-    t1_s = fake.now_s()
+    window = MeasurementWindow([backend], [NvmlSampleSource(devices)], 20)
+    result = window.run(lambda: time.sleep(1.2))
+    (measured,) = result.readings
+    t0_s = result.start_mono_s - fake.origin_s
+    t1_s = t0_s + result.window_s
     assert measured.method == "nvml_power_integral"
     assert "NVML_FI_DEV_POWER_INSTANT" in measured.assumptions[0]
     expected_j = gpu.energy_j(t0_s, t1_s)

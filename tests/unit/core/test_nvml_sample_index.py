@@ -14,6 +14,7 @@ import pytest
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
 from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
+from llenergymeasure.core.window import MeasurementWindow
 
 UUIDS = [f"GPU-{k}{k}{k}{k}{k}{k}{k}{k}-000{k}" for k in range(4)]
 
@@ -30,10 +31,10 @@ def test_power_integral_of_a_remapped_gpu_is_measured(monkeypatch: pytest.Monkey
     gpus = [SimGpu(u, has_energy_counter=False) for u in UUIDS]
     gpus[2] = SimGpu(UUIDS[2], power_w=Steps.constant(100.0), has_energy_counter=False)
     install(monkeypatch, FakeNvml(gpus))
-    backend = NvmlBackend(open_cuda_devices([0], visible="2"), interval_ms=20)
+    devices = open_cuda_devices([0], visible="2")
+    backend = NvmlBackend(devices, interval_ms=20)
     assert backend.method == "nvml_power_integral"
-    backend.start()
-    time.sleep(0.4)
-    measured = backend.stop()
+    window = MeasurementWindow([backend], [NvmlSampleSource(devices)], 20)
+    (measured,) = window.run(lambda: time.sleep(0.4)).readings
     assert measured.devices[0].device_id == UUIDS[2]
     assert measured.total_j == pytest.approx(100.0 * measured.duration_s, rel=0.2)

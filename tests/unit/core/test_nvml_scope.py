@@ -8,7 +8,7 @@ from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, gh200, install
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
 from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
-from llenergymeasure.core.power_thermal import power_integral_j
+from llenergymeasure.core.power_integral import power_integrals_j, total_integral_j
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 
@@ -80,7 +80,7 @@ def test_module_power_agrees_with_the_module_counter(monkeypatch: pytest.MonkeyP
         clock.now_s = k / 10
         samples.extend(source.read(clock.now_s))
     measured = backend.stop()
-    integral_j = power_integral_j(samples, 0.0, 10.0)
+    integral_j = total_integral_j(power_integrals_j(samples, 0.0, 10.0))
     assert integral_j == pytest.approx(measured.total_j) == pytest.approx(3200.0)
     warnings = collect_measurement_warnings(
         duration_s=10.0,

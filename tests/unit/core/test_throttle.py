@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llenergymeasure.core.power_thermal import CPU_DEVICE_INDEX, PowerThermalSample
 from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.domain.metrics import HW_SLOWDOWN, SW_POWER_CAP
+from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 
 
 def tick(t_s: float, reasons: tuple[int, int]) -> list[PowerThermalSample]:

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.timeseries import TIMESERIES_SCHEMA, write_timeseries_parquet
+from llenergymeasure.domain.samples import PowerThermalSample
 
 EXPECTED = [
     ("timestamp_s", pa.float64()),

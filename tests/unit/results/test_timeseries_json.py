@@ -6,9 +6,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from llenergymeasure.core.power_thermal import PowerThermalSample
 from llenergymeasure.core.timeseries import write_timeseries_parquet
 from llenergymeasure.domain.experiment import ExperimentManifest, RawProcessResult
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.results.timeseries import (
     aggregate_timeseries,

@@ -10,8 +10,8 @@ from loguru import logger
 from llenergymeasure.config.models import EnergyConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
-from llenergymeasure.core.energy_backends.nvml import NvmlBackend
-from llenergymeasure.core.energy_backends.nvml_device import init_nvml
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
+from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, open_cuda_devices
 from llenergymeasure.core.energy_backends.rapl import POWERCAP_ROOT, RaplBackend, find_rapl_packages
 from llenergymeasure.errors import DeviceError
 
@@ -20,14 +20,22 @@ __all__ = ["EnergyBackend", "EnergySources", "select_energy_backends"]
 
 @dataclass
 class EnergySources:
-    """The backends of one process and why a component it has is not measured.
+    """The backends of one process, its GPUs, and why a component it has is not measured.
 
-    `gpu_problem` is set when the process runs on GPUs that no backend measures: its GPU
-    energy is then null, with a warning naming the reason, never replaced by CPU energy.
+    `gpus` are the process's CUDA devices as NVML sees them, opened once for the run: the
+    NVML backend, the sampler's GPU source and the environment all read these (empty
+    where NVML cannot read them). `gpu_problem` is set when the process runs on GPUs that
+    no backend measures: its GPU energy is then null, with a warning naming the reason,
+    never replaced by CPU energy.
     """
 
     backends: list[EnergyBackend] = field(default_factory=list)
+    gpus: list[NvmlDevice] = field(default_factory=list)
     gpu_problem: str | None = None
+
+    def gpu_sample_source(self) -> NvmlSampleSource | None:
+        """The sampler's source for `gpus`; None without any."""
+        return NvmlSampleSource(self.gpus) if self.gpus else None
 
     def close(self) -> None:
         """Release every backend."""
@@ -38,13 +46,14 @@ class EnergySources:
 def select_energy_backends(
     config: EnergyConfig, cuda_ordinals: Sequence[int] = ()
 ) -> EnergySources:
-    """Build the energy backends the config asks for.
+    """Open the process's GPUs once and build the energy backends the config asks for.
 
     - the GPUs this process runs on (`cuda_ordinals`): NVML, under `auto` and `nvml`;
     - the host's CPU packages (and DRAM): RAPL where readable, else the labelled estimate,
       under `auto`; exactly RAPL under `rapl`, the estimate under `estimate`.
-    `none` measures nothing. An explicitly requested source that is unavailable is an
-    error; under `auto` an unavailable NVML leaves the GPU component null with a reason.
+    `none` measures nothing (the GPUs are still opened, for the sampler). An explicitly
+    requested source that is unavailable is an error; under `auto` an unavailable NVML
+    leaves the GPU component null with a reason.
 
     Raises:
         DeviceError: an explicitly requested backend cannot run on this machine (for
@@ -52,22 +61,24 @@ def select_energy_backends(
 
     """
     choice = config.backend
-    sources = EnergySources()
-    if choice == "none":
-        return sources
-    if cuda_ordinals and choice in ("auto", "nvml"):
-        gpu, sources.gpu_problem = _nvml_backend(config, cuda_ordinals, required=choice == "nvml")
-        if gpu is not None:
-            sources.backends.append(gpu)
-    elif choice == "nvml":
+    if choice == "nvml" and not cuda_ordinals:
         raise DeviceError(
             "energy backend 'nvml' needs a CUDA device in this process and none is "
             "visible; run on an NVIDIA GPU or set measurement.energy.backend to auto, "
             "rapl, estimate or none"
         )
-    elif cuda_ordinals:
-        sources.gpu_problem = f"measurement.energy.backend is {choice}, which reads no GPU"
-    sources.backends.append(_host_backend(config))
+    sources = EnergySources()
+    if cuda_ordinals:
+        sources.gpus, problem = _open_gpus(cuda_ordinals, required=choice == "nvml")
+        if choice in ("auto", "nvml"):
+            if sources.gpus:
+                nvml, problem = _nvml_backend(config, sources.gpus, required=choice == "nvml")
+                sources.backends += [nvml] if nvml is not None else []
+            sources.gpu_problem = problem
+        elif choice != "none":
+            sources.gpu_problem = f"measurement.energy.backend is {choice}, which reads no GPU"
+    if choice != "none":
+        sources.backends.append(_host_backend(config))
     return sources
 
 
@@ -85,12 +96,24 @@ def _host_backend(config: EnergyConfig) -> EnergyBackend:
     return CpuEstimateBackend(config.cpu_tdp_w)
 
 
+def _open_gpus(
+    cuda_ordinals: Sequence[int], *, required: bool
+) -> tuple[list[NvmlDevice], str | None]:
+    """The NVML devices behind the process's CUDA devices, or none and why (a warning)."""
+    try:
+        return open_cuda_devices(cuda_ordinals), None
+    except DeviceError as e:
+        if required:
+            raise
+        logger.warning(f"GPUs are not read (no GPU energy from NVML, no GPU samples): {e}")
+        return [], str(e)
+
+
 def _nvml_backend(
-    config: EnergyConfig, cuda_ordinals: Sequence[int], *, required: bool
+    config: EnergyConfig, gpus: list[NvmlDevice], *, required: bool
 ) -> tuple[NvmlBackend | None, str | None]:
     try:
-        init_nvml()
-        return NvmlBackend.for_cuda_devices(cuda_ordinals, config.sample_interval_ms), None
+        return NvmlBackend(gpus, config.sample_interval_ms), None
     except DeviceError as e:
         if required:
             raise

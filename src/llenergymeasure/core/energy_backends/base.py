@@ -6,7 +6,7 @@ import socket
 import statistics
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,6 +73,18 @@ class EnergyBackend(ABC):
         )
         self._start_unix_s = self._start_mono_s = None
         return measurement
+
+    def complete(
+        self, reading: EnergyMeasurement, power_integrals_j: Mapping[int, float | None]
+    ) -> EnergyMeasurement:
+        """`reading` with the energy this backend takes from the window's sampled power.
+
+        The window integrates its own samples once, after its sampler stopped, and hands
+        the integral of each GPU's power (joules by NVML index) to every backend. A
+        backend whose energy is that integral (NVML without an energy counter) leaves it
+        null at `stop()` and fills it here; every other backend returns `reading`.
+        """
+        return reading
 
     @property
     def cache_key(self) -> str:

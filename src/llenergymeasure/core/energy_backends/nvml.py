@@ -3,8 +3,9 @@
 `nvml_counter`: the delta of `nvmlDeviceGetTotalEnergyConsumption` (mJ, Volta and newer;
 the driver updates it about every 100 ms) between `start()` and `stop()`.
 `nvml_power_integral`: where a device has no counter, the trapezoidal integral of its
-power sampled every `interval_ms` (the instant power field where the driver has it, else
-the 1 s averaged `nvmlDeviceGetPowerUsage`).
+power as the measurement window's own sampler read it every `interval_ms` (the instant
+power field where the driver has it, else the 1 s averaged `nvmlDeviceGetPowerUsage`):
+the window integrates its samples once and hands the result to `complete`.
 
 Each device reading records its `energy_scope`: `gpu`, or `module` where the counter of a
 GH200/GB200-class device covers the whole module (Grace CPU and memory included).
@@ -17,24 +18,15 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from loguru import logger
 
 from llenergymeasure.core.energy_backends.base import IDLE_SUBWINDOWS, EnergyBackend, IdlePower
-from llenergymeasure.core.energy_backends.nvml_device import (
-    NvmlDevice,
-    PowerScope,
-    open_cuda_devices,
-)
-from llenergymeasure.core.power_thermal import (
-    CPU_DEVICE_INDEX,
-    PowerThermalSample,
-    PowerThermalSampler,
-    power_integral_j,
-)
+from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, PowerScope
 from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
+from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 from llenergymeasure.errors import DeviceError
 
 # The idle baseline's sub-window boundaries wait for the counter's next update: polled
@@ -69,6 +61,16 @@ class NvmlSampleSource:
     def read(self, t_s: float) -> list[PowerThermalSample]:
         """One sample per device, stamped `t_s`."""
         return [self._sample(device, t_s) for device in self.devices]
+
+    def handover(self) -> dict[str, list[str]]:
+        """What reading these devices changed: each device's power-reading switches."""
+        return {d.uuid: list(d.power_field_switches) for d in self.devices}
+
+    def take_over(self, state: object) -> None:
+        """Adopt what a copy of this source changed while sampling in another process."""
+        if isinstance(state, dict):
+            for device in self.devices:
+                device.adopt_switches(state.get(device.uuid, []))
 
     def temperatures_c(self) -> dict[str, float | None]:
         """Each device's temperature by UUID (None where it could not be read)."""
@@ -112,17 +114,6 @@ def power_reading_counts(samples: Sequence[PowerThermalSample]) -> dict[int, int
     return counts
 
 
-def open_gpu_sample_source(cuda_ordinals: Sequence[int]) -> NvmlSampleSource | None:
-    """The GPU source for these CUDA devices; None (with a warning) where NVML cannot read."""
-    if not cuda_ordinals:
-        return None
-    try:
-        return NvmlSampleSource(open_cuda_devices(cuda_ordinals))
-    except DeviceError as e:
-        logger.warning(f"no GPU power/thermal samples: {e}")
-        return None
-
-
 class NvmlBackend(EnergyBackend):
     """Energy of this process's GPUs over the window (scope `device`, one entry per UUID)."""
 
@@ -144,18 +135,12 @@ class NvmlBackend(EnergyBackend):
         self.method = "nvml_counter" if has_counter else "nvml_power_integral"
         self._start_mj: dict[str, int | None] = {}
         self._others: dict[str, list[int] | None] = {}
-        self._sampler: PowerThermalSampler | None = None
         for d in self.devices:
             if d.is_mig:
                 logger.warning(
                     f"{d.uuid} is a MIG instance: its energy is that of the whole GPU "
                     f"{d.parent_uuid}, shared with every other instance on it"
                 )
-
-    @classmethod
-    def for_cuda_devices(cls, cuda_ordinals: Sequence[int], interval_ms: int = 100) -> NvmlBackend:
-        """The backend for this process's CUDA devices (`cuda:N` ordinals)."""
-        return cls(open_cuda_devices(cuda_ordinals), interval_ms)
 
     @property
     def components(self) -> list[str]:
@@ -166,6 +151,26 @@ class NvmlBackend(EnergyBackend):
     def baseline_keys(self) -> list[str]:
         """One key per physical GPU whose power is read (the parent's for MIG)."""
         return list(dict.fromkeys(self._baseline_key(d) for d in self.devices))
+
+    def complete(
+        self, reading: EnergyMeasurement, power_integrals_j: Mapping[int, float | None]
+    ) -> EnergyMeasurement:
+        """The reading once the window's sampler has stopped.
+
+        Each device's power-reading switches as they are now (the sampler's reads,
+        taken over from the sampling process, count too); without a counter, each
+        device's energy is the window's integral of its power. `power_integrals_j` is
+        keyed by NVML index (the physical GPU's, as the samples are); a device the window
+        has no integral for stays null.
+        """
+        devices = []
+        for device, entry in zip(self.devices, reading.devices, strict=True):
+            switches = list(device.power_field_switches)
+            update: dict[str, object] = {"power_reading_switches": switches}
+            if self.method == "nvml_power_integral":
+                update["energy_j"] = power_integrals_j.get(device.nvml_index)
+            devices.append(entry.model_copy(update=update))
+        return reading.model_copy(update={"devices": devices})
 
     def idle_power(self, duration_s: float) -> list[IdlePower] | None:
         """Idle power of each GPU over `duration_s`, from the instrument the window uses.
@@ -257,12 +262,6 @@ class NvmlBackend(EnergyBackend):
             for key, values in readings.items()
         ]
 
-    def close(self) -> None:
-        """Stop the power sampler of an open `nvml_power_integral` window."""
-        if self._sampler is not None:
-            self._sampler.stop()
-            self._sampler = None
-
     def _baseline_key(self, device: NvmlDevice) -> str:
         return f"{self.host}|gpu|{device.power_uuid}"
 
@@ -270,19 +269,15 @@ class NvmlBackend(EnergyBackend):
         self._others = {d.uuid: self._other_processes(d) for d in self.devices}
         if self.method == "nvml_counter":
             self._start_mj = {d.uuid: self._counter_mj(d) for d in self.devices}
-            return
-        source = NvmlSampleSource(self.devices, power_only=True)
-        self._sampler = PowerThermalSampler([source], self.interval_ms, clock=self._clock)
-        self._sampler.start()
 
     def _end(
         self, *, window_start_unix_s: float, window_end_unix_s: float, duration_s: float
     ) -> EnergyMeasurement:
         if self.method == "nvml_counter":
-            energies = [self._counter_delta_j(d) for d in self.devices]
+            energies: list[float | None] = [self._counter_delta_j(d) for d in self.devices]
             assumptions = []
         else:
-            energies = self._power_integrals_j()
+            energies = [None] * len(self.devices)  # the window's integral, in `complete`
             assumptions = [
                 f"GPU power of {d.uuid} read every {self.interval_ms} ms from {d.power_field}, "
                 "integrated with the trapezoidal rule (no energy counter on this GPU)"
@@ -347,17 +342,6 @@ class NvmlBackend(EnergyBackend):
             )
             return None
         return (end_mj - start_mj) / 1000.0
-
-    def _power_integrals_j(self) -> list[float | None]:
-        samples = []
-        if self._sampler is not None:
-            samples = self._sampler.stop()
-            self.thread_cpu_s = self._sampler.thread_cpu_s
-        self._sampler = None
-        return [
-            power_integral_j([s for s in samples if s.device_index == d.nvml_index])
-            for d in self.devices
-        ]
 
 
 def _power_w(start: tuple[float, int], end: tuple[float, int]) -> float:

@@ -594,6 +594,21 @@ class NvmlDevice:
             logger.info(f"NVML: this pynvml cannot ask for {scope}-scope power ({e})")
             return NOT_SUPPORTED
 
+    def adopt_switches(self, switches: list[str]) -> None:
+        """Take over the switches a copy of this device made (in the sampling process).
+
+        The sampler reads a copy of each device in its own process; a switch it made
+        holds here too, for the rest of the run, and is recorded once.
+        """
+        for switch in switches:
+            if switch not in self.power_field_switches:
+                self._unsupported.add("power_instant")
+                self.power_field_switches.append(switch)
+                logger.warning(
+                    f"NVML: power reading switched for the rest of the run, {switch}; "
+                    "readings before and after the switch are not comparable"
+                )
+
     def _switch_to_average(self, reason: str) -> None:
         before = self.power_field
         self._unsupported.add("power_instant")
