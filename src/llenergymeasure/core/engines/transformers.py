@@ -1,6 +1,6 @@
-"""`engine: transformers`: static batches through Hugging Face `generate`.
+"""`engine: transformers`: batches through Hugging Face `generate`.
 
-Prompts are tokenised in order into left-padded batches of `generation.batch_size`;
+Prompts are tokenised into left-padded batches grouped by `generation.batching`;
 each batch is one `generate` call timed per step (`generation.generate_batch`), so the
 records say when each request produced its first and last token.
 """
@@ -22,6 +22,13 @@ from llenergymeasure.core.engines.generation import (
     encode_batches,
     generate_batch,
 )
+from llenergymeasure.core.engines.hf_deployment import (
+    compile_forward,
+    compile_forward_now,
+    deployment_record,
+    pretrained_kwargs,
+    probe_cache,
+)
 from llenergymeasure.core.flops import model_geometry
 from llenergymeasure.core.warmup import create_warmup_inference_fn
 from llenergymeasure.domain.metrics import LatencySamples
@@ -41,6 +48,8 @@ class TransformersEngine:
         self.dtype = devices.resolve_dtype(config.model.dtype, device)
         self.model: Any = None
         self.tokenizer: Any = None
+        self.compiled: tuple[float, int] | None = None  # (compile_s, graphs) once compiled
+        self.cache_class: str | None = None
 
     def load(self) -> LoadedModel:
         """Resolve and load the model and its tokenizer (left padding for batching)."""
@@ -57,12 +66,11 @@ class TransformersEngine:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(
-            resolved.path,
-            revision=cfg.revision,
-            dtype=self.dtype,
-            trust_remote_code=cfg.trust_remote_code,
+            resolved.path, **pretrained_kwargs(self.config, self.dtype)
         ).to(self.device)
         self.model.eval()
+        if cfg.torch_compile.enabled:
+            compile_forward(self.model, cfg.torch_compile)
         logger.info(f"loaded {cfg.name} ({resolved.source}) as {self.dtype} on {self.device}")
         context = getattr(self.model.config, "max_position_embeddings", None)
         return LoadedModel(
@@ -73,24 +81,38 @@ class TransformersEngine:
         )
 
     def prepare(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> Workload:
-        """Left-padded batches of `generation.batch_size`, in prompt order."""
+        """Left-padded batches as `generation.batching` groups the prompts (`batching.py`)."""
+        generation = self.config.generation
         batches = encode_batches(
             prompts,
             self.tokenizer,
-            batch_size=self.config.generation.batch_size,
+            batch_size=generation.batch_size,
             use_chat_template=self.config.prompts.chat_template,
             device=self.device,
             max_prompt_tokens=max_prompt_tokens,
+            batching=generation.batching,
+            max_batch_tokens=generation.max_batch_tokens,
         )
         return Workload(prompts, batches, truncated=sum(b.truncated for b in batches))
 
     def warmup_step(self, workload: Workload, max_new_tokens: int) -> Callable[[], float] | None:
-        """`generate` on the first batch with the warmup's token budget."""
+        """`generate` on the first batch with the warmup's token budget.
+
+        Before it, with `model.torch_compile`, the forward is compiled on the first and
+        last batches (`compile_s`), and one decoding step reads back the KV cache class.
+        """
         if not workload.items:
             return None
         gen_config = build_generation_config(
             self.config.generation, self.model, self.tokenizer, max_new_tokens
         )
+        first, last = workload.items[0].inputs, workload.items[-1].inputs
+        if self.config.model.torch_compile.enabled:
+            same_shape = first["input_ids"].shape == last["input_ids"].shape
+            distinct = [first] if same_shape else [first, last]
+            self.compiled = compile_forward_now(self.model, distinct, gen_config, self.synchronize)
+            logger.info(f"compiled {self.compiled[1]} graph(s) in {self.compiled[0]:.1f} s")
+        self.cache_class = probe_cache(self.model, first, gen_config)
         run_once = create_warmup_inference_fn(
             self.model,
             workload.items[0].inputs,
@@ -119,6 +141,13 @@ class TransformersEngine:
             shapes=[o.shape for o in outputs],
             batch_sizes=[len(o.requests) for o in outputs],
             peak_memory_mb=devices.peak_memory_mb(self.device),
+            deployment=deployment_record(
+                self.config,
+                self.model,
+                batch_count=len(outputs),
+                cache_class=self.cache_class,
+                compiled=self.compiled,
+            ),
         )
 
     def synchronize(self) -> None:
