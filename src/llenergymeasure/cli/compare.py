@@ -22,6 +22,7 @@ TABLE_METRICS = {
     "energy_per_output_token_j": "energy\nJ/token",
     "total_tokens_per_second": "throughput\ntok/s",
     "tokens_per_joule": "efficiency\ntok/J",
+    "padding_share": "padding\nshare",
     "ttft_p50_ms": "TTFT p50\nms",
     "ttft_p95_ms": "TTFT p95\nms",
     "itl_p50_ms": "ITL p50\nms",
@@ -116,9 +117,15 @@ def _shown_metrics(comparison: Comparison) -> list[str]:
 
 
 def _parameter_headers(paths: list[str]) -> list[str]:
-    """The last part of each dotted path (`batch_size`), the whole path where that is ambiguous."""
-    last = [path.rsplit(".", 1)[-1] for path in paths]
-    return [name if last.count(name) == 1 else path for name, path in zip(last, paths, strict=True)]
+    """The field of each dotted path (`batch_size`), from its section on (`torch_compile.mode`).
+
+    Below a top-level section the last two parts name the field; the whole path where
+    that is still ambiguous.
+    """
+    short = [".".join(path.split(".")[1:][-2:]) or path for path in paths]
+    return [
+        name if short.count(name) == 1 else path for name, path in zip(short, paths, strict=True)
+    ]
 
 
 def _cells(

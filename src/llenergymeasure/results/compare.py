@@ -75,6 +75,11 @@ METRICS: dict[str, Metric] = {
     ),
     "total_tokens_per_second": Metric("throughput", "tok/s", lambda r: r.total_tokens_per_second),
     "tokens_per_joule": Metric("output tokens / joule", "tok/J", _tokens_per_joule),
+    "padding_share": Metric(
+        "padded prompt positions / prompt tokens",
+        "ratio",
+        lambda r: r.padding.padding_share if r.padding is not None else None,
+    ),
     "ttft_p50_ms": Metric("TTFT p50", "ms", _latency("ttft_p50_ms")),
     "ttft_p95_ms": Metric("TTFT p95", "ms", _latency("ttft_p95_ms")),
     "itl_p50_ms": Metric("ITL p50", "ms", _latency("itl_p50_ms")),
