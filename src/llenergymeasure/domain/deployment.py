@@ -95,6 +95,15 @@ class DeploymentRecord(_Record):
         description="Wall time of the generate calls that compiled the forward (their own "
         "inference included), before warmup and outside the energy window; None uncompiled.",
     )
+    compile_end_unix_s: float | None = Field(
+        None, description="When the compiling calls ended; the energy window opens after."
+    )
+    window_compiled_graphs: int | None = Field(
+        None,
+        ge=0,
+        description="Graphs compiled during the window (a shape not seen before compiling); "
+        "None uncompiled. Above 0, compile time is inside the window and a warning says so.",
+    )
     cache_implementation_requested: str
     cache_implementation_effective: str | None = Field(
         None, description="The KV cache class generate used (DynamicCache, StaticCache, ...)."
@@ -124,6 +133,12 @@ class DeploymentRecord(_Record):
             found.append(
                 f"model.torch_compile: requested {self.torch_compile_requested}, "
                 "no graph was compiled"
+            )
+        if self.window_compiled_graphs:
+            found.append(
+                f"model.torch_compile: {self.window_compiled_graphs} graph(s) compiled inside "
+                "the energy window (batch shapes not seen before it); their compile time is "
+                "in the window's energy"
             )
         return found
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,13 +49,22 @@ def compiled_graph_count() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
+@dataclass(frozen=True)
+class Compilation:
+    """What compiling the forward before warmup took: seconds, graphs and when it ended."""
+
+    seconds: float
+    graphs: int
+    end_unix_s: float
+
+
 def compile_forward_now(
     model: Any,
     batches: list[dict[str, torch.Tensor]],
     generation_config: GenerationConfig,
     synchronize: Callable[[], None],
-) -> tuple[float, int]:
-    """Run generate on each of `batches` so that the forward compiles; (seconds, graphs).
+) -> Compilation:
+    """Run generate on each of `batches` so that the forward compiles.
 
     Two batches of different shapes compile the dynamic-shape graph that later shapes
     reuse, so that the window does not recompile for each new batch width.
@@ -66,7 +76,8 @@ def compile_forward_now(
         for inputs in batches:
             model.generate(**inputs, generation_config=generation_config)
     synchronize()
-    return time.monotonic() - start_s, compiled_graph_count() - graphs_before
+    seconds = time.monotonic() - start_s
+    return Compilation(seconds, compiled_graph_count() - graphs_before, time.time())
 
 
 def probe_cache(
@@ -88,7 +99,8 @@ def deployment_record(
     *,
     batch_count: int,
     cache_class: str | None,
-    compiled: tuple[float, int] | None,
+    compiled: Compilation | None,
+    window_graphs: int,
 ) -> DeploymentRecord:
     """The knobs as `config` asked and as `model` and generate ran them."""
     compile_cfg = config.model.torch_compile
@@ -106,15 +118,17 @@ def deployment_record(
             f"{compile_cfg.backend}:{compile_cfg.mode}" if compile_cfg.enabled else None
         ),
         torch_compile_effective=_compiled_effective(compile_cfg.enabled, compiled),
-        compiled_graphs=compiled[1] if compiled is not None else None,
-        compile_s=compiled[0] if compiled is not None else None,
+        compiled_graphs=compiled.graphs if compiled is not None else None,
+        compile_s=compiled.seconds if compiled is not None else None,
+        compile_end_unix_s=compiled.end_unix_s if compiled is not None else None,
+        window_compiled_graphs=window_graphs if compile_cfg.enabled else None,
         cache_implementation_requested=generation.cache_implementation,
         cache_implementation_effective=cache_class,
     )
 
 
-def _compiled_effective(requested: bool, compiled: tuple[float, int] | None) -> bool | None:
+def _compiled_effective(requested: bool, compiled: Compilation | None) -> bool | None:
     """False when off; with compile on, whether graphs came of it (None: nothing ran)."""
     if not requested:
         return False
-    return compiled[1] > 0 if compiled is not None else None
+    return compiled.graphs > 0 if compiled is not None else None

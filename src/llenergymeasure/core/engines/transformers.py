@@ -23,8 +23,10 @@ from llenergymeasure.core.engines.generation import (
     generate_batch,
 )
 from llenergymeasure.core.engines.hf_deployment import (
+    Compilation,
     compile_forward,
     compile_forward_now,
+    compiled_graph_count,
     deployment_record,
     pretrained_kwargs,
     probe_cache,
@@ -48,7 +50,7 @@ class TransformersEngine:
         self.dtype = devices.resolve_dtype(config.model.dtype, device)
         self.model: Any = None
         self.tokenizer: Any = None
-        self.compiled: tuple[float, int] | None = None  # (compile_s, graphs) once compiled
+        self.compiled: Compilation | None = None
         self.cache_class: str | None = None
 
     def load(self) -> LoadedModel:
@@ -111,7 +113,9 @@ class TransformersEngine:
             same_shape = first["input_ids"].shape == last["input_ids"].shape
             distinct = [first] if same_shape else [first, last]
             self.compiled = compile_forward_now(self.model, distinct, gen_config, self.synchronize)
-            logger.info(f"compiled {self.compiled[1]} graph(s) in {self.compiled[0]:.1f} s")
+            logger.info(
+                f"compiled {self.compiled.graphs} graph(s) in {self.compiled.seconds:.1f} s"
+            )
         self.cache_class = probe_cache(self.model, first, gen_config)
         run_once = create_warmup_inference_fn(
             self.model,
@@ -130,6 +134,7 @@ class TransformersEngine:
         """Every batch in order, each one `generate` call timed per step."""
         gen_config = build_generation_config(self.config.generation, self.model, self.tokenizer)
         devices.reset_peak_memory(self.device)
+        graphs_before = compiled_graph_count()
         outputs: list[BatchOutput] = []
         for batch in workload.items:
             outputs.append(generate_batch(self.model, batch, gen_config, self.synchronize))
@@ -147,6 +152,7 @@ class TransformersEngine:
                 batch_count=len(outputs),
                 cache_class=self.cache_class,
                 compiled=self.compiled,
+                window_graphs=compiled_graph_count() - graphs_before,
             ),
         )
 
