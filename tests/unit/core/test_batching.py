@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -39,7 +40,7 @@ def test_token_budget_batches_never_exceed_the_budget(seed: int) -> None:
     assert all(padded_positions([lengths[i] for i in b]) <= budget for b in batches)
     assert all(len(b) <= 16 for b in batches)
     # Filled: the next batch's first prompt would not have fitted in the one before.
-    for before, after in zip(batches, batches[1:]):
+    for before, after in itertools.pairwise(batches):
         grown = [lengths[i] for i in [*before, after[0]]]
         assert len(before) == 16 or padded_positions(grown) > budget
 
