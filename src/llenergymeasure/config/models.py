@@ -506,4 +506,21 @@ class ExperimentConfig(_Section):
                 f"{self.engine} schedules requests itself: use "
                 f"{ENGINE_SECTIONS[self.engine]}.max_requests_per_batch"
             )
+        knobs = transformers_only_knobs(self) if self.engine != "transformers" else []
+        if knobs:
+            raise ValueError(
+                f"{knobs[0]} is a knob of engine transformers; engine {self.engine} does not "
+                "honour it"
+            )
         return self
+
+
+def transformers_only_knobs(config: ExperimentConfig) -> list[str]:
+    """The deployment knobs set away from their defaults that only engine transformers runs."""
+    knobs = {
+        "generation.batching": config.generation.batching != "static",
+        "generation.cache_implementation": config.generation.cache_implementation != "dynamic",
+        "model.torch_compile": config.model.torch_compile.enabled,
+        "model.attn_implementation": config.model.attn_implementation != "auto",
+    }
+    return [name for name, set_away in knobs.items() if set_away]

@@ -71,6 +71,10 @@ def test_every_knob_is_a_sweep_axis(tmp_path: Path) -> None:
         ),
         ({"model": {"name": "x", "attn_implementation": "flash"}}, "attn_implementation"),
         ({"generation": {"cache_implementation": "offloaded"}}, "cache_implementation"),
+        (
+            {"engine": "transformers-cb", "generation": {"batch_size": 1, "batching": "sorted"}},
+            "generation.batching is a knob of engine transformers; engine transformers-cb",
+        ),
     ],
 )
 def test_inconsistent_knobs_are_one_config_error(
