@@ -140,9 +140,15 @@ def _shown_metrics(comparison: Comparison) -> list[str]:
 
 
 def _parameter_headers(paths: list[str]) -> list[str]:
-    """The last part of each dotted path (`batch_size`), the whole path where that is ambiguous."""
-    last = [path.rsplit(".", 1)[-1] for path in paths]
-    return [name if last.count(name) == 1 else path for name, path in zip(last, paths, strict=True)]
+    """The field of each dotted path (`batch_size`), from its section on (`torch_compile.mode`).
+
+    Below a top-level section the last two parts name the field; the whole path where
+    that is still ambiguous.
+    """
+    short = [".".join(path.split(".")[1:][-2:]) or path for path in paths]
+    return [
+        name if short.count(name) == 1 else path for name, path in zip(short, paths, strict=True)
+    ]
 
 
 def _cells(

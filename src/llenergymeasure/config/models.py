@@ -69,6 +69,31 @@ class QuantizationConfig(_Section):
         return self
 
 
+class TorchCompileConfig(_Section):
+    """`model.torch_compile`: `false`, `true` or `{mode: ..., backend: ...}` in a config file.
+
+    `false` is `{enabled: false}`; `true` and a mapping without `enabled` turn it on.
+    """
+
+    enabled: bool = False
+    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
+        "default"
+    )
+    backend: Literal["inductor", "cudagraphs", "aot_eager", "eager"] = Field(
+        "inductor",
+        description="torch.compile's backend; aot_eager and eager trace the model without "
+        "generating kernels (cheap, for checking the path).",
+    )
+
+    @model_validator(mode="after")
+    def _mode_needs_inductor(self) -> TorchCompileConfig:
+        if self.mode != "default" and self.backend != "inductor":
+            raise ValueError(
+                f"mode {self.mode} applies to the inductor backend, not {self.backend}"
+            )
+        return self
+
+
 class ModelConfig(_Section):
     """Which model to load and how."""
 
@@ -85,6 +110,26 @@ class ModelConfig(_Section):
     )
     revision: str | None = None
     quantization: QuantizationConfig = QuantizationConfig()
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto",
+        description="The attention kernel; auto: transformers' choice (sdpa where the model "
+        "supports it). flash_attention_2 needs a CUDA device and the flash_attn package.",
+    )
+    torch_compile: TorchCompileConfig = Field(
+        TorchCompileConfig(),
+        description="false, true or {mode, backend}: compile the model's forward before "
+        "warmup; the compile time is recorded as compile_s, outside the energy window.",
+    )
+
+    @field_validator("torch_compile", mode="before")
+    @classmethod
+    def _compile_shorthand(cls, value: object) -> object:
+        """`true`/`false` and a mapping without `enabled` (which means on)."""
+        if isinstance(value, bool):
+            return {"enabled": value}
+        if isinstance(value, dict) and "enabled" not in value:
+            return {"enabled": True, **value}
+        return value
 
 
 class PromptsConfig(_Section):
@@ -124,6 +169,25 @@ class GenerationConfig(_Section):
     temperature: float = Field(1.0, gt=0, le=100)
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int | None = Field(None, ge=1, le=MAX_TOP_K)
+    batching: Literal["static", "sorted", "token_budget"] = Field(
+        "static",
+        description="static: batches of batch_size in prompt order; sorted: the same after "
+        "sorting each process's prompts by token length, longest first (less padding); "
+        "token_budget: sorted, then each batch takes prompts while its rows x longest prompt "
+        "stay within max_batch_tokens (and its rows within batch_size).",
+    )
+    max_batch_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=16_777_216,
+        description="token_budget only: the most padded prompt positions (rows x longest "
+        "prompt) one batch may hold.",
+    )
+    cache_implementation: Literal["dynamic", "static"] = Field(
+        "dynamic",
+        description="The KV cache: dynamic grows with the sequence; static is allocated "
+        "once for prompt + max_new_tokens (fixed shapes, what torch_compile wants).",
+    )
 
     @model_validator(mode="after")
     def _min_le_max(self) -> GenerationConfig:
@@ -131,6 +195,16 @@ class GenerationConfig(_Section):
             raise ValueError(
                 f"min_new_tokens ({self.min_new_tokens}) exceeds "
                 f"max_new_tokens ({self.max_new_tokens})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _budget_with_token_budget(self) -> GenerationConfig:
+        if self.batching == "token_budget" and self.max_batch_tokens is None:
+            raise ValueError("batching token_budget needs max_batch_tokens")
+        if self.batching != "token_budget" and self.max_batch_tokens is not None:
+            raise ValueError(
+                f"max_batch_tokens applies to batching token_budget, not {self.batching}"
             )
         return self
 
@@ -529,6 +603,12 @@ class ExperimentConfig(_Section):
                 "generation.min_new_tokens: transformers' continuous batching drops the "
                 "minimum-length rule, so it would be ignored; use engine transformers"
             )
+        knobs = transformers_only_knobs(self) if self.engine != "transformers" else []
+        if knobs:
+            raise ValueError(
+                f"{knobs[0]} is a knob of engine transformers; engine {self.engine} does not "
+                "honour it"
+            )
         return self
 
     @model_validator(mode="after")
@@ -592,3 +672,14 @@ def _check_endpoint_options(config: ExperimentConfig) -> None:
             f"{', '.join(named)}: the endpoint's server decides this (its engine, batching, "
             "context), so llem cannot apply it; leave it unset with load.endpoint"
         )
+
+
+def transformers_only_knobs(config: ExperimentConfig) -> list[str]:
+    """The deployment knobs set away from their defaults that only engine transformers runs."""
+    knobs = {
+        "generation.batching": config.generation.batching != "static",
+        "generation.cache_implementation": config.generation.cache_implementation != "dynamic",
+        "model.torch_compile": config.model.torch_compile.enabled,
+        "model.attn_implementation": config.model.attn_implementation != "auto",
+    }
+    return [name for name, set_away in knobs.items() if set_away]

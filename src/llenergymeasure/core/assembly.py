@@ -19,7 +19,7 @@ from llenergymeasure.core.device import on_gpu
 from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends import EnergySources
 from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel
-from llenergymeasure.core.flops import estimate_flops
+from llenergymeasure.core.flops import BatchShape, estimate_flops
 from llenergymeasure.core.host import host_identity
 from llenergymeasure.core.load.summary import summarise_load
 from llenergymeasure.core.measurement_warnings import (
@@ -29,6 +29,7 @@ from llenergymeasure.core.measurement_warnings import (
 from llenergymeasure.core.power_integral import power_readings_per_device
 from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.core.window import WindowResult
+from llenergymeasure.domain.deployment import PaddingStats
 from llenergymeasure.domain.energy import (
     BOUNDARY_COMPONENTS,
     ComponentEnergy,
@@ -36,7 +37,7 @@ from llenergymeasure.domain.energy import (
     weakest_method,
 )
 from llenergymeasure.domain.environment import EnvironmentMetadata
-from llenergymeasure.domain.experiment import RawProcessResult
+from llenergymeasure.domain.experiment import RawProcessResult, RequestRecord
 from llenergymeasure.domain.load import LoadSummary
 from llenergymeasure.domain.metrics import (
     EnergyMethod,
@@ -164,7 +165,13 @@ def assemble_result(
         extended=extended_metrics(window),
         sample_interval_ms=interval_ms,
         sample_count=min(readings_per_device.values()) if readings_per_device else None,
-        warnings=account.warnings + warnings + output.warnings + extra_warnings,
+        padding=padding_stats(output.shapes, requests),
+        deployment=output.deployment,
+        warnings=account.warnings
+        + warnings
+        + output.warnings
+        + extra_warnings
+        + fallback_warnings(output),
         load=load,
         load_requests=output.load_run.requests if output.load_run is not None else [],
     )
@@ -219,6 +226,30 @@ def extended_metrics(window: WindowResult[EngineOutput]) -> ExtendedMetrics:
         process_cpu_s=window.cpu_time.process_cpu_s,
         host_busy_cpu_s=window.cpu_time.host_busy_cpu_s,
     )
+
+
+def padding_stats(shapes: list[BatchShape], requests: list[RequestRecord]) -> PaddingStats:
+    """The window's padded and real positions, from the batches it ran and their requests."""
+    return PaddingStats(
+        prompt_real_tokens=sum(r.input_tokens for r in requests),
+        prompt_positions=sum(s.rows * s.padded_prompt_tokens for s in shapes),
+        output_real_tokens=sum(r.output_tokens for r in requests),
+        output_positions=sum(s.rows * s.steps for s in shapes),
+    )
+
+
+def fallback_warnings(output: EngineOutput) -> list[MeasurementWarning]:
+    """One `deployment_fallback` warning per knob the engine did not honour as asked."""
+    if output.deployment is None:
+        return []
+    return [
+        MeasurementWarning(
+            code="deployment_fallback",
+            message=fallback,
+            remediation="check that the library, model and device support the knob",
+        )
+        for fallback in output.deployment.fallbacks()
+    ]
 
 
 def headline_method(components: list[ComponentEnergy], gpu: bool) -> EnergyMethod:

@@ -11,7 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llenergymeasure.domain.deployment import ParallelPlacement, ParallelShape, QuantizationRecord
+from llenergymeasure.domain.deployment import (
+    DeploymentRecord,
+    PaddingStats,
+    ParallelPlacement,
+    ParallelShape,
+    QuantizationRecord,
+)
 from llenergymeasure.domain.device import on_gpu
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.environment import EnvironmentMetadata
@@ -175,6 +181,12 @@ class RawProcessResult(_Stored):
     timeseries_path: str | None = Field(
         None, description="Sidecar file name, relative to the experiment directory."
     )
+    padding: PaddingStats | None = Field(
+        None, description="Padded positions of the window's batches; None in older files."
+    )
+    deployment: DeploymentRecord | None = Field(
+        None, description="Each knob as requested and as it took effect; None in older files."
+    )
     warnings: list[MeasurementWarning] = Field(default_factory=list)
 
     @model_validator(mode="before")
@@ -301,6 +313,14 @@ class AggregatedResult(_Stored):
     environments: dict[str, EnvironmentMetadata] = Field(default_factory=dict)
     extended: ExtendedMetrics | None = None
     processes: list[ProcessSummary] = Field(default_factory=list)
+    padding: PaddingStats | None = Field(
+        None,
+        description="The processes' padded and real positions summed, shares of the sums; "
+        "None where any process has none.",
+    )
+    deployment: DeploymentRecord | None = Field(
+        None, description="The deployment as the first process recorded it (same config)."
+    )
     timeseries_paths: list[str] = Field(default_factory=list)
     load: LoadSummary | None = Field(
         None,

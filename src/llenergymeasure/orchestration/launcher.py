@@ -200,6 +200,7 @@ def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
     needs_gpus = config.measurement.energy.backend == "nvml"
     preflight.check_energy_backend(config, visible_gpu_count() if needs_gpus else 0)
     check_deployment(config, visible_gpu_count())
+    preflight.check_attention(config, visible_gpu_count())
     if launch.accelerate_config is not None:
         preflight.check_accelerate_config(launch.accelerate_config)
     try:
@@ -208,6 +209,7 @@ def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
         raise ConfigError(f"prompts.source: {exc}") from None
     if not endpoint:
         preflight.check_prompt_lengths(config, prompts)
+    preflight.check_batch_budget(config, prompts)
     num_prompts = len(prompts)
     if config.processes == 1:
         return

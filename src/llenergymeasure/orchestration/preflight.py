@@ -7,6 +7,7 @@ end the run after `raw/<id>/` was created and the baseline measured; each raises
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +77,55 @@ def check_energy_backend(config: ExperimentConfig, gpu_count: int) -> None:
             f"measurement.energy.backend: rapl is unavailable: no readable counter under "
             f"{POWERCAP_ROOT} (needs an Intel/AMD CPU and read access to energy_uj); {instead}"
         )
+
+
+def check_attention(config: ExperimentConfig, gpu_count: int) -> None:
+    """`model.attn_implementation: flash_attention_2` has a CUDA device and flash_attn.
+
+    Args:
+        config: the experiment config.
+        gpu_count: CUDA devices visible to this process.
+
+    Raises:
+        ConfigError: naming `model.attn_implementation` and what to use instead.
+
+    """
+    if config.model.attn_implementation != "flash_attention_2":
+        return
+    instead = "use sdpa or eager"
+    if gpu_count == 0:
+        raise ConfigError(
+            "model.attn_implementation: flash_attention_2 needs a CUDA device and none is "
+            f"visible; {instead}"
+        )
+    if importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError(
+            "model.attn_implementation: flash_attention_2 needs the flash_attn package, which "
+            f"is not installed; install it (pip install flash-attn) or {instead}"
+        )
+
+
+def check_batch_budget(config: ExperimentConfig, prompts: Sequence[Prompt]) -> None:
+    """Under `batching: token_budget`, every prompt fits `max_batch_tokens` on its own.
+
+    With `prompts.truncate`, a prompt counts as the tokens it keeps.
+
+    Raises:
+        ConfigError: naming the first prompt longer than the budget.
+
+    """
+    generation = config.generation
+    if generation.batching != "token_budget" or generation.max_batch_tokens is None:
+        return
+    context = model_context_length(config) if config.prompts.truncate else None
+    keep = context - generation.max_new_tokens if context is not None else None
+    for prompt, length in zip(prompts, prompt_token_counts(config, prompts), strict=True):
+        kept = min(length, keep) if keep is not None else length
+        if kept > generation.max_batch_tokens:
+            raise ConfigError(
+                f"generation.max_batch_tokens: prompt {prompt.id!r} alone is {kept} tokens, "
+                f"more than the budget of {generation.max_batch_tokens}; raise the budget"
+            )
 
 
 def check_accelerate_config(path: Path) -> None:

@@ -17,6 +17,9 @@ summed, averaged or pooled, and why:
   (first start to last end);
 - latency: percentiles of the pooled per-request samples, never averaged percentiles;
 - throttling: OR of the flags, the longest duration, the highest temperature;
+- padding: padded and real positions summed, the shares recomputed from the sums;
+- deployment: the first process's record (every process ran the same config); each
+  process's fallback warnings are merged with the others;
 - environment: one per host.
 """
 
@@ -27,7 +30,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from llenergymeasure.domain.deployment import ParallelShape
+from llenergymeasure.domain.deployment import PaddingStats, ParallelShape
 from llenergymeasure.domain.energy import (
     ComponentEnergy,
     EnergyBoundary,
@@ -192,6 +195,8 @@ def aggregate_results(
         environments={r.host: r.environment for r in reversed(results) if r.environment},
         extended=combine_extended(results),
         processes=[process_summary(r, r.process_index in counted_indices) for r in results],
+        padding=PaddingStats.combine([r.padding for r in results]),
+        deployment=first.deployment,
         timeseries_paths=[r.timeseries_path for r in results if r.timeseries_path],
         warnings=merge_warnings(results),
         # Load modes run in one process (config), so its summary is the experiment's.

@@ -1,9 +1,9 @@
 """CSV exports: one row per aggregated experiment, or one row per process.
 
 Columns: the core figures first, then the grouped prefixes in docs/formats.md's order
-(`energy_`, `thermal_`, `env_`, `gpu_`, `latency_`, `batch_`, `kv_cache_`,
-`timeseries_path`), then, on request, `process_<i>_*` columns. A value that was not
-measured, or a field that a result of an older schema does not have, is an empty cell.
+(`energy_`, `thermal_`, `env_`, `gpu_`, `latency_`, `batch_`, `kv_cache_`, `padding_`,
+`deployment_`, `timeseries_path`), then, on request, `process_<i>_*` columns. A value
+that was not measured, or a field that a result of an older schema does not have, is an empty cell.
 Floats are written in full precision (repr), so they read back to the same number;
 booleans are `true` / `false`, times ISO 8601.
 
@@ -158,7 +158,42 @@ LATENCY = {
 MEMORY = {"process_rss_peak_mb": "extended.process_rss_peak_mb"}
 BATCH = {"batch_effective_size": "extended.batch_effective_size"}
 KV_CACHE = {"kv_cache_hit_rate": "extended.kv_cache_hit_rate"}
-RESULT_GROUPS = {**ENERGY, **THERMAL, **GPU, **MEMORY, **LATENCY, **BATCH, **KV_CACHE}
+PADDING = {
+    "padding_share": "padding.padding_share",
+    "padding_output_share": "padding.output_padding_share",
+    "padding_prompt_positions": "padding.prompt_positions",
+    "padding_prompt_real_tokens": "padding.prompt_real_tokens",
+    "padding_output_positions": "padding.output_positions",
+}
+# Each knob as requested and as it took effect (domain/deployment.py).
+DEPLOYMENT = {
+    f"deployment_{name}": f"deployment.{name}"
+    for name in (
+        "batching",
+        "max_batch_tokens",
+        "batch_count",
+        "attn_implementation_requested",
+        "attn_implementation_effective",
+        "dtype_requested",
+        "dtype_effective",
+        "torch_compile_requested",
+        "torch_compile_effective",
+        "compile_s",
+        "cache_implementation_requested",
+        "cache_implementation_effective",
+    )
+}
+RESULT_GROUPS = {
+    **ENERGY,
+    **THERMAL,
+    **GPU,
+    **MEMORY,
+    **LATENCY,
+    **BATCH,
+    **KV_CACHE,
+    **PADDING,
+    **DEPLOYMENT,
+}
 GROUPED_COLUMNS = (
     *ENERGY,
     *BOUNDARY_COLUMNS,
@@ -170,6 +205,8 @@ GROUPED_COLUMNS = (
     *LATENCY,
     *BATCH,
     *KV_CACHE,
+    *PADDING,
+    *DEPLOYMENT,
     "timeseries_path",
     WARNING_CODES,
     "config_hash",
@@ -250,8 +287,12 @@ def _field_type(model: type[BaseModel], path: str) -> type | None:
     """The leaf type at a dotted path: `X | None` is X, `list[X]` X, a Literal its values'."""
     current: Any = model
     for part in path.split("."):
-        if not part.isdigit():
+        if part.isdigit():
+            continue
+        if part in current.model_fields:
             current = _plain_type(current.model_fields[part].annotation)
+        else:
+            current = _plain_type(current.model_computed_fields[part].return_type)
     return current if isinstance(current, type) else None
 
 

@@ -61,6 +61,12 @@ METRICS: dict[str, Metric] = {
         "throughput", "tok/s", "throughput", lambda r: r.total_tokens_per_second
     ),
     "tokens_per_joule": Metric("output tokens / joule", "tok/J", "efficiency", _tokens_per_joule),
+    "padding_share": Metric(
+        "padded prompt positions / prompt tokens",
+        "ratio",
+        "padding",
+        lambda r: r.padding.padding_share if r.padding is not None else None,
+    ),
     "ttft_p50_ms": Metric("TTFT p50", "ms", "TTFT p50", _latency("ttft_p50_ms")),
     "ttft_p95_ms": Metric("TTFT p95", "ms", "TTFT p95", _latency("ttft_p95_ms")),
     "itl_p50_ms": Metric("ITL p50", "ms", "ITL p50", _latency("itl_p50_ms")),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llenergymeasure.core.flops import BatchShape, ModelGeometry
-from llenergymeasure.domain.deployment import QuantizationRecord
+from llenergymeasure.domain.deployment import DeploymentRecord, QuantizationRecord
 from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.domain.load import LoadRun
 from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
@@ -76,7 +76,9 @@ class EngineOutput:
     `shapes` are the forward passes the engine ran (for executed FLOPs); `batch_sizes`
     the number of requests each unit of work held; `peak_memory_mb` the device memory
     the engine held at most while it ran (None where it cannot tell); `load_run` the load
-    runner's records where requests arrived over time (`load:` modes), None offline.
+    runner's records where requests arrived over time (`load:` modes), None offline;
+    `deployment` its knobs as requested and as they took effect (None where the engine
+    records none).
     """
 
     requests: list[RequestRecord]
@@ -86,6 +88,7 @@ class EngineOutput:
     peak_memory_mb: float | None = None
     load_run: LoadRun | None = None
     warnings: list[MeasurementWarning] = field(default_factory=list)
+    deployment: DeploymentRecord | None = None
 
 
 class Engine(Protocol):

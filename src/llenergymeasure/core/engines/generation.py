@@ -11,6 +11,7 @@ import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from llenergymeasure.config.models import GenerationConfig as GenerationSettings
+from llenergymeasure.core.engines.batching import Batching, plan_batches
 from llenergymeasure.core.flops import BatchShape
 from llenergymeasure.core.latency import request_latencies_ms
 from llenergymeasure.domain.experiment import RequestRecord
@@ -75,24 +76,25 @@ def encode_batches(
     use_chat_template: bool,
     device: str,
     max_prompt_tokens: int | None = None,
+    batching: Batching = "static",
+    max_batch_tokens: int | None = None,
 ) -> list[EncodedBatch]:
-    """Tokenise prompts in order into left-padded batches on `device`.
+    """Tokenise prompts into left-padded batches on `device`, grouped by `batching`.
 
     With `max_prompt_tokens`, a longer prompt keeps only its last `max_prompt_tokens`
     tokens (left truncation: the end, with the chat template's assistant turn, stays).
+    The batches and their prompts are in run order (`batching.plan_batches`).
     """
     templated = use_chat_template and getattr(tokenizer, "chat_template", None) is not None
     tokenizer.truncation_side = "left"
+    texts = prompt_texts(prompts, tokenizer, use_chat_template)
+    full = [len(ids) for ids in tokenizer(texts, add_special_tokens=not templated)["input_ids"]]
+    limit = max_prompt_tokens if max_prompt_tokens is not None else max(full, default=0)
+    lengths = [min(n, limit) for n in full]
     batches = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        texts = prompt_texts(chunk, tokenizer, use_chat_template)
-        truncated = 0
-        if max_prompt_tokens is not None:
-            full = tokenizer(texts, add_special_tokens=not templated)["input_ids"]
-            truncated = sum(len(ids) > max_prompt_tokens for ids in full)
+    for group in plan_batches(lengths, batching, batch_size, max_batch_tokens):
         enc = tokenizer(
-            texts,
+            [texts[i] for i in group],
             return_tensors="pt",
             padding=True,
             add_special_tokens=not templated,
@@ -100,8 +102,9 @@ def encode_batches(
             max_length=max_prompt_tokens,
         )
         inputs = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        lengths = enc["attention_mask"].sum(dim=1).tolist()
-        batches.append(EncodedBatch(chunk, inputs, [int(n) for n in lengths], truncated))
+        counts = [int(n) for n in enc["attention_mask"].sum(dim=1).tolist()]
+        truncated = sum(full[i] > limit for i in group)
+        batches.append(EncodedBatch([prompts[i] for i in group], inputs, counts, truncated))
     return batches
 
 
@@ -116,7 +119,12 @@ def build_generation_config(
         "eos_token_id": model.generation_config.eos_token_id or tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": model.generation_config.bos_token_id,
+        # generate would compile a static cache's forward itself on a GPU, inside the
+        # window; compilation is model.torch_compile's, done before warmup.
+        "disable_compile": True,
     }
+    if settings.cache_implementation == "static":
+        kwargs["cache_implementation"] = "static"
     if settings.do_sample:
         kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
     return GenerationConfig(**kwargs)

@@ -18,6 +18,7 @@ import torch
 
 from llenergymeasure.config.models import ExperimentConfig, QuantizationConfig
 from llenergymeasure.core import device as devices
+from llenergymeasure.core.engines.hf_deployment import pretrained_kwargs
 from llenergymeasure.core.parallel import ProcessLayout
 from llenergymeasure.domain.deployment import QuantizationRecord
 
@@ -35,11 +36,7 @@ class LoadPlan:
 def load_plan(config: ExperimentConfig, layout: ProcessLayout, dtype: torch.dtype) -> LoadPlan:
     """`from_pretrained` arguments for this process's share of the model."""
     cfg = config.model
-    kwargs: dict[str, Any] = {
-        "revision": cfg.revision,
-        "dtype": dtype,
-        "trust_remote_code": cfg.trust_remote_code,
-    }
+    kwargs = pretrained_kwargs(config, dtype)
     quantization = quantization_config(cfg.quantization, dtype)
     if quantization is not None:
         kwargs["quantization_config"] = quantization

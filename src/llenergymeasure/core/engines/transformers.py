@@ -1,6 +1,6 @@
-"""`engine: transformers`: static batches through Hugging Face `generate`.
+"""`engine: transformers`: batches through Hugging Face `generate`.
 
-Prompts are tokenised in order into left-padded batches of `generation.batch_size`;
+Prompts are tokenised into left-padded batches grouped by `generation.batching`;
 each batch is one `generate` call timed per step (`generation.generate_batch`), so the
 records say when each request produced its first and last token.
 """
@@ -21,6 +21,14 @@ from llenergymeasure.core.engines.generation import (
     build_generation_config,
     encode_batches,
     generate_batch,
+)
+from llenergymeasure.core.engines.hf_deployment import (
+    Compilation,
+    compile_forward,
+    compile_forward_now,
+    compiled_graph_count,
+    deployment_record,
+    probe_cache,
 )
 from llenergymeasure.core.engines.loading import load_plan, quantization_record, stored_memory_mb
 from llenergymeasure.core.flops import model_geometry
@@ -46,6 +54,8 @@ class TransformersEngine:
         self.dtype = devices.resolve_dtype(config.model.dtype, self.device)
         self.model: Any = None
         self.tokenizer: Any = None
+        self.compiled: Compilation | None = None
+        self.cache_class: str | None = None
 
     def load(self) -> LoadedModel:
         """Resolve and load the model and its tokenizer (left padding for batching)."""
@@ -66,6 +76,8 @@ class TransformersEngine:
         if plan.move_to_device:
             self.model = self.model.to(self.device)
         self.model.eval()
+        if cfg.torch_compile.enabled:
+            compile_forward(self.model, cfg.torch_compile)
         memory_mb = stored_memory_mb(self.model)
         logger.info(
             f"loaded {cfg.name} ({resolved.source}) as {self.dtype} on {self.device}: "
@@ -82,24 +94,40 @@ class TransformersEngine:
         )
 
     def prepare(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> Workload:
-        """Left-padded batches of `generation.batch_size`, in prompt order."""
+        """Left-padded batches as `generation.batching` groups the prompts (`batching.py`)."""
+        generation = self.config.generation
         batches = encode_batches(
             prompts,
             self.tokenizer,
-            batch_size=self.config.generation.batch_size,
+            batch_size=generation.batch_size,
             use_chat_template=self.config.prompts.chat_template,
             device=self.device,
             max_prompt_tokens=max_prompt_tokens,
+            batching=generation.batching,
+            max_batch_tokens=generation.max_batch_tokens,
         )
         return Workload(prompts, batches, truncated=sum(b.truncated for b in batches))
 
     def warmup_step(self, workload: Workload, max_new_tokens: int) -> Callable[[], float] | None:
-        """`generate` on the first batch with the warmup's token budget."""
+        """`generate` on the first batch with the warmup's token budget.
+
+        Before it, with `model.torch_compile`, the forward is compiled on the first and
+        last batches (`compile_s`), and one decoding step reads back the KV cache class.
+        """
         if not workload.items:
             return None
         gen_config = build_generation_config(
             self.config.generation, self.model, self.tokenizer, max_new_tokens
         )
+        first, last = workload.items[0].inputs, workload.items[-1].inputs
+        if self.config.model.torch_compile.enabled:
+            same_shape = first["input_ids"].shape == last["input_ids"].shape
+            distinct = [first] if same_shape else [first, last]
+            self.compiled = compile_forward_now(self.model, distinct, gen_config, self.synchronize)
+            logger.info(
+                f"compiled {self.compiled.graphs} graph(s) in {self.compiled.seconds:.1f} s"
+            )
+        self.cache_class = probe_cache(self.model, first, gen_config)
         run_once = create_warmup_inference_fn(
             self.model,
             workload.items[0].inputs,
@@ -117,6 +145,7 @@ class TransformersEngine:
         """Every batch in order, each one `generate` call timed per step."""
         gen_config = build_generation_config(self.config.generation, self.model, self.tokenizer)
         devices.reset_peak_memory(self.device)
+        graphs_before = compiled_graph_count()
         outputs: list[BatchOutput] = []
         for batch in workload.items:
             outputs.append(generate_batch(self.model, batch, gen_config, self.synchronize))
@@ -128,6 +157,14 @@ class TransformersEngine:
             shapes=[o.shape for o in outputs],
             batch_sizes=[len(o.requests) for o in outputs],
             peak_memory_mb=devices.peak_memory_mb(self.device),
+            deployment=deployment_record(
+                self.config,
+                self.model,
+                batch_count=len(outputs),
+                cache_class=self.cache_class,
+                compiled=self.compiled,
+                window_graphs=compiled_graph_count() - graphs_before,
+            ),
         )
 
     def synchronize(self) -> None:
