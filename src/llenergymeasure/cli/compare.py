@@ -129,12 +129,16 @@ def _table(comparison: Comparison, campaign: str | None) -> Table:
     return table
 
 
+# Figures only some experiments have: a column only where one of the rows has it.
+OPTIONAL_METRICS = ("padding_share", "goodput_token_share")
+
+
 def _shown_metrics(comparison: Comparison) -> list[str]:
-    """Every table metric, less goodput where no experiment served a load with an SLO."""
+    """Every table metric, less padding and goodput where no row has them."""
     return [
         name
         for name in METRICS
-        if name != "goodput_token_share"
+        if name not in OPTIONAL_METRICS
         or any(row.intervals[name].mean is not None for row in comparison.rows)
     ]
 
