@@ -1,0 +1,240 @@
+"""The vLLM engine: vLLM's offline `LLM`, stepped by hand so that each token is timed.
+
+The only module that imports `vllm`. Prompts are chat-templated, tokenised and
+left-truncated exactly as on the transformers engine (the model's own HF tokenizer) and
+handed to vLLM as token ids; the counts recorded are vLLM's own: input tokens from
+each request's `prompt_token_ids`, output tokens from its generated `token_ids` up to
+and including the first EOS (`count_generated`, the transformers engine's rule).
+
+All requests are queued at once and `LLMEngine.step()` is called until none is left
+(what `LLM.generate` does inside); the time each step returns stamps the tokens it
+delivered (`vllm_timing.py`). vLLM's own per-request timestamps are kept beside ours.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.engines.generation import count_generated, prompt_texts
+from llenergymeasure.core.engines.vllm_timing import (
+    EngineRequestStats,
+    RequestTrace,
+    cross_check_warning,
+    engine_latencies_ms,
+    measured_latencies_ms,
+)
+from llenergymeasure.domain.experiment import RequestRecord
+from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
+from llenergymeasure.models import resolve_model
+from llenergymeasure.prompts import Prompt
+
+
+@dataclass
+class VllmOutput:
+    """What one pass over a list of prompts produced."""
+
+    requests: list[RequestRecord]
+    latency: LatencySamples
+    engine_latency: LatencySamples | None
+    warnings: list[MeasurementWarning]
+
+
+def tensor_parallel_ordinals(process_index: int, tensor_parallel_size: int) -> list[int]:
+    """The CUDA ordinals an engine of launcher process `process_index` owns.
+
+    Data parallel (several launcher processes) times tensor parallel: process i owns
+    the `tensor_parallel_size` devices from i x tensor_parallel_size on, so no device is
+    in two processes.
+    """
+    first = process_index * tensor_parallel_size
+    return list(range(first, first + tensor_parallel_size))
+
+
+def visible_devices(ordinals: list[int], visible: str | None) -> str:
+    """`CUDA_VISIBLE_DEVICES` for vLLM's workers: `ordinals` of the devices now visible."""
+    names = [v.strip() for v in visible.split(",")] if visible else None
+    return ",".join(names[i] if names is not None else str(i) for i in ordinals)
+
+
+def engine_arguments(config: ExperimentConfig, model_path: str, dtype: str) -> dict[str, Any]:
+    """Keyword arguments of `vllm.LLM` for this experiment."""
+    options = config.vllm_options()
+    arguments: dict[str, Any] = {
+        "model": model_path,
+        "tokenizer": model_path,
+        "revision": config.model.revision,
+        "trust_remote_code": config.model.trust_remote_code,
+        "dtype": dtype,
+        "seed": config.seed,
+        "tensor_parallel_size": options.tensor_parallel_size,
+        "max_num_seqs": options.max_num_seqs,
+        "gpu_memory_utilization": options.gpu_memory_utilization,
+        "enforce_eager": options.enforce_eager,
+        "enable_prefix_caching": options.enable_prefix_caching,
+        "quantization": options.quantization,
+        # Keeps vLLM's per-request timestamps (RequestOutput.metrics) for the cross-check.
+        "disable_log_stats": False,
+    }
+    optional = {
+        "max_num_batched_tokens": options.max_num_batched_tokens,
+        "max_model_len": options.max_model_len,
+        "kv_cache_memory_bytes": (
+            options.kv_cache_memory_mb * 2**20 if options.kv_cache_memory_mb else None
+        ),
+    }
+    arguments.update({k: v for k, v in optional.items() if v is not None})
+    return arguments
+
+
+class VllmEngine:
+    """One vLLM engine over the GPUs of one launcher process (or the CPU)."""
+
+    def __init__(self, config: ExperimentConfig, dtype: str, cuda_ordinals: list[int]) -> None:
+        self.config = config
+        self.dtype = dtype
+        self.cuda_ordinals = cuda_ordinals
+        self.llm: Any = None
+        self.tokenizer: Any = None
+        self.stop_ids: set[int] = set()
+        self.model_source: str | None = None
+        self._next_id = 0
+
+    def load(self) -> None:
+        """Resolve the model, start vLLM's engine on it and load the same HF tokenizer."""
+        from transformers import AutoTokenizer
+        from transformers import GenerationConfig as HfGenerationConfig
+        from vllm import LLM
+
+        cfg = self.config.model
+        resolved = resolve_model(cfg.name, revision=cfg.revision)
+        self.model_source = resolved.source
+        if self.cuda_ordinals:
+            visible = visible_devices(self.cuda_ordinals, os.environ.get("CUDA_VISIBLE_DEVICES"))
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
+        self.llm = LLM(**engine_arguments(self.config, resolved.path, self.dtype))
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            resolved.path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+        self.tokenizer.truncation_side = "left"
+        eos = HfGenerationConfig.from_pretrained(resolved.path).eos_token_id
+        eos = self.tokenizer.eos_token_id if eos is None else eos
+        self.stop_ids = {int(e) for e in eos} if isinstance(eos, (list, tuple)) else {int(eos)}
+        logger.info(f"vLLM loaded {cfg.name} ({resolved.source}) as {self.dtype}")
+
+    def context_tokens(self) -> int:
+        """The context of one request: vLLM's `max_model_len`."""
+        return int(self.llm.llm_engine.model_config.max_model_len)
+
+    def encode(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> list[list[int]]:
+        """Token ids of each prompt, as the transformers engine tokenises them."""
+        use_template = self.config.prompts.chat_template
+        templated = use_template and getattr(self.tokenizer, "chat_template", None) is not None
+        texts = prompt_texts(prompts, self.tokenizer, use_template)
+        encoded = self.tokenizer(
+            texts,
+            add_special_tokens=not templated,
+            truncation=max_prompt_tokens is not None,
+            max_length=max_prompt_tokens,
+        )
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    def sampling_params(self, max_new_tokens: int) -> Any:
+        """vLLM's sampling parameters of the experiment's generation settings."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        gen = self.config.generation
+        sampled = {"temperature": gen.temperature, "top_p": gen.top_p, "top_k": gen.top_k or 0}
+        return SamplingParams(
+            max_tokens=max_new_tokens,
+            min_tokens=min(gen.min_new_tokens, max_new_tokens),
+            seed=self.config.seed if gen.do_sample else None,
+            output_kind=RequestOutputKind.DELTA,
+            **(sampled if gen.do_sample else {"temperature": 0.0}),
+        )
+
+    def generate(self, prompts: list[Prompt], token_ids: list[list[int]]) -> VllmOutput:
+        """Run every prompt through the engine at once and time each token."""
+        params = self.sampling_params(self.config.generation.max_new_tokens)
+        engine = self.llm.llm_engine
+        submitted: dict[str, float] = {}
+        order: list[str] = []
+        for ids in token_ids:
+            self._next_id += 1
+            # Outputs carry this id; add_request returns vLLM's internal one.
+            request_id = f"llem-{self._next_id}"
+            submitted[request_id] = time.monotonic()
+            engine.add_request(request_id, {"prompt_token_ids": ids}, params)
+            order.append(request_id)
+        tokens, times_s, finals = _step_until_done(engine, order)
+        return_s = time.monotonic()
+        records, traces = [], []
+        for prompt, request_id in zip(prompts, order, strict=True):
+            final = finals[request_id]
+            n_out, eos = count_generated(tokens[request_id], self.stop_ids)
+            records.append(
+                RequestRecord(
+                    prompt_id=prompt.id,
+                    input_tokens=len(final.prompt_token_ids),
+                    output_tokens=n_out,
+                    stopped_by_eos=eos,
+                )
+            )
+            traces.append(
+                RequestTrace(submitted[request_id], times_s[request_id], n_out, _stats(final))
+            )
+        latency = measured_latencies_ms(traces, return_s)
+        engine_latency = engine_latencies_ms(traces)
+        warning = cross_check_warning(latency, engine_latency)
+        return VllmOutput(records, latency, engine_latency, [warning] if warning else [])
+
+    def warmup_once(self, token_ids: list[list[int]], max_new_tokens: int) -> float:
+        """One pass over `token_ids` with `max_new_tokens`; its latency in ms."""
+        params = self.sampling_params(max_new_tokens)
+        prompts = [{"prompt_token_ids": ids} for ids in token_ids]
+        start = time.perf_counter()
+        self.llm.generate(prompts, params, use_tqdm=False)
+        return (time.perf_counter() - start) * 1000.0
+
+    def close(self) -> None:
+        """Stop vLLM's engine processes."""
+        if self.llm is not None:
+            self.llm.llm_engine.engine_core.shutdown()
+            self.llm = None
+
+
+def _step_until_done(
+    engine: Any, order: list[str]
+) -> tuple[dict[str, list[int]], dict[str, list[float]], dict[str, Any]]:
+    """Step the engine until every request finished: tokens, their times, final outputs."""
+    tokens: dict[str, list[int]] = {r: [] for r in order}
+    times_s: dict[str, list[float]] = {r: [] for r in order}
+    finals: dict[str, Any] = {}
+    while engine.has_unfinished_requests():
+        outputs = engine.step()
+        now_s = time.monotonic()
+        for output in outputs:
+            new = list(output.outputs[0].token_ids)
+            tokens[output.request_id].extend(new)
+            times_s[output.request_id].extend([now_s] * len(new))
+            if output.finished:
+                finals[output.request_id] = output
+    return tokens, times_s, finals
+
+
+def _stats(output: Any) -> EngineRequestStats | None:
+    """vLLM's own timing of a finished request; None where it kept none."""
+    metrics = output.metrics
+    if metrics is None or not getattr(metrics, "first_token_ts", 0.0):
+        return None
+    return EngineRequestStats(
+        first_token_latency_s=metrics.first_token_latency,
+        first_token_ts_s=metrics.first_token_ts,
+        last_token_ts_s=metrics.last_token_ts,
+    )
