@@ -95,11 +95,28 @@ class CpuTimeFigures:
         return min(1.0, max(0.0, 1.0 - self.process_cpu_s / self.host_busy_cpu_s))
 
 
+def process_tree_cpu_s(process: psutil.Process) -> float:
+    """CPU seconds of `process` and its descendants, live and already reaped.
+
+    Each live process counts its own user + system time and that of the children it
+    reaped, so that no process is counted twice.
+    """
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            t = member.cpu_times()
+        except psutil.Error:  # ended between the listing and the read: its time is gone
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 class CpuTimeWindow:
     """Records this process's CPU time against the host's busy CPU time between start and stop.
 
     The process's time is user + system of all its threads (the measurement threads
-    included); child processes are not counted as its own. The host's is
+    included) and of the processes it started: an engine that runs in child processes
+    (vLLM's engine core and workers) is this process's work. The host's is
     `host_busy_cpu_s`: in a container that is the whole machine's kernel view.
     """
 
@@ -108,8 +125,7 @@ class CpuTimeWindow:
         self._start: CpuTimeFigures | None = None
 
     def _now(self) -> CpuTimeFigures:
-        times = self._process.cpu_times()
-        return CpuTimeFigures(times.user + times.system, host_busy_cpu_s())
+        return CpuTimeFigures(process_tree_cpu_s(self._process), host_busy_cpu_s())
 
     def start(self) -> None:
         """Open the window."""

@@ -21,6 +21,10 @@ def create_engine(config: ExperimentConfig, device: str) -> Engine:
         from llenergymeasure.core.engines.transformers_cb import ContinuousBatchingEngine
 
         return ContinuousBatchingEngine(config, device)
+    if config.engine == "vllm":
+        from llenergymeasure.core.engines.vllm import VllmEngine
+
+        return VllmEngine(config, device)
     from llenergymeasure.core.engines.transformers import TransformersEngine
 
     return TransformersEngine(config, device)

@@ -71,6 +71,9 @@ class EngineOutput:
     the number of requests each unit of work held; `peak_memory_mb` the device memory
     the engine held at most while it ran (None where it cannot tell); `load_run` the load
     runner's records where requests arrived over time (`load:` modes), None offline.
+    `engine_latency` is the engine's own timing of the same requests where it keeps one
+    (vLLM), beside `latency` on llem's clock; `warnings` are the engine's about its
+    measurement.
     """
 
     requests: list[RequestRecord]
@@ -79,6 +82,7 @@ class EngineOutput:
     batch_sizes: list[int] = field(default_factory=list)
     peak_memory_mb: float | None = None
     load_run: LoadRun | None = None
+    engine_latency: LatencySamples | None = None
     warnings: list[MeasurementWarning] = field(default_factory=list)
 
 

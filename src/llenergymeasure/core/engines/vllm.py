@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core import device as devices
+from llenergymeasure.core.engines.base import EngineOutput, LoadedModel, RequestsDoneFn, Workload
 from llenergymeasure.core.engines.generation import count_generated, prompt_texts
 from llenergymeasure.core.engines.vllm_timing import (
     EngineRequestStats,
@@ -30,19 +33,8 @@ from llenergymeasure.core.engines.vllm_timing import (
     measured_latencies_ms,
 )
 from llenergymeasure.domain.experiment import RequestRecord
-from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
 from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import Prompt
-
-
-@dataclass
-class VllmOutput:
-    """What one pass over a list of prompts produced."""
-
-    requests: list[RequestRecord]
-    latency: LatencySamples
-    engine_latency: LatencySamples | None
-    warnings: list[MeasurementWarning]
 
 
 def tensor_parallel_ordinals(process_index: int, tensor_parallel_size: int) -> list[int]:
@@ -93,19 +85,25 @@ def engine_arguments(config: ExperimentConfig, model_path: str, dtype: str) -> d
 
 
 class VllmEngine:
-    """One vLLM engine over the GPUs of one launcher process (or the CPU)."""
+    """One vLLM engine over the GPUs of one launcher process (or over the CPU)."""
 
-    def __init__(self, config: ExperimentConfig, dtype: str, cuda_ordinals: list[int]) -> None:
+    name = "vllm"
+
+    def __init__(self, config: ExperimentConfig, device: str) -> None:
         self.config = config
-        self.dtype = dtype
-        self.cuda_ordinals = cuda_ordinals
+        self.device = device
+        self.options = config.vllm_options()
+        local = devices.cuda_ordinals(device)
+        self.cuda_ordinals = (
+            tensor_parallel_ordinals(local[0], self.options.tensor_parallel_size) if local else []
+        )
+        self.dtype = str(devices.resolve_dtype(config.model.dtype, device)).removeprefix("torch.")
         self.llm: Any = None
         self.tokenizer: Any = None
         self.stop_ids: set[int] = set()
-        self.model_source: str | None = None
         self._next_id = 0
 
-    def load(self) -> None:
+    def load(self) -> LoadedModel:
         """Resolve the model, start vLLM's engine on it and load the same HF tokenizer."""
         from transformers import AutoTokenizer
         from transformers import GenerationConfig as HfGenerationConfig
@@ -113,7 +111,6 @@ class VllmEngine:
 
         cfg = self.config.model
         resolved = resolve_model(cfg.name, revision=cfg.revision)
-        self.model_source = resolved.source
         if self.cuda_ordinals:
             visible = visible_devices(self.cuda_ordinals, os.environ.get("CUDA_VISIBLE_DEVICES"))
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
@@ -126,26 +123,40 @@ class VllmEngine:
         eos = self.tokenizer.eos_token_id if eos is None else eos
         self.stop_ids = {int(e) for e in eos} if isinstance(eos, (list, tuple)) else {int(eos)}
         logger.info(f"vLLM loaded {cfg.name} ({resolved.source}) as {self.dtype}")
+        return LoadedModel(
+            source=resolved.source,
+            dtype=self.dtype,
+            geometry=None,
+            context_tokens=int(self.llm.llm_engine.model_config.max_model_len),
+        )
 
-    def context_tokens(self) -> int:
-        """The context of one request: vLLM's `max_model_len`."""
-        return int(self.llm.llm_engine.model_config.max_model_len)
-
-    def encode(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> list[list[int]]:
-        """Token ids of each prompt, as the transformers engine tokenises them."""
+    def prepare(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> Workload:
+        """Token ids of each prompt, templated and left-truncated as on `transformers`."""
         use_template = self.config.prompts.chat_template
         templated = use_template and getattr(self.tokenizer, "chat_template", None) is not None
         texts = prompt_texts(prompts, self.tokenizer, use_template)
-        encoded = self.tokenizer(
-            texts,
-            add_special_tokens=not templated,
-            truncation=max_prompt_tokens is not None,
-            max_length=max_prompt_tokens,
-        )
-        return [list(ids) for ids in encoded["input_ids"]]
+        full = self.tokenizer(texts, add_special_tokens=not templated)["input_ids"]
+        if max_prompt_tokens is None:
+            return Workload(prompts, [list(ids) for ids in full])
+        kept = [list(ids[-max_prompt_tokens:]) for ids in full]
+        return Workload(prompts, kept, truncated=sum(len(i) > max_prompt_tokens for i in full))
+
+    def warmup_step(self, workload: Workload, max_new_tokens: int) -> Callable[[], float] | None:
+        """One `LLM.generate` over the first `max_num_seqs` prompts (one scheduler batch)."""
+        if not workload.items:
+            return None
+        params = self.sampling_params(max_new_tokens)
+        first = [{"prompt_token_ids": ids} for ids in workload.items[: self.options.max_num_seqs]]
+
+        def timed() -> float:
+            start = time.perf_counter()
+            self.llm.generate(first, params, use_tqdm=False)
+            return (time.perf_counter() - start) * 1000.0
+
+        return timed
 
     def sampling_params(self, max_new_tokens: int) -> Any:
-        """vLLM's sampling parameters of the experiment's generation settings."""
+        """The experiment's generation settings as vLLM's sampling parameters."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -159,25 +170,23 @@ class VllmEngine:
             **(sampled if gen.do_sample else {"temperature": 0.0}),
         )
 
-    def generate(self, prompts: list[Prompt], token_ids: list[list[int]]) -> VllmOutput:
-        """Run every prompt through the engine at once and time each token."""
+    def run(self, workload: Workload, requests_done: RequestsDoneFn) -> EngineOutput:
+        """Queue every request at once and step the engine until all finished."""
         params = self.sampling_params(self.config.generation.max_new_tokens)
         engine = self.llm.llm_engine
         submitted: dict[str, float] = {}
-        order: list[str] = []
-        for ids in token_ids:
+        for ids in workload.items:
             self._next_id += 1
             # Outputs carry this id; add_request returns vLLM's internal one.
             request_id = f"llem-{self._next_id}"
             submitted[request_id] = time.monotonic()
             engine.add_request(request_id, {"prompt_token_ids": ids}, params)
-            order.append(request_id)
-        tokens, times_s, finals = _step_until_done(engine, order)
+        steps = _step_until_done(engine, list(submitted), requests_done)
         return_s = time.monotonic()
         records, traces = [], []
-        for prompt, request_id in zip(prompts, order, strict=True):
-            final = finals[request_id]
-            n_out, eos = count_generated(tokens[request_id], self.stop_ids)
+        for prompt, request_id in zip(workload.prompts, submitted, strict=True):
+            final = steps.finals[request_id]
+            n_out, eos = count_generated(steps.tokens[request_id], self.stop_ids)
             records.append(
                 RequestRecord(
                     prompt_id=prompt.id,
@@ -186,21 +195,21 @@ class VllmEngine:
                     stopped_by_eos=eos,
                 )
             )
-            traces.append(
-                RequestTrace(submitted[request_id], times_s[request_id], n_out, _stats(final))
-            )
+            times_s = steps.times_s[request_id]
+            traces.append(RequestTrace(submitted[request_id], times_s, n_out, _stats(final)))
         latency = measured_latencies_ms(traces, return_s)
         engine_latency = engine_latencies_ms(traces)
         warning = cross_check_warning(latency, engine_latency)
-        return VllmOutput(records, latency, engine_latency, [warning] if warning else [])
+        return EngineOutput(
+            requests=records,
+            latency=latency,
+            batch_sizes=steps.batch_sizes,
+            engine_latency=engine_latency,
+            warnings=[warning] if warning is not None else [],
+        )
 
-    def warmup_once(self, token_ids: list[list[int]], max_new_tokens: int) -> float:
-        """One pass over `token_ids` with `max_new_tokens`; its latency in ms."""
-        params = self.sampling_params(max_new_tokens)
-        prompts = [{"prompt_token_ids": ids} for ids in token_ids]
-        start = time.perf_counter()
-        self.llm.generate(prompts, params, use_tqdm=False)
-        return (time.perf_counter() - start) * 1000.0
+    def synchronize(self) -> None:
+        """Nothing to wait for: `step()` returns once the engine delivered its tokens."""
 
     def close(self) -> None:
         """Stop vLLM's engine processes."""
@@ -209,27 +218,38 @@ class VllmEngine:
             self.llm = None
 
 
-def _step_until_done(
-    engine: Any, order: list[str]
-) -> tuple[dict[str, list[int]], dict[str, list[float]], dict[str, Any]]:
-    """Step the engine until every request finished: tokens, their times, final outputs."""
-    tokens: dict[str, list[int]] = {r: [] for r in order}
-    times_s: dict[str, list[float]] = {r: [] for r in order}
-    finals: dict[str, Any] = {}
+@dataclass
+class _Steps:
+    """What the step loop saw, per request id; `batch_sizes`: requests served per step."""
+
+    tokens: dict[str, list[int]]
+    times_s: dict[str, list[float]]
+    finals: dict[str, Any]
+    batch_sizes: list[int]
+
+
+def _step_until_done(engine: Any, order: list[str], requests_done: RequestsDoneFn) -> _Steps:
+    """Step the engine until every request finished, stamping each step's tokens."""
+    steps = _Steps({r: [] for r in order}, {r: [] for r in order}, {}, [])
     while engine.has_unfinished_requests():
         outputs = engine.step()
         now_s = time.monotonic()
+        served = 0
         for output in outputs:
             new = list(output.outputs[0].token_ids)
-            tokens[output.request_id].extend(new)
-            times_s[output.request_id].extend([now_s] * len(new))
+            served += bool(new)
+            steps.tokens[output.request_id].extend(new)
+            steps.times_s[output.request_id].extend([now_s] * len(new))
             if output.finished:
-                finals[output.request_id] = output
-    return tokens, times_s, finals
+                steps.finals[output.request_id] = output
+        if served:
+            steps.batch_sizes.append(served)
+            requests_done(len(steps.finals))
+    return steps
 
 
 def _stats(output: Any) -> EngineRequestStats | None:
-    """vLLM's own timing of a finished request; None where it kept none."""
+    """The timing vLLM kept of a finished request; None where it kept none."""
     metrics = output.metrics
     if metrics is None or not getattr(metrics, "first_token_ts", 0.0):
         return None

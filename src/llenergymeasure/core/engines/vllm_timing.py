@@ -75,7 +75,7 @@ def measured_latencies_ms(traces: list[RequestTrace], return_time_s: float) -> L
 
 
 def engine_latencies_ms(traces: list[RequestTrace]) -> LatencySamples | None:
-    """vLLM's own TTFT and end-to-end samples in ms; None when it timed no request.
+    """The TTFT and end-to-end samples vLLM kept, in ms; None when it timed no request.
 
     Only requests that `measured_latencies_ms` times, in the same order. vLLM keeps no
     per-token times, so the ITL and batch-return lists stay empty.
