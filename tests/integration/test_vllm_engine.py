@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -43,17 +44,19 @@ class EngineRuns:
     transformers: dict
 
 
-def run_engine(root: Path, prompts: Path, **sections: object) -> dict:
+def run_engine(root: Path, prompts: Path, **sections: Any) -> dict:
     config = tiny_config_dict(
         root / "results",
         model={"name": "builtin:smollm2-135m", "dtype": "float32"},
         prompts={"source": str(prompts), "num_prompts": None},
-        generation={"max_new_tokens": MAX_NEW},
+        generation={"max_new_tokens": MAX_NEW, **sections.pop("generation", {})},
         measurement={
             "warmup": {"min_prompts": 1, "max_prompts": 2, "window_size": 2, "max_new_tokens": 4}
         },
         **sections,
     )
+    if config.get("engine") == "vllm":  # an option of engine transformers only
+        del config["generation"]["batch_size"]
     proc = run_llem("run", write_yaml(root / "config.yaml", config), cwd=root, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (experiment_dir,) = (root / "results" / "raw").iterdir()
