@@ -77,7 +77,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> EngineRuns:
         "enforce_eager": True,
     }
     vllm = run_engine(root / "vllm", prompts, engine="vllm", vllm=vllm_options)
-    transformers = run_engine(root / "transformers", prompts, generation={"batch_size": 1})
+    batch = {"batch_size": len(PROMPTS)}
+    transformers = run_engine(root / "transformers", prompts, generation=batch)
     return EngineRuns(vllm, transformers)
 
 
@@ -107,6 +108,12 @@ def test_result_is_accounted_like_any_other(runs: EngineRuns) -> None:
     assert result["energy_per_output_token_j"] > 0
     assert result["tokens_per_second"] > 0
     assert result["extended"]["batch_effective_size"] >= 1
+    # Each request's own prompt and decode steps: executed FLOPs are the useful ones, the
+    # same formula over the same tokens as the transformers engine's useful FLOPs.
+    flops = result["flops"]
+    assert flops["flops_useful"] > 0 and flops["flops_executed"] == flops["flops_useful"]
+    if result["requests"] == runs.transformers["requests"]:
+        assert flops["flops_useful"] == runs.transformers["flops"]["flops_useful"]
     # vLLM's engine core and worker are child processes: their CPU time is the run's.
     assert result["extended"]["process_cpu_s"] >= 0.5 * result["inference_duration_s"]
 

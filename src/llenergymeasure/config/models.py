@@ -403,9 +403,7 @@ class ExperimentConfig(_Section):
     transformers_cb: ContinuousBatchingConfig | None = Field(
         None, description="Options of engine transformers-cb; null: its defaults."
     )
-    vllm: VllmConfig | None = Field(
-        None, description="Options of engine vllm; null: its defaults."
-    )
+    vllm: VllmConfig | None = Field(None, description="Options of engine vllm; null: its defaults.")
     prompts: PromptsConfig = PromptsConfig()
     generation: GenerationConfig = GenerationConfig()
     processes: int = Field(

@@ -32,6 +32,7 @@ from llenergymeasure.core.engines.vllm_timing import (
     engine_latencies_ms,
     measured_latencies_ms,
 )
+from llenergymeasure.core.flops import BatchShape, ModelGeometry, model_geometry
 from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import Prompt
@@ -84,6 +85,23 @@ def engine_arguments(config: ExperimentConfig, model_path: str, dtype: str) -> d
     return arguments
 
 
+def meta_geometry(path: str, revision: str | None, trust_remote_code: bool) -> ModelGeometry | None:
+    """The decoder's shape for FLOPs, read from the HF model built on the meta device.
+
+    The weights live in vLLM's worker; an HF model of the same config without storage
+    (no memory, no load) gives the parameter counts and the attention width.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    hf_config = AutoConfig.from_pretrained(
+        path, revision=revision, trust_remote_code=trust_remote_code
+    )
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config, trust_remote_code=trust_remote_code)
+    return model_geometry(model)
+
+
 class VllmEngine:
     """One vLLM engine over the GPUs of one launcher process (or over the CPU)."""
 
@@ -126,7 +144,7 @@ class VllmEngine:
         return LoadedModel(
             source=resolved.source,
             dtype=self.dtype,
-            geometry=None,
+            geometry=meta_geometry(resolved.path, cfg.revision, cfg.trust_remote_code),
             context_tokens=int(self.llm.llm_engine.model_config.max_model_len),
         )
 
@@ -183,8 +201,10 @@ class VllmEngine:
             engine.add_request(request_id, {"prompt_token_ids": ids}, params)
         steps = _step_until_done(engine, list(submitted), requests_done)
         return_s = time.monotonic()
-        records, traces = [], []
-        for prompt, request_id in zip(workload.prompts, submitted, strict=True):
+        records, traces, shapes = [], [], []
+        for prompt, ids, request_id in zip(
+            workload.prompts, workload.items, submitted, strict=True
+        ):
             final = steps.finals[request_id]
             n_out, eos = count_generated(steps.tokens[request_id], self.stop_ids)
             records.append(
@@ -195,6 +215,11 @@ class VllmEngine:
                     stopped_by_eos=eos,
                 )
             )
+            # Continuous batching runs each request's own prompt and decode steps: no
+            # padded positions, so its executed FLOPs are its useful ones.
+            shapes.append(
+                BatchShape(rows=1, padded_prompt_tokens=len(ids), steps=n_out, padded=False)
+            )
             times_s = steps.times_s[request_id]
             traces.append(RequestTrace(submitted[request_id], times_s, n_out, _stats(final)))
         latency = measured_latencies_ms(traces, return_s)
@@ -203,6 +228,7 @@ class VllmEngine:
         return EngineOutput(
             requests=records,
             latency=latency,
+            shapes=shapes,
             batch_sizes=steps.batch_sizes,
             engine_latency=engine_latency,
             warnings=[warning] if warning is not None else [],
