@@ -52,8 +52,8 @@ def test_unknown_experiment_is_a_user_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
-        ({"vllm": {"max_num_seqs": 8}}, "vllm: options of engine vllm, but engine is transformers"),
-        ({"engine": "vllm"}, "generation.batch_size: an option of engine transformers, not vllm"),
+        ({"vllm": {"max_num_seqs": 8}}, "vllm holds options of engine vllm, but engine is "),
+        ({"engine": "vllm"}, "engine vllm schedules requests itself: use vllm.max_num_seqs"),
         ({"engine": "vllm", "vllm": {"beams": 2}}, "vllm.beams: unknown field"),
     ],
 )
