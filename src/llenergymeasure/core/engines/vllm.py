@@ -260,7 +260,7 @@ def _step_until_done(engine: Any, order: list[str], requests_done: RequestsDoneF
     while engine.has_unfinished_requests():
         outputs = engine.step()
         now_s = time.monotonic()
-        served = 0
+        served, finished_before = 0, len(steps.finals)
         for output in outputs:
             new = list(output.outputs[0].token_ids)
             served += bool(new)
@@ -270,7 +270,8 @@ def _step_until_done(engine: Any, order: list[str], requests_done: RequestsDoneF
                 steps.finals[output.request_id] = output
         if served:
             steps.batch_sizes.append(served)
-            requests_done(len(steps.finals))
+        if len(steps.finals) > finished_before:
+            requests_done(len(steps.finals), sum(len(t) for t in steps.tokens.values()))
     return steps
 
 
