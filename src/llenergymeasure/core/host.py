@@ -9,6 +9,7 @@ records how much of the host's busy CPU time was the measured process's own
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,37 +96,21 @@ class CpuTimeFigures:
         return min(1.0, max(0.0, 1.0 - self.process_cpu_s / self.host_busy_cpu_s))
 
 
-def process_tree_cpu_s(process: psutil.Process) -> float:
-    """CPU seconds of `process` and its descendants, live and already reaped.
-
-    Each live process counts its own user + system time and that of the children it
-    reaped, so that no process is counted twice.
-    """
-    total = 0.0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            t = member.cpu_times()
-        except psutil.Error:  # ended between the listing and the read: its time is gone
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
-
-
 class CpuTimeWindow:
     """Records this process's CPU time against the host's busy CPU time between start and stop.
 
     The process's time is user + system of all its threads (the measurement threads
-    included) and of the processes it started: an engine that runs in child processes
-    (vLLM's engine core and workers) is this process's work. The host's is
+    included) and of `helper_pids`, the processes its engine runs in (vLLM's engine core
+    and workers); other child processes are not counted as its own. The host's is
     `host_busy_cpu_s`: in a container that is the whole machine's kernel view.
     """
 
-    def __init__(self) -> None:
-        self._process = psutil.Process()
+    def __init__(self, helper_pids: Sequence[int] = ()) -> None:
+        self._processes = [psutil.Process(), *(psutil.Process(pid) for pid in helper_pids)]
         self._start: CpuTimeFigures | None = None
 
     def _now(self) -> CpuTimeFigures:
-        return CpuTimeFigures(process_tree_cpu_s(self._process), host_busy_cpu_s())
+        return CpuTimeFigures(_cpu_s(self._processes), host_busy_cpu_s())
 
     def start(self) -> None:
         """Open the window."""
@@ -141,3 +126,15 @@ class CpuTimeWindow:
             process_cpu_s=max(0.0, end.process_cpu_s - start.process_cpu_s),
             host_busy_cpu_s=max(0.0, end.host_busy_cpu_s - start.host_busy_cpu_s),
         )
+
+
+def _cpu_s(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds of `processes`; one that has ended adds nothing more."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total

@@ -192,6 +192,7 @@ def measure_window(
         window_sample_sources(gpu_source),
         config.measurement.energy.sample_interval_ms,
         engine.synchronize,
+        helper_pids=engine.helper_pids(),
     )
     total = workload.expected_requests or len(workload.prompts)
     ctx.report("inference", 0, total)

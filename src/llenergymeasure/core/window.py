@@ -72,7 +72,8 @@ class MeasurementWindow:
     """Measures energy and samples devices around a body of work.
 
     `run(body)` for a call; `begin()` and `end(value)` where the body is not a call (the
-    public API's context manager and named windows).
+    public API's context manager and named windows). `helper_pids` are the processes the
+    engine runs in besides this one; their CPU time is this process's work.
     """
 
     def __init__(
@@ -82,10 +83,11 @@ class MeasurementWindow:
         interval_ms: int,
         synchronize: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        helper_pids: Sequence[int] = (),
     ) -> None:
         self.backends = list(backends)
         self.sampler = PowerThermalSampler(sources, interval_ms, clock=clock)
-        self.cpu_time = CpuTimeWindow()
+        self.cpu_time = CpuTimeWindow(helper_pids)
         self.synchronize = synchronize
         self.start_unix_s = 0.0
         self._start_mono_s = 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import time
@@ -56,22 +55,11 @@ def test_cpu_model_name_from_cpuinfo(tmp_path: Path) -> None:
     assert cpu_model_name(tmp_path / "absent") is None
 
 
-BURN = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
-
-
 def test_another_process_burning_a_core_is_others_work() -> None:
     window = CpuTimeWindow()
     window.start()
-    # Started through a shell that exits at once: the burner is not this process's child.
-    started = subprocess.run(
-        ["sh", "-c", f'"{sys.executable}" -c "$0" >/dev/null 2>&1 & echo $!', BURN],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    pid = int(started.stdout)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        psutil.Process(pid).wait(timeout=30)
+    burn = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
+    subprocess.run([sys.executable, "-c", burn], check=True)
     figures = window.stop()
     assert figures.host_busy_cpu_s >= 0.9
     assert figures.process_cpu_s < 0.3
@@ -80,26 +68,27 @@ def test_another_process_burning_a_core_is_others_work() -> None:
     assert warning is not None and warning.code == "host_contention"
 
 
-def test_the_cpu_time_of_processes_it_started_is_its_own() -> None:
-    # vLLM's engine core and workers are child processes of the measured one.
-    window = CpuTimeWindow()
-    window.start()
-    child = subprocess.Popen([sys.executable, "-c", BURN])
-    burned_s = 0.0
-    while burned_s < 0.3 and child.poll() is None:
-        time.sleep(0.05)
-        times = psutil.Process(child.pid).cpu_times()
-        burned_s = times.user + times.system
-    alive = window.stop()  # the child still runs: counted as a live descendant
-    child.wait()
-    assert alive.process_cpu_s >= burned_s >= 0.3
-    window.start()
-    subprocess.run([sys.executable, "-c", BURN], check=True)
-    reaped = window.stop()  # ended and reaped: counted through children_user/system
-    assert reaped.process_cpu_s >= 0.9
-
-
 def test_others_share_is_clipped_and_unknown_without_busy_time() -> None:
     assert CpuTimeFigures(process_cpu_s=2.0, host_busy_cpu_s=1.5).others_share == 0.0
     assert CpuTimeFigures(process_cpu_s=1.0, host_busy_cpu_s=4.0).others_share == 0.75
     assert CpuTimeFigures(process_cpu_s=0.0, host_busy_cpu_s=0.0).others_share is None
+
+
+def test_the_cpu_time_of_the_engines_processes_is_the_runs() -> None:
+    # vLLM's engine core and workers: processes the engine names as its helpers.
+    burn = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
+    helper = subprocess.Popen([sys.executable, "-c", burn + "\ntime.sleep(60)"])
+    try:
+        with_helper, alone = CpuTimeWindow(helper_pids=[helper.pid]), CpuTimeWindow()
+        with_helper.start()
+        alone.start()
+        burned_s = 0.0
+        while burned_s < 0.5:
+            time.sleep(0.05)
+            times = psutil.Process(helper.pid).cpu_times()
+            burned_s = times.user + times.system
+        counted, not_counted = with_helper.stop(), alone.stop()
+    finally:
+        helper.kill()
+        helper.wait()
+    assert counted.process_cpu_s - not_counted.process_cpu_s >= 0.4

@@ -120,6 +120,10 @@ class Engine(Protocol):
         """Wait for the engine's queued device work."""
         ...
 
+    def helper_pids(self) -> list[int]:
+        """The processes the engine runs in besides this one (its CPU time is the run's)."""
+        ...
+
     def close(self) -> None:
         """Release the model and any engine process."""
         ...

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 from loguru import logger
 
 from llenergymeasure.config.models import ExperimentConfig
@@ -120,6 +121,7 @@ class VllmEngine:
         self.tokenizer: Any = None
         self.stop_ids: set[int] = set()
         self._next_id = 0
+        self._helper_pids: list[int] = []
 
     def load(self) -> LoadedModel:
         """Resolve the model, start vLLM's engine on it and load the same HF tokenizer."""
@@ -132,7 +134,10 @@ class VllmEngine:
         if self.cuda_ordinals:
             visible = visible_devices(self.cuda_ordinals, os.environ.get("CUDA_VISIBLE_DEVICES"))
             os.environ["CUDA_VISIBLE_DEVICES"] = visible
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
         self.llm = LLM(**engine_arguments(self.config, resolved.path, self.dtype))
+        started = psutil.Process().children(recursive=True)
+        self._helper_pids = [p.pid for p in started if p.pid not in before]
         self.tokenizer = AutoTokenizer.from_pretrained(
             resolved.path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
@@ -236,6 +241,10 @@ class VllmEngine:
 
     def synchronize(self) -> None:
         """Nothing to wait for: `step()` returns once the engine delivered its tokens."""
+
+    def helper_pids(self) -> list[int]:
+        """The engine core and worker processes vLLM started in `load`."""
+        return list(self._helper_pids)
 
     def close(self) -> None:
         """Stop vLLM's engine processes."""
