@@ -132,11 +132,11 @@ def test_every_token_is_timed_on_our_clock(runs: EngineRuns) -> None:
 def test_our_timing_is_checked_against_vllms_own(runs: EngineRuns) -> None:
     ours, theirs = runs.vllm["latency_samples"], runs.vllm["engine_latency_samples"]
     assert theirs is not None and len(theirs["ttft_ms"]) == len(ours["ttft_ms"])
-    pairs = [
-        *zip(ours["ttft_ms"], theirs["ttft_ms"], strict=True),
-        *zip(ours["e2e_ms"], theirs["e2e_ms"], strict=True),
-    ]
-    # Our stamp is taken when step() hands the token over, after vLLM's own.
-    assert all(a >= b - 5.0 for a, b in pairs), pairs
+    ttft = list(zip(ours["ttft_ms"], theirs["ttft_ms"], strict=True))
+    pairs = [*ttft, *zip(ours["e2e_ms"], theirs["e2e_ms"], strict=True)]
+    # Our first-token stamp is taken when step() hands the token over, after vLLM's front
+    # end timed it. (vLLM's e2e adds its engine core's decode time to that, a second
+    # clock, so ours may come out a few ms earlier or later.)
+    assert all(a >= b for a, b in ttft), ttft
     warned = any(w["code"] == "engine_latency_disagrees" for w in runs.vllm["warnings"])
     assert warned == any(disagree(a, b) for a, b in pairs)
