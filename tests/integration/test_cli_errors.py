@@ -47,3 +47,24 @@ def test_unknown_experiment_is_a_user_error(tmp_path: Path) -> None:
     assert proc.returncode == 2 and f"no experiment nope_1 under {tmp_path}" in proc.stderr
     proc = run_llem("aggregate", tmp_path / "raw" / "nope")
     assert proc.returncode == 2 and "no such experiment" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"vllm": {"max_num_seqs": 8}}, "vllm holds options of engine vllm, but engine is "),
+        ({"engine": "vllm"}, "engine vllm schedules requests itself: use vllm.max_num_seqs"),
+        ({"engine": "vllm", "vllm": {"beams": 2}}, "vllm.beams: unknown field"),
+    ],
+)
+def test_option_of_another_engine_exits_2_naming_it(
+    tmp_path: Path, patch: dict, field: str
+) -> None:
+    # The tiny config sets generation.batch_size, an option of engine transformers only.
+    path = write_yaml(tmp_path / "bad.yaml", {**tiny_config_dict(tmp_path / "results"), **patch})
+    proc = run_llem("run", path, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert field in lines[0]
+    assert not (tmp_path / "results" / "raw").exists(), "nothing may be created"

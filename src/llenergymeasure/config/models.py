@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from llenergymeasure.config.engines import VllmConfig
 from llenergymeasure.defaults import (
     DEFAULT_SOCKET_TDP_W,
     DEFAULT_THREADS_PER_SOCKET,
@@ -497,7 +498,12 @@ class ContinuousBatchingConfig(_Section):
 
 
 # The config section of each engine's own options; naming one for another engine is an error.
-ENGINE_SECTIONS = {"transformers-cb": "transformers_cb"}
+ENGINE_SECTIONS = {"transformers-cb": "transformers_cb", "vllm": "vllm"}
+# What bounds the running batch of each engine that schedules requests itself.
+ENGINE_BATCH_LIMITS = {
+    "transformers-cb": "transformers_cb.max_requests_per_batch",
+    "vllm": "vllm.max_num_seqs",
+}
 
 
 class ParallelConfig(_Section):
@@ -533,14 +539,15 @@ class ExperimentConfig(_Section):
 
     name: str = Field(pattern=NAME_PATTERN, description="Used in the experiment id.")
     model: ModelConfig
-    engine: Literal["transformers", "transformers-cb"] = Field(
+    engine: Literal["transformers", "transformers-cb", "vllm"] = Field(
         "transformers",
         description="The inference engine: transformers (static batches through generate), "
-        "transformers-cb (transformers' continuous batching).",
+        "transformers-cb (transformers' continuous batching), vllm (vLLM's offline engine).",
     )
     transformers_cb: ContinuousBatchingConfig | None = Field(
         None, description="Options of engine transformers-cb; null: its defaults."
     )
+    vllm: VllmConfig | None = Field(None, description="Options of engine vllm; null: its defaults.")
     prompts: PromptsConfig = PromptsConfig()
     generation: GenerationConfig = GenerationConfig()
     processes: int = Field(
@@ -596,7 +603,7 @@ class ExperimentConfig(_Section):
             raise ValueError(
                 f"generation.batch_size sets static batches (engine transformers); engine "
                 f"{self.engine} schedules requests itself: use "
-                f"{ENGINE_SECTIONS[self.engine]}.max_requests_per_batch"
+                f"{ENGINE_BATCH_LIMITS[self.engine]}"
             )
         if self.engine == "transformers-cb" and self.generation.min_new_tokens:
             raise ValueError(
@@ -656,11 +663,17 @@ class ExperimentConfig(_Section):
         parallel = ParallelConfig(data=data, tensor=tensor, pipeline=self.parallel.pipeline)
         return self.model_copy(update={"processes": count, "parallel": parallel})
 
+    def vllm_options(self) -> VllmConfig:
+        """The vLLM engine's options: its section, or the defaults without one."""
+        return self.vllm if self.vllm is not None else VllmConfig()
+
 
 def _check_endpoint_options(config: ExperimentConfig) -> None:
     """Refuse what an endpoint's server decides itself, instead of ignoring it."""
     ignored = {
-        "engine": config.engine != "transformers" or config.transformers_cb is not None,
+        "engine": config.engine != "transformers"
+        or config.transformers_cb is not None
+        or config.vllm is not None,
         "generation.batch_size": config.generation.batch_size != 1,
         "generation.min_new_tokens": config.generation.min_new_tokens != 0,
         "generation.top_k": config.generation.top_k is not None,

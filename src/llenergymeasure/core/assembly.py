@@ -159,6 +159,7 @@ def assemble_result(
         flops=estimate_flops(loaded.geometry, requests, output.shapes),
         latency=LatencyStats.from_samples(output.latency),
         latency_samples=output.latency,
+        engine_latency_samples=output.engine_latency,
         warmup=warmup,
         thermal_throttle=throttle_info_from_samples(window.samples, interval_ms / 1000.0),
         environment=environment,

@@ -9,6 +9,7 @@ records how much of the host's busy CPU time was the measured process's own
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,17 +100,22 @@ class CpuTimeWindow:
     """Records this process's CPU time against the host's busy CPU time between start and stop.
 
     The process's time is user + system of all its threads (the backends' threads
-    included); child processes (the sampling process) are not counted as its own. The host's is
+    included) and of its engine's helper processes (`add_processes`: vLLM's engine core
+    and workers); other child processes (the sampling process) are not counted as its
+    own. The host's is
     `host_busy_cpu_s`: in a container that is the whole machine's kernel view.
     """
 
     def __init__(self) -> None:
-        self._process = psutil.Process()
+        self._processes = [psutil.Process()]
         self._start: CpuTimeFigures | None = None
 
+    def add_processes(self, pids: Sequence[int]) -> None:
+        """Count these processes' CPU time as this process's (before `start`)."""
+        self._processes += [psutil.Process(pid) for pid in pids]
+
     def _now(self) -> CpuTimeFigures:
-        times = self._process.cpu_times()
-        return CpuTimeFigures(times.user + times.system, host_busy_cpu_s())
+        return CpuTimeFigures(_cpu_s(self._processes), host_busy_cpu_s())
 
     def start(self) -> None:
         """Open the window."""
@@ -125,3 +131,15 @@ class CpuTimeWindow:
             process_cpu_s=max(0.0, end.process_cpu_s - start.process_cpu_s),
             host_busy_cpu_s=max(0.0, end.host_busy_cpu_s - start.host_busy_cpu_s),
         )
+
+
+def _cpu_s(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds of `processes`; one that has ended adds nothing more."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total

@@ -225,6 +225,8 @@ def measure_window(
     engine: Engine, workload: Workload, window: MeasurementWindow, ctx: RunContext
 ) -> WindowResult[EngineOutput]:
     """The energy window: this process's workload, then the wait for the others."""
+    # vLLM's engine core and workers exist once the model is loaded: their CPU time is ours.
+    window.count_as_own(engine.helper_pids())
     total = workload.expected_requests or len(workload.prompts)
     ctx.report("inference", 0, total)
     # A tensor-parallel group's tokens are its rank 0's: its other ranks report energy only.

@@ -90,7 +90,8 @@ class MeasurementWindow:
     `run(body)` for a call; `begin()` and `end(value)` where the body is not a call (the
     public API's context manager and named windows). `sampling` is `process` (the
     sampler in a child, the default) or `thread` (in this process: needed where `clock`
-    is not `time.monotonic`, which a child cannot share).
+    is not `time.monotonic`, which a child cannot share). `count_as_own(pids)` adds the
+    processes the engine runs in besides this one: their CPU time is this process's work.
     """
 
     def __init__(
@@ -111,6 +112,10 @@ class MeasurementWindow:
         self.start_unix_s = 0.0
         self._start_mono_s = 0.0
         self._clock = clock
+
+    def count_as_own(self, pids: Sequence[int]) -> None:
+        """Count the CPU time of `pids`, the engine's own processes, as this process's."""
+        self.cpu_time.add_processes(pids)
 
     def run(
         self, body: Callable[[], T], wait_for_all: Callable[[], None] = lambda: None

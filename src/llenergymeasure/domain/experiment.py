@@ -172,6 +172,12 @@ class RawProcessResult(_Stored):
         description="The load runner's record of each request, times in seconds from the "
         "load's start (`load.start_monotonic_s` on the worker's monotonic clock).",
     )
+    engine_latency_samples: LatencySamples | None = Field(
+        None,
+        description="The engine's own timing of the same requests beside llem's "
+        "(`latency_samples`): vLLM's per-request TTFT and end-to-end from its "
+        "RequestStateStats, no ITL; null for engines that keep none.",
+    )
     warmup: WarmupResult | None = None
     thermal_throttle: ThermalThrottleInfo | None = None
     environment: EnvironmentMetadata | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -71,3 +72,23 @@ def test_others_share_is_clipped_and_unknown_without_busy_time() -> None:
     assert CpuTimeFigures(process_cpu_s=2.0, host_busy_cpu_s=1.5).others_share == 0.0
     assert CpuTimeFigures(process_cpu_s=1.0, host_busy_cpu_s=4.0).others_share == 0.75
     assert CpuTimeFigures(process_cpu_s=0.0, host_busy_cpu_s=0.0).others_share is None
+
+
+def test_the_cpu_time_of_the_engines_processes_is_the_runs() -> None:
+    # vLLM's engine core and workers: processes the engine names as its helpers.
+    burn = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
+    helper = subprocess.Popen([sys.executable, "-c", burn + "\ntime.sleep(60)"])
+    try:
+        with_helper, alone = CpuTimeWindow(helper_pids=[helper.pid]), CpuTimeWindow()
+        with_helper.start()
+        alone.start()
+        burned_s = 0.0
+        while burned_s < 0.5:
+            time.sleep(0.05)
+            times = psutil.Process(helper.pid).cpu_times()
+            burned_s = times.user + times.system
+        counted, not_counted = with_helper.stop(), alone.stop()
+    finally:
+        helper.kill()
+        helper.wait()
+    assert counted.process_cpu_s - not_counted.process_cpu_s >= 0.4

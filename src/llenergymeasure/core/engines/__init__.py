@@ -26,6 +26,10 @@ def create_engine(
         from llenergymeasure.core.engines.transformers_cb import ContinuousBatchingEngine
 
         return ContinuousBatchingEngine(config, device, layout)
+    if config.engine == "vllm":
+        from llenergymeasure.core.engines.vllm import VllmEngine
+
+        return VllmEngine(config, device)
     from llenergymeasure.core.engines.transformers import TransformersEngine
 
     return TransformersEngine(config, device, layout)

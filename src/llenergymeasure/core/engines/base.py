@@ -78,7 +78,9 @@ class EngineOutput:
     the engine held at most while it ran (None where it cannot tell); `load_run` the load
     runner's records where requests arrived over time (`load:` modes), None offline;
     `deployment` its knobs as requested and as they took effect (None where the engine
-    records none).
+    records none); `engine_latency` is the engine's own timing of the same requests where
+    it keeps one (vLLM), beside `latency` on llem's clock; `warnings` are the engine's
+    about its measurement.
     """
 
     requests: list[RequestRecord]
@@ -87,6 +89,7 @@ class EngineOutput:
     batch_sizes: list[int] = field(default_factory=list)
     peak_memory_mb: float | None = None
     load_run: LoadRun | None = None
+    engine_latency: LatencySamples | None = None
     warnings: list[MeasurementWarning] = field(default_factory=list)
     deployment: DeploymentRecord | None = None
 
@@ -123,6 +126,10 @@ class Engine(Protocol):
 
     def synchronize(self) -> None:
         """Wait for the engine's queued device work."""
+        ...
+
+    def helper_pids(self) -> list[int]:
+        """The processes the engine runs in besides this one (its CPU time is the run's)."""
         ...
 
     def close(self) -> None:

@@ -148,6 +148,10 @@ class EndpointEngine:
     def synchronize(self) -> None:
         """Nothing to wait for here: a request is done when its last chunk arrived."""
 
+    def helper_pids(self) -> list[int]:
+        """None: the server is the user's, not a process this run started."""
+        return []
+
     def close(self) -> None:
         """The server is the user's: it is left running."""
 

@@ -171,6 +171,10 @@ class TransformersEngine:
         """Wait for queued device work (a no-op on the CPU)."""
         devices.synchronize(self.device)
 
+    def helper_pids(self) -> list[int]:
+        """None: the model runs in this process."""
+        return []
+
     def close(self) -> None:
         """Drop the model and tokenizer."""
         self.model = None
