@@ -23,9 +23,8 @@ from loguru import logger
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines.base import EngineOutput, LoadedModel, RequestsDoneFn, Workload
-from llenergymeasure.core.load.drive import run_load
+from llenergymeasure.core.load.drive import run_load, served_requests
 from llenergymeasure.core.load.runner import Completion
-from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.domain.load import RequestRecord as LoadRequestRecord
 from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
 from llenergymeasure.errors import LlemError
@@ -128,15 +127,7 @@ class EndpointEngine:
 
         run = asyncio.run(run_load(self.config.load, self.config.seed, workload.items, submit))
         served = [r for r in run.requests if r.error is None]
-        requests = [
-            RequestRecord(
-                prompt_id=workload.prompts[r.request_id % len(workload.prompts)].id,
-                input_tokens=r.input_tokens or 0,
-                output_tokens=r.output_tokens,
-                stopped_by_eos=bool(r.stopped_by_eos),
-            )
-            for r in served
-        ]
+        requests = served_requests(served, workload.prompts)
         samples = [endpoint_latencies_ms(r) for r in served]
         return EngineOutput(
             requests=requests,

@@ -32,6 +32,7 @@ from llenergymeasure.core.engines.generation import (
 from llenergymeasure.core.engines.transformers import TransformersEngine
 from llenergymeasure.core.flops import BatchShape
 from llenergymeasure.core.latency import request_latencies_ms
+from llenergymeasure.core.load.drive import served_requests
 from llenergymeasure.core.parallel import ProcessLayout
 from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.domain.metrics import LatencySamples
@@ -137,15 +138,7 @@ class ContinuousBatchingEngine(TransformersEngine):
             requests_done=requests_done,
         )
         served = [r for r in run.requests if r.error is None]
-        requests = [
-            RequestRecord(
-                prompt_id=workload.prompts[r.request_id % len(workload.prompts)].id,
-                input_tokens=r.input_tokens or 0,
-                output_tokens=r.output_tokens,
-                stopped_by_eos=bool(r.stopped_by_eos),
-            )
-            for r in served
-        ]
+        requests = served_requests(served, workload.prompts)
         # Timed from each request's arrival: queueing is part of what a client waits.
         samples = [
             request_latencies_ms(r.arrival_s, r.token_times_s, [r.output_tokens], r.last_token_s)

@@ -9,7 +9,10 @@ from typing import TypeVar
 from llenergymeasure.config.models import LoadConfig
 from llenergymeasure.core.load.arrivals import load_schedule_s
 from llenergymeasure.core.load.runner import Submit, run_concurrent, run_scheduled
+from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.domain.load import LoadRun
+from llenergymeasure.domain.load import RequestRecord as LoadRequestRecord
+from llenergymeasure.prompts import Prompt
 
 Request = TypeVar("Request")
 
@@ -31,3 +34,18 @@ async def run_load(
     if load.num_requests is not None:
         endless = itertools.islice(endless, load.num_requests)
     return await run_concurrent(endless, submit, load.concurrency, load.duration_s)
+
+
+def served_requests(
+    served: Sequence[LoadRequestRecord], prompts: Sequence[Prompt]
+) -> list[RequestRecord]:
+    """The result's request records of a load's served requests (the prompts repeat)."""
+    return [
+        RequestRecord(
+            prompt_id=prompts[r.request_id % len(prompts)].id,
+            input_tokens=r.input_tokens or 0,
+            output_tokens=r.output_tokens,
+            stopped_by_eos=bool(r.stopped_by_eos),
+        )
+        for r in served
+    ]
