@@ -1,23 +1,21 @@
-"""The options of engine vllm (the `vllm:` section of an experiment config).
+"""The options of the engines that schedule requests themselves (`transformers_cb:`, `vllm:`).
 
-`ExperimentConfig` refuses the section under any other engine before anything runs.
+`ExperimentConfig` refuses an engine's section under any other engine before anything runs.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from llenergymeasure.config.base import Section
 
 VllmQuantization = Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"]
 
 
-class VllmConfig(BaseModel):
+class VllmConfig(Section):
     """Options of the vLLM engine (`engine: vllm`); the model's dtype is `model.dtype`."""
-
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
-    )
 
     tensor_parallel_size: int = Field(
         1, ge=1, le=64, description="GPUs one engine shards the model over; its energy covers all."
@@ -54,3 +52,43 @@ class VllmConfig(BaseModel):
     quantization: VllmQuantization | None = Field(
         None, description="Weight quantization method; null: the checkpoint's own."
     )
+
+
+class ContinuousBatchingConfig(Section):
+    """`engine: transformers-cb`: transformers' own continuous batching (a paged KV cache).
+
+    Requests join and leave the running batch at every step, so none waits for the
+    longest of a static batch. The cache sizes have no default on the CPU in transformers
+    (it would size them from host memory); null here sizes them to the workload there.
+    """
+
+    max_requests_per_batch: int = Field(
+        32, ge=1, le=4_096, description="Requests in one forward step at most."
+    )
+    max_batch_tokens: int | None = Field(
+        None,
+        ge=16,
+        le=1_048_576,
+        description="Tokens in one forward step at most. null: transformers' choice on a GPU; "
+        "on the CPU the longest prompt, at least 256.",
+    )
+    kv_cache_tokens: int | None = Field(
+        None,
+        ge=16,
+        le=100_000_000,
+        description="Tokens the paged KV cache holds. null: sized from free memory on a GPU; "
+        "on the CPU max_requests_per_batch x (longest prompt + max_new_tokens).",
+    )
+    page_size: int = Field(64, ge=4, le=4_096, description="Tokens per cache page.")
+    scheduler: Literal["fifo", "prefill_first"] = Field(
+        "fifo", description="fifo: in arrival order; prefill_first: new requests before decodes."
+    )
+
+
+# The config section of each engine's own options; naming one for another engine is an error.
+ENGINE_SECTIONS = {"transformers-cb": "transformers_cb", "vllm": "vllm"}
+# What bounds the running batch of each engine that schedules requests itself.
+ENGINE_BATCH_LIMITS = {
+    "transformers-cb": "transformers_cb.max_requests_per_batch",
+    "vllm": "vllm.max_num_seqs",
+}

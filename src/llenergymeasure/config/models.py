@@ -6,14 +6,20 @@ YAML file is reported instead of silently ignored.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from llenergymeasure.config.engines import VllmConfig
+from llenergymeasure.config.base import Section
+from llenergymeasure.config.deployment import ParallelConfig, QuantizationConfig, TorchCompileConfig
+from llenergymeasure.config.engines import (
+    ENGINE_BATCH_LIMITS,
+    ENGINE_SECTIONS,
+    ContinuousBatchingConfig,
+    VllmConfig,
+)
+from llenergymeasure.config.load import LOAD_SERVING_ENGINES, LoadConfig
 from llenergymeasure.defaults import (
     DEFAULT_SOCKET_TDP_W,
     DEFAULT_THREADS_PER_SOCKET,
@@ -28,74 +34,7 @@ MAX_SEED = 2**32 - 1
 MAX_TOP_K = 10_000_000
 
 
-class _Section(BaseModel):
-    """Strict types: a YAML boolean (`yes`, `on`) is not a number, `.nan` not a value.
-
-    `Path` fields accept strings (they are written as strings in JSON and YAML).
-    """
-
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
-    )
-
-
-class QuantizationConfig(_Section):
-    """Weights stored in fewer bits (docs/deployment.md, "Quantization").
-
-    bitsandbytes needs CUDA (4-bit NF4 or 8-bit LLM.int8); torchao's int8 weight-only
-    runs on the CPU too (its int4 kernels need CUDA).
-    """
-
-    method: Literal["none", "bitsandbytes", "torchao"] = "none"
-    bits: Literal[4, 8] | None = Field(
-        None, description="Bits per weight; required with a method, null with none."
-    )
-    compute_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto",
-        description="The dtype bitsandbytes' 4-bit layers compute in; auto: model.dtype. "
-        "Other methods compute in model.dtype.",
-    )
-
-    @model_validator(mode="after")
-    def _bits_with_method(self) -> QuantizationConfig:
-        if self.method == "none" and self.bits is not None:
-            raise ValueError("bits applies to a quantization method; method is none")
-        if self.method != "none" and self.bits is None:
-            raise ValueError(f"method {self.method} needs bits: 4 or 8")
-        if self.compute_dtype != "auto" and not (self.method == "bitsandbytes" and self.bits == 4):
-            raise ValueError(
-                "compute_dtype applies to bitsandbytes 4-bit only; other methods compute "
-                "in model.dtype"
-            )
-        return self
-
-
-class TorchCompileConfig(_Section):
-    """`model.torch_compile`: `false`, `true` or `{mode: ..., backend: ...}` in a config file.
-
-    `false` is `{enabled: false}`; `true` and a mapping without `enabled` turn it on.
-    """
-
-    enabled: bool = False
-    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = (
-        "default"
-    )
-    backend: Literal["inductor", "cudagraphs", "aot_eager", "eager"] = Field(
-        "inductor",
-        description="torch.compile's backend; aot_eager and eager trace the model without "
-        "generating kernels (cheap, for checking the path).",
-    )
-
-    @model_validator(mode="after")
-    def _mode_needs_inductor(self) -> TorchCompileConfig:
-        if self.mode != "default" and self.backend != "inductor":
-            raise ValueError(
-                f"mode {self.mode} applies to the inductor backend, not {self.backend}"
-            )
-        return self
-
-
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """Which model to load and how."""
 
     name: str = Field(
@@ -133,7 +72,7 @@ class ModelConfig(_Section):
         return value
 
 
-class PromptsConfig(_Section):
+class PromptsConfig(Section):
     """Where prompts come from and which of them run."""
 
     source: str = Field(
@@ -160,7 +99,7 @@ class PromptsConfig(_Section):
     )
 
 
-class GenerationConfig(_Section):
+class GenerationConfig(Section):
     """Decoding settings passed to `generate`."""
 
     max_new_tokens: int = Field(64, ge=1, le=32_768)
@@ -210,7 +149,7 @@ class GenerationConfig(_Section):
         return self
 
 
-class EnergyConfig(_Section):
+class EnergyConfig(Section):
     """Energy source and sampling."""
 
     backend: Literal["auto", "nvml", "rapl", "estimate", "none"] = Field(
@@ -228,7 +167,7 @@ class EnergyConfig(_Section):
     )
 
 
-class WarmupConfig(_Section):
+class WarmupConfig(Section):
     """Warmup until the latency of a repeated batch is stable."""
 
     enabled: bool = True
@@ -247,7 +186,7 @@ class WarmupConfig(_Section):
         return self
 
 
-class BaselineConfig(_Section):
+class BaselineConfig(Section):
     """Idle power measured before the model is loaded."""
 
     enabled: bool = True
@@ -262,14 +201,14 @@ class BaselineConfig(_Section):
     )
 
 
-class TimeseriesConfig(_Section):
+class TimeseriesConfig(Section):
     """The per-process parquet sidecar of power, temperature and memory samples."""
 
     enabled: bool = True
     resample_hz: float = Field(1.0, ge=0, le=1_000, description="0 keeps every sample.")
 
 
-class ThermalFloorConfig(_Section):
+class ThermalFloorConfig(Section):
     """The wait between warmup and the window, so runs start at a comparable temperature."""
 
     mode: Literal["sleep", "stable_temperature"] = Field(
@@ -298,7 +237,7 @@ class ThermalFloorConfig(_Section):
         return self
 
 
-class MeasurementConfig(_Section):
+class MeasurementConfig(Section):
     """How the inference window is measured."""
 
     energy: EnergyConfig = EnergyConfig()
@@ -322,219 +261,7 @@ class MeasurementConfig(_Section):
     )
 
 
-# Engines whose runner serves requests arriving over time; every other serves `offline`.
-LOAD_SERVING_ENGINES = frozenset({"transformers-cb"})
-# The load modes each field of LoadConfig applies to (mode itself applies to all).
-LOAD_FIELD_MODES = {
-    "rate_per_s": {"rate"},
-    "arrival": {"rate"},
-    "burstiness": {"rate"},
-    "concurrency": {"concurrency"},
-    "trace": {"trace"},
-    "num_requests": {"rate", "concurrency"},
-    "duration_s": {"rate", "concurrency", "trace"},
-    "slo": {"rate", "concurrency", "trace"},
-    "endpoint": {"rate", "concurrency", "trace"},
-    "allow_remote_endpoint": {"rate", "concurrency", "trace"},
-    "endpoint_gpus": {"rate", "concurrency", "trace"},
-}
-
-
-class SloConfig(_Section):
-    """Latency objectives a request must meet to count towards goodput (unset: not checked)."""
-
-    ttft_ms: float | None = Field(None, gt=0, le=3_600_000, description="Arrival to first token.")
-    tpot_ms: float | None = Field(
-        None, gt=0, le=3_600_000, description="Mean time per output token after the first."
-    )
-
-
-class LoadConfig(_Section):
-    """The load the engine serves: offline batches, or requests arriving over time.
-
-    Fields apply to the modes named in their descriptions; setting one for another mode
-    is an error naming it. The arrival times are seeded by the experiment's `seed`.
-    """
-
-    mode: Literal["offline", "rate", "concurrency", "trace"] = Field(
-        "offline",
-        description="offline: the prompts once, as the engine runs them; rate: "
-        "requests arriving at load.rate_per_s; concurrency: load.concurrency requests kept "
-        "in flight; trace: arrivals replayed from load.trace.",
-    )
-    rate_per_s: float | None = Field(
-        None, gt=0, le=100_000, description="rate: requests per second."
-    )
-    arrival: Literal["constant", "poisson", "gamma"] = Field(
-        "poisson",
-        description="rate: constant gaps, exponential gaps (Poisson arrivals), or gamma gaps "
-        "of shape load.burstiness.",
-    )
-    burstiness: float | None = Field(
-        None,
-        gt=0,
-        le=1_000,
-        description="rate, arrival gamma: the gamma shape; 1 is Poisson, below 1 burstier, "
-        "above 1 more regular.",
-    )
-    concurrency: int | None = Field(
-        None, ge=1, le=100_000, description="concurrency: requests kept in flight."
-    )
-    trace: Path | None = Field(
-        None,
-        strict=False,
-        description='trace: a JSONL file, one {"arrival_s": seconds from the start} per line, '
-        "in order.",
-    )
-    num_requests: int | None = Field(
-        None, ge=1, le=10_000_000, description="rate, concurrency: how many requests to send."
-    )
-    duration_s: float | None = Field(
-        None,
-        gt=0,
-        le=7 * 86_400,
-        description="rate, concurrency: send requests for this long instead; trace: replay "
-        "only the arrivals before it.",
-    )
-    slo: SloConfig | None = Field(None, description="Goodput's latency objectives.")
-    endpoint: str | None = Field(
-        None,
-        description="An OpenAI-compatible server on this host to send the requests to "
-        "(http://127.0.0.1:PORT/v1); null: the experiment's own engine.",
-    )
-    endpoint_gpus: list[int] = Field(
-        default_factory=list,
-        description="The GPUs (CUDA ordinals on this host) the endpoint's server runs on: "
-        "their energy is measured. Empty: the host's CPU and memory only.",
-    )
-    allow_remote_endpoint: bool = Field(
-        False,
-        description="Accept an endpoint host that is not a loopback address; its GPUs must "
-        "still be this host's for the energy to be its own.",
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> LoadConfig:
-        # A value other than the default, not "a field given": a dumped config holds them all.
-        for field, modes in LOAD_FIELD_MODES.items():
-            default = type(self).model_fields[field].get_default(call_default_factory=True)
-            if getattr(self, field) != default and self.mode not in modes:
-                raise ValueError(f"{field} applies to mode {' or '.join(sorted(modes))}")
-        needed = {"rate": "rate_per_s", "concurrency": "concurrency", "trace": "trace"}
-        if self.mode in needed and getattr(self, needed[self.mode]) is None:
-            raise ValueError(f"mode {self.mode} needs {needed[self.mode]}")
-        if self.num_requests is not None and self.duration_s is not None:
-            raise ValueError("give num_requests or duration_s, not both")
-        if self.mode in ("rate", "concurrency") and (
-            self.num_requests is None and self.duration_s is None
-        ):
-            raise ValueError(f"mode {self.mode} needs num_requests or duration_s")
-        if self.arrival == "gamma" and self.burstiness is None:
-            raise ValueError("arrival gamma needs burstiness (the gamma shape; 1 is Poisson)")
-        if self.arrival != "gamma" and self.burstiness is not None:
-            raise ValueError(f"burstiness applies to arrival gamma, not {self.arrival}")
-        if self.endpoint is not None:
-            _check_endpoint(self.endpoint, self.allow_remote_endpoint)
-        if self.endpoint_gpus and self.endpoint is None:
-            raise ValueError("endpoint_gpus applies to an endpoint")
-        if any(g < 0 for g in self.endpoint_gpus) or len(set(self.endpoint_gpus)) < len(
-            self.endpoint_gpus
-        ):
-            raise ValueError("endpoint_gpus: distinct CUDA ordinals (0, 1, ...)")
-        return self
-
-
-def _check_endpoint(endpoint: str, allow_remote: bool) -> None:
-    """`http(s)://HOST:PORT/...` with a loopback HOST unless remote hosts are allowed."""
-    parts = urlsplit(endpoint)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme not in ("http", "https") or not parts.hostname or port is None:
-        raise ValueError(f"endpoint: expected http://127.0.0.1:PORT/v1, got {endpoint!r}")
-    if allow_remote or parts.hostname == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(
-            f"endpoint: {parts.hostname} is not a loopback address; the server's energy is "
-            "measured on this host (set allow_remote_endpoint: true if it runs here)"
-        )
-
-
-class ContinuousBatchingConfig(_Section):
-    """`engine: transformers-cb`: transformers' own continuous batching (a paged KV cache).
-
-    Requests join and leave the running batch at every step, so none waits for the
-    longest of a static batch. The cache sizes have no default on the CPU in transformers
-    (it would size them from host memory); null here sizes them to the workload there.
-    """
-
-    max_requests_per_batch: int = Field(
-        32, ge=1, le=4_096, description="Requests in one forward step at most."
-    )
-    max_batch_tokens: int | None = Field(
-        None,
-        ge=16,
-        le=1_048_576,
-        description="Tokens in one forward step at most. null: transformers' choice on a GPU; "
-        "on the CPU the longest prompt, at least 256.",
-    )
-    kv_cache_tokens: int | None = Field(
-        None,
-        ge=16,
-        le=100_000_000,
-        description="Tokens the paged KV cache holds. null: sized from free memory on a GPU; "
-        "on the CPU max_requests_per_batch x (longest prompt + max_new_tokens).",
-    )
-    page_size: int = Field(64, ge=4, le=4_096, description="Tokens per cache page.")
-    scheduler: Literal["fifo", "prefill_first"] = Field(
-        "fifo", description="fifo: in arrival order; prefill_first: new requests before decodes."
-    )
-
-
-# The config section of each engine's own options; naming one for another engine is an error.
-ENGINE_SECTIONS = {"transformers-cb": "transformers_cb", "vllm": "vllm"}
-# What bounds the running batch of each engine that schedules requests itself.
-ENGINE_BATCH_LIMITS = {
-    "transformers-cb": "transformers_cb.max_requests_per_batch",
-    "vllm": "vllm.max_num_seqs",
-}
-
-
-class ParallelConfig(_Section):
-    """How one experiment's processes and GPUs hold the model (docs/deployment.md, "Parallelism").
-
-    `data` groups each run their own share of the prompts on a copy of the model; a group
-    is `tensor` processes that split every layer between them (transformers' `tp_plan`),
-    and each process holds `pipeline` GPUs over which its layers are placed in turn
-    (`device_map`, CUDA only). Processes: data x tensor; GPUs: data x tensor x pipeline.
-    """
-
-    data: int = Field(1, ge=1, le=4_096, description="Model copies, each with its own prompts.")
-    tensor: int = Field(1, ge=1, le=64, description="Processes that split each layer.")
-    pipeline: int = Field(1, ge=1, le=64, description="GPUs of one process, layers in turn.")
-
-    @model_validator(mode="after")
-    def _one_split_per_process(self) -> ParallelConfig:
-        if self.tensor > 1 and self.pipeline > 1:
-            raise ValueError(
-                "tensor and pipeline cannot both exceed 1: transformers does not combine "
-                "tp_plan with a device_map; choose one way to split"
-            )
-        return self
-
-    @property
-    def processes(self) -> int:
-        """Worker processes: data x tensor."""
-        return self.data * self.tensor
-
-
-class ExperimentConfig(_Section):
+class ExperimentConfig(Section):
     """One experiment: a model, a workload and a deployment configuration."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Used in the experiment id.")

@@ -13,7 +13,8 @@ import statistics
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from llenergymeasure.config.models import ContinuousBatchingConfig, ExperimentConfig
+from llenergymeasure.config.engines import ContinuousBatchingConfig
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.baseline import Baselines
 from llenergymeasure.core.device import on_gpu
 from llenergymeasure.core.energy_accounting import account_energy

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llenergymeasure.config.models import ParallelConfig
+from llenergymeasure.config.deployment import ParallelConfig
 from llenergymeasure.core.device import cuda_ordinals, on_gpu
 from llenergymeasure.domain.deployment import ParallelPlacement
 

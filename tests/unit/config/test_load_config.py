@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.config import load_config
-from llenergymeasure.config.models import ExperimentConfig, LoadConfig
+from llenergymeasure.config.load import LoadConfig
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.errors import ConfigError
 
 from llem_testing import tiny_config_dict, write_yaml

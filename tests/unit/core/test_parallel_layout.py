@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from llenergymeasure.config.models import ExperimentConfig, ParallelConfig
+from llenergymeasure.config.deployment import ParallelConfig
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines.loading import load_plan
 from llenergymeasure.core.parallel import process_layout
 

@@ -18,7 +18,8 @@ import torch
 from loguru import logger
 from transformers import GenerationConfig
 
-from llenergymeasure.config.models import ExperimentConfig, TorchCompileConfig
+from llenergymeasure.config.deployment import TorchCompileConfig
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.deployment import DeploymentRecord
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from llenergymeasure.config.models import ExperimentConfig, QuantizationConfig
+from llenergymeasure.config.deployment import QuantizationConfig
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core import device as devices
 from llenergymeasure.core.engines.hf_deployment import pretrained_kwargs
 from llenergymeasure.core.parallel import ProcessLayout

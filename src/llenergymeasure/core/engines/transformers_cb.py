@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llenergymeasure.config.models import ContinuousBatchingConfig, ExperimentConfig
+from llenergymeasure.config.engines import ContinuousBatchingConfig
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core import device as devices
 from llenergymeasure.core.engines.base import EngineOutput, RequestsDoneFn, Workload
 from llenergymeasure.core.engines.cb_load import LoadRequest, serve_load, stopped_early_message

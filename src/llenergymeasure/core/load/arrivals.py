@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from llenergymeasure.config.models import LoadConfig
+from llenergymeasure.config.load import LoadConfig
 from llenergymeasure.core.load.trace import read_trace
 from llenergymeasure.errors import ConfigError
 

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Sequence
 from typing import TypeVar
 
-from llenergymeasure.config.models import LoadConfig
+from llenergymeasure.config.load import LoadConfig
 from llenergymeasure.core.load.arrivals import load_schedule_s
 from llenergymeasure.core.load.runner import Submit, run_concurrent, run_scheduled
 from llenergymeasure.domain.experiment import RequestRecord

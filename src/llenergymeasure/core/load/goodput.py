@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llenergymeasure.config.models import SloConfig
+from llenergymeasure.config.load import SloConfig
 from llenergymeasure.domain.load import Goodput, RequestRecord
 
 

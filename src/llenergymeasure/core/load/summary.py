@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llenergymeasure.config.models import SloConfig
+from llenergymeasure.config.load import SloConfig
 from llenergymeasure.core.load.arrivals import achieved_rate_per_s
 from llenergymeasure.core.load.attribution import PowerSample, attribute_energy
 from llenergymeasure.core.load.goodput import goodput

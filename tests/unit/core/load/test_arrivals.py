@@ -8,7 +8,7 @@ import statistics
 import numpy as np
 import pytest
 
-from llenergymeasure.config.models import LoadConfig
+from llenergymeasure.config.load import LoadConfig
 from llenergymeasure.core.load.arrivals import (
     achieved_rate_per_s,
     arrival_times_s,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from llenergymeasure.config.models import SloConfig
+from llenergymeasure.config.load import SloConfig
 from llenergymeasure.core.load.goodput import goodput, meets_slo
 from llenergymeasure.domain.load import RequestRecord
 

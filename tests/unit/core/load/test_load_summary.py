@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llenergymeasure.config.models import SloConfig
+from llenergymeasure.config.load import SloConfig
 from llenergymeasure.core.load.summary import summarise_load
 from llenergymeasure.domain.load import EngineStep, LoadRun, RequestRecord
 

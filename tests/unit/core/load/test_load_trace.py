@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llenergymeasure.config.models import LoadConfig
+from llenergymeasure.config.load import LoadConfig
 from llenergymeasure.core.load.arrivals import load_schedule_s
 from llenergymeasure.core.load.trace import read_trace
 from llenergymeasure.errors import ConfigError
