@@ -40,7 +40,7 @@ def test_energy_and_tokens_grow_between_scrapes_during_a_run(tmp_path: Path) -> 
         tiny_config_dict(
             tmp_path / "results",
             prompts={"num_prompts": 24},
-            generation={"max_new_tokens": 32, "batch_size": 2},
+            generation={"max_new_tokens": 64, "batch_size": 2},
         ),
     )
     port = free_port()
@@ -53,7 +53,7 @@ def test_energy_and_tokens_grow_between_scrapes_during_a_run(tmp_path: Path) -> 
             env={**os.environ, "COLUMNS": "120"},
         )
         scrapes = scrape_while_running(proc, port)
-    assert proc.wait(timeout=120) == 0, (tmp_path / "out.txt").read_text()
+    assert proc.wait(timeout=300) == 0, (tmp_path / "out.txt").read_text()
     assert f"metrics: http://127.0.0.1:{port}/metrics" in (tmp_path / "out.txt").read_text()
     assert len(scrapes) >= 2, f"{len(scrapes)} scrape(s) with the window's figures"
     first, last = scrapes[0], scrapes[-1]

@@ -43,6 +43,9 @@ ERROR_KEY = "sampler process"
 _FIELDS = tuple(f.name for f in dataclasses.fields(PowerThermalSample))
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def can_fork() -> bool:
     """True where a sampling process can be forked (not on Windows)."""
     return "fork" in multiprocessing.get_all_start_methods()
@@ -77,10 +80,15 @@ class ProcessSampler:
             name="llem-sampler",
             daemon=True,
         )
+        # A stop signal landing inside the fork's own hooks (logging releases its locks
+        # there) is swallowed ("Exception ignored"): blocked, it arrives after the fork.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             self._process.start()
         except AssertionError as e:  # multiprocessing's refusal inside a daemonic process
             raise OSError(f"the sampling process cannot start here: {e}") from e
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         child_conn.close()
         try:
             ready = self._conn.poll(READY_TIMEOUT_S) and self._conn.recv() == "ready"
@@ -170,6 +178,7 @@ def _sample_in_child(
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent's fork
     sampler = PowerThermalSampler(sources, interval_ms)
     conn.send("ready")
 

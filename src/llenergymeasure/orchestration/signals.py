@@ -51,6 +51,31 @@ class StopRequest:
     signum: int | None = None
 
 
+# Forks in progress in this process. An exception raised inside the fork's own hooks
+# (logging releases its locks there) is swallowed ("Exception ignored in _releaseLock"),
+# so a stop signal that lands during a fork is delivered again just after it.
+_forks_in_progress = 0
+REDELIVER_AFTER_S = 0.05
+
+
+def _fork_begins() -> None:
+    global _forks_in_progress
+    _forks_in_progress += 1
+
+
+def _fork_ends() -> None:
+    global _forks_in_progress
+    _forks_in_progress = max(0, _forks_in_progress - 1)
+
+
+def _forked_child() -> None:
+    global _forks_in_progress
+    _forks_in_progress = 0
+
+
+os.register_at_fork(before=_fork_begins, after_in_parent=_fork_ends, after_in_child=_forked_child)
+
+
 @contextmanager
 def raise_on_stop_signals() -> Iterator[None]:
     """While inside, the first SIGINT or SIGTERM raises `Interrupted(signum)`."""
@@ -60,6 +85,9 @@ def raise_on_stop_signals() -> Iterator[None]:
         nonlocal raised
         if raised:
             logger.warning(f"{signal.Signals(signum).name} received: already stopping")
+            return
+        if _forks_in_progress:
+            threading.Timer(REDELIVER_AFTER_S, os.kill, (os.getpid(), signum)).start()
             return
         raised = True
         raise Interrupted(signum)

@@ -79,7 +79,8 @@ def test_the_cpu_time_of_the_engines_processes_is_the_runs() -> None:
     burn = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
     helper = subprocess.Popen([sys.executable, "-c", burn + "\ntime.sleep(60)"])
     try:
-        with_helper, alone = CpuTimeWindow(helper_pids=[helper.pid]), CpuTimeWindow()
+        with_helper, alone = CpuTimeWindow(), CpuTimeWindow()
+        with_helper.add_processes([helper.pid])
         with_helper.start()
         alone.start()
         burned_s = 0.0
