@@ -80,7 +80,7 @@ def locate_experiment(target: str | Path, results_dir: Path) -> tuple[ResultsLay
         # out of the results root.
         absolute = Path(os.path.abspath(path))
         return ResultsLayout(absolute.parent.parent), absolute.name
-    if path.is_dir() and path.parent.name == "raw":
+    if path.is_dir() and path.parent.name == "raw" and any(path.iterdir()):
         # An experiment's directory whose manifest is gone (a run killed as it wrote it).
         raise ResultsError(f"{manifest_path(path)}: not found; this experiment cannot be read")
     if path.exists():
