@@ -35,7 +35,7 @@ def print_summary(
     table.add_column("value")
     rows = [
         ("model", result.model_name),
-        ("processes", _processes(result)),
+        ("processes", result.aggregation.processes_label),
         ("requests", str(result.num_requests)),
         ("tokens (in / out)", f"{result.input_tokens:,} / {result.output_tokens:,}"),
         ("inference window", fmt(result.wall_window_s, "s")),
@@ -151,13 +151,6 @@ def _throttling(info: ThermalThrottleInfo | None) -> str:
         f"power cap {fmt(info.power_cap_duration_s, digits=1)}, "
         f"hw slowdown {fmt(info.hw_slowdown_duration_s, digits=1)}"
     )
-
-
-def _processes(result: AggregatedResult) -> str:
-    info = result.aggregation
-    if not info.partial:
-        return str(info.num_processes)
-    return f"{info.num_processes} of {info.expected_num_processes} (partial)"
 
 
 def _flops(result: AggregatedResult) -> str:

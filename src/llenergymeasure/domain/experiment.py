@@ -253,6 +253,14 @@ class AggregationInfo(BaseModel):
         description="The ranks of each tensor-parallel group ran the same requests and "
         "tokens (counted once); None in older files.",
     )
+
+    @property
+    def processes_label(self) -> str:
+        """`4`, or `3 of 4 (partial)` for an aggregate of fewer processes than expected."""
+        if not self.partial:
+            return str(self.num_processes)
+        return f"{self.num_processes} of {self.expected_num_processes} (partial)"
+
     warnings: list[str] = Field(default_factory=list)
 
 

@@ -153,7 +153,7 @@ def question_table(
             ("model", f"{result.model_name} (source: {first.model_source or 'not recorded'})"),
             ("engine", _engine(first.engine or config.get("engine"), env)),
             ("devices", ", ".join(sorted({p.device or "not recorded" for p in processes}))),
-            ("processes", _processes(result)),
+            ("processes", result.aggregation.processes_label),
             ("dtype", f"{first.dtype or 'not recorded'} (configured: {model.get('dtype')})"),
             ("batch size", plain(generation.get("batch_size"))),
             ("prompts", f"{prompts.get('source')}, {result.num_requests} requests"),
@@ -339,13 +339,6 @@ def _engine(engine: str | None, env: EnvironmentMetadata | None) -> str:
         else "versions not recorded"
     )
     return f"{engine or 'not recorded'} ({versions})"
-
-
-def _processes(result: AggregatedResult) -> str:
-    info = result.aggregation
-    if not info.partial:
-        return str(info.num_processes)
-    return f"{info.num_processes} of {info.expected_num_processes} (partial)"
 
 
 def _when(result: AggregatedResult) -> str:
