@@ -53,8 +53,11 @@ class StopRequest:
 
 # Forks in progress in this process. An exception raised inside the fork's own hooks
 # (logging releases its locks there) is swallowed ("Exception ignored in _releaseLock"),
-# so a stop signal that lands during a fork is delivered again just after it.
+# so a stop signal that lands during a fork is delivered again just after it. Each such
+# delivery is counted, so that `exit_on_second_signal` does not take it for a second one.
 _forks_in_progress = 0
+_redeliveries = 0
+_redeliveries_lock = threading.Lock()
 REDELIVER_AFTER_S = 0.05
 
 
@@ -69,8 +72,9 @@ def _fork_ends() -> None:
 
 
 def _forked_child() -> None:
-    global _forks_in_progress
-    _forks_in_progress = 0
+    global _forks_in_progress, _redeliveries, _redeliveries_lock
+    _forks_in_progress = _redeliveries = 0
+    _redeliveries_lock = threading.Lock()
 
 
 os.register_at_fork(before=_fork_begins, after_in_parent=_fork_ends, after_in_child=_forked_child)
@@ -87,13 +91,30 @@ def raise_on_stop_signals() -> Iterator[None]:
             logger.warning(f"{signal.Signals(signum).name} received: already stopping")
             return
         if _forks_in_progress:
-            threading.Timer(REDELIVER_AFTER_S, os.kill, (os.getpid(), signum)).start()
+            _deliver_again(signum)
             return
         raised = True
         raise Interrupted(signum)
 
     with _handlers(handler):
         yield
+
+
+def _deliver_again(signum: int) -> None:
+    global _redeliveries
+    with _redeliveries_lock:
+        _redeliveries += 1
+    threading.Timer(REDELIVER_AFTER_S, os.kill, (os.getpid(), signum)).start()
+
+
+def _was_delivered_again() -> bool:
+    """True once for each delivery of `_deliver_again` (it counts no second signal)."""
+    global _redeliveries
+    with _redeliveries_lock:
+        if _redeliveries == 0:
+            return False
+        _redeliveries -= 1
+        return True
 
 
 @contextmanager
@@ -137,7 +158,7 @@ def _watch(read_fd: int, done: threading.Event, last_words: Callable[[int], None
         if not ready:
             continue
         for signum in os.read(read_fd, 64):
-            if signum not in STOP_SIGNALS:
+            if signum not in STOP_SIGNALS or _was_delivered_again():
                 continue
             seen += 1
             if seen < 2:

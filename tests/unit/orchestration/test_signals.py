@@ -47,3 +47,31 @@ def test_a_second_signal_kills_the_group() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         assert child.wait(timeout=10) == -signal.SIGKILL
     assert request.signum == signal.SIGTERM
+
+
+# A fork whose own hook takes a second: the stop signal lands while the fork is under way.
+SIGNAL_DURING_A_FORK = """
+import os, signal, sys, threading, time
+os.register_at_fork(before=lambda: time.sleep(1.0))  # before llem's hooks: runs inside them
+from llenergymeasure.errors import Interrupted
+from llenergymeasure.orchestration.signals import exit_on_second_signal, raise_on_stop_signals
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+try:
+    with raise_on_stop_signals(), exit_on_second_signal(lambda s: print("forced", s)):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        time.sleep(10)
+except Interrupted as exc:
+    print("interrupted", exc.signum)
+    sys.exit(3)
+"""
+
+
+def test_one_signal_during_a_fork_is_one_stop_not_a_forced_exit() -> None:
+    # The signal is delivered again after the fork; that delivery is no second signal.
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_DURING_A_FORK], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout.split()) == (3, ["interrupted", "15"]), done.stderr
