@@ -10,7 +10,6 @@ monotonic clock by the offset measured when the manager started.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,16 +58,15 @@ class ManagerClient:
         self.clock_offset_s = clock_offset_s
         self._pending: dict[str, asyncio.Future] = {}
         self._lock = threading.Lock()
-        self._ids = itertools.count()
         self._stop = threading.Event()
         self._collector = threading.Thread(
             target=self._collect, name="llem-cb-collect", daemon=True
         )
         self._collector.start()
 
-    async def submit(self, request: LoadRequest) -> Completion:
+    async def submit(self, number: int, request: LoadRequest) -> Completion:
         """Add the request to the running batch; return when it has finished."""
-        request_id = f"llem-load-{next(self._ids)}"
+        request_id = load_request_name(number)
         future = self.loop.create_future()
         with self._lock:
             self._pending[request_id] = future
@@ -135,6 +133,11 @@ class ManagerClient:
             pending, self._pending = self._pending, {}
         for future in pending.values():
             self.loop.call_soon_threadsafe(_set_exception, future, LlemError(message))
+
+
+def load_request_name(number: int) -> str:
+    """transformers' id of the load's request `number`."""
+    return f"llem-load-{number}"
 
 
 def serve_load(

@@ -119,7 +119,7 @@ class EndpointEngine:
         done = itertools.count(1)
         tokens = [0]
 
-        async def submit(text: str) -> Completion:
+        async def submit(request_id: int, text: str) -> Completion:
             completion = await self._one(text, self.config.generation.max_new_tokens)
             tokens[0] += completion.output_tokens
             requests_done(next(done), tokens[0])

@@ -1,6 +1,7 @@
 """The load runner: hands requests to an engine at their due times, or N at a time.
 
-The runner knows no engine. An engine is an async `submit(request) -> Completion`: it
+The runner knows no engine. An engine is an async `submit(request_id, request) ->
+Completion` (`request_id` numbers the run's requests from 0, as its records do): it
 returns when the request has finished, with the `time.monotonic()` times of its tokens
 (an engine that runs in a thread wraps itself with `asyncio.to_thread`). The runner
 stamps each request's arrival on the same clock when it hands it over:
@@ -56,7 +57,7 @@ class Completion:
     stopped_by_eos: bool | None = None
 
 
-Submit = Callable[[Request], Awaitable[Completion]]
+Submit = Callable[[int, Request], Awaitable[Completion]]
 
 
 async def run_scheduled(
@@ -129,7 +130,7 @@ async def _serve(
 ) -> RequestRecord:
     arrival_s = time.monotonic()
     try:
-        done = await submit(request)
+        done = await submit(request_id, request)
     except Exception as e:  # one request failing is a result of the run, not its end
         logger.warning("request {} failed: {}: {}", request_id, type(e).__name__, e)
         return RequestRecord(

@@ -23,7 +23,7 @@ class Probe:
         self.busy_s, self.fail = busy_s, fail
         self.in_flight = self.most_in_flight = 0
 
-    async def __call__(self, request: int) -> Completion:
+    async def __call__(self, request_id: int, request: int) -> Completion:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -130,7 +130,7 @@ def tiny_engine():
             token_times_s=stamps.times,
         )
 
-    async def submit(prompt: str) -> Completion:
+    async def submit(request_id: int, prompt: str) -> Completion:
         return await asyncio.to_thread(generate, prompt)
 
     torch.set_num_threads(1)
