@@ -136,7 +136,7 @@ class ManagerClient:
 
 
 def load_request_name(number: int) -> str:
-    """transformers' id of the load's request `number`."""
+    """The id under which transformers holds the load's request `number`."""
     return f"llem-load-{number}"
 
 
