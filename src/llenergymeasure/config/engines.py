@@ -83,6 +83,12 @@ class ContinuousBatchingConfig(Section):
     scheduler: Literal["fifo", "prefill_first"] = Field(
         "fifo", description="fifo: in arrival order; prefill_first: new requests before decodes."
     )
+    enable_prefix_caching: bool = Field(
+        False,
+        description="Share the KV cache pages of prompt prefixes seen before (transformers' "
+        "block sharing, on by its default). Off by default so that every request's prefill is "
+        "computed and measured, as on the other engines.",
+    )
 
 
 # The config section of each engine's own options; naming one for another engine is an error.

@@ -206,6 +206,7 @@ def load_summary(
         if config.load.endpoint is not None
         else (config.transformers_cb or ContinuousBatchingConfig()).max_requests_per_batch,
         slo=config.load.slo,
+        steps=window.value.steps,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from llenergymeasure.core.flops import BatchShape, ModelGeometry
 from llenergymeasure.domain.deployment import DeploymentRecord, QuantizationRecord
 from llenergymeasure.domain.experiment import RequestRecord
-from llenergymeasure.domain.load import LoadRun
+from llenergymeasure.domain.load import EngineStep, LoadRun
 from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
 from llenergymeasure.prompts import Prompt
 
@@ -77,6 +77,8 @@ class EngineOutput:
     the number of requests each unit of work held; `peak_memory_mb` the device memory
     the engine held at most while it ran (None where it cannot tell); `load_run` the load
     runner's records where requests arrived over time (`load:` modes), None offline;
+    `steps` the engine's passes during a load run, where it records them (for the energy
+    split by phase and request), on the load run's clock;
     `deployment` its knobs as requested and as they took effect (None where the engine
     records none); `engine_latency` is the engine's own timing of the same requests where
     it keeps one (vLLM), beside `latency` on llem's clock; `warnings` are the engine's
@@ -89,6 +91,7 @@ class EngineOutput:
     batch_sizes: list[int] = field(default_factory=list)
     peak_memory_mb: float | None = None
     load_run: LoadRun | None = None
+    steps: list[EngineStep] = field(default_factory=list)
     engine_latency: LatencySamples | None = None
     warnings: list[MeasurementWarning] = field(default_factory=list)
     deployment: DeploymentRecord | None = None

@@ -23,7 +23,13 @@ from llenergymeasure.config.engines import ContinuousBatchingConfig
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core import device as devices
 from llenergymeasure.core.engines.base import EngineOutput, RequestsDoneFn, Workload
-from llenergymeasure.core.engines.cb_load import LoadRequest, serve_load, stopped_early_message
+from llenergymeasure.core.engines.cb_load import (
+    LoadRequest,
+    load_request_name,
+    serve_load,
+    stopped_early_message,
+)
+from llenergymeasure.core.engines.cb_steps import StepRecorder
 from llenergymeasure.core.engines.generation import (
     build_generation_config,
     count_generated,
@@ -36,7 +42,7 @@ from llenergymeasure.core.latency import request_latencies_ms
 from llenergymeasure.core.load.drive import served_requests
 from llenergymeasure.core.parallel import ProcessLayout
 from llenergymeasure.domain.experiment import RequestRecord
-from llenergymeasure.domain.metrics import LatencySamples
+from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
 from llenergymeasure.errors import LlemError
 from llenergymeasure.prompts import Prompt
 
@@ -56,6 +62,7 @@ class ContinuousBatchingEngine(TransformersEngine):
         super().__init__(config, device, layout)
         self.settings = config.transformers_cb or ContinuousBatchingConfig()
         self.manager: Any = None
+        self.steps: StepRecorder | None = None
         self._clock_offset_s = 0.0
 
     def prepare(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> Workload:
@@ -130,14 +137,19 @@ class ContinuousBatchingEngine(TransformersEngine):
     ) -> EngineOutput:
         """The `load:` section's arrivals; the prompts repeat as often as it needs."""
         pairs = zip(workload.prompts, workload.items, strict=True)
-        run = serve_load(
-            self.manager,
-            [LoadRequest(prompt, ids) for prompt, ids in pairs],
-            self.config,
-            stop_ids=stop_ids,
-            clock_offset_s=self._clock_offset_s,
-            requests_done=requests_done,
-        )
+        self.steps.start()
+        try:
+            run = serve_load(
+                self.manager,
+                [LoadRequest(prompt, ids) for prompt, ids in pairs],
+                self.config,
+                stop_ids=stop_ids,
+                clock_offset_s=self._clock_offset_s,
+                requests_done=requests_done,
+            )
+        finally:
+            self.steps.stop()
+        numbers = {load_request_name(r.request_id): r.request_id for r in run.requests}
         served = [r for r in run.requests if r.error is None]
         requests = served_requests(served, workload.prompts)
         # Timed from each request's arrival: queueing is part of what a client waits.
@@ -156,6 +168,8 @@ class ContinuousBatchingEngine(TransformersEngine):
             ],
             peak_memory_mb=devices.peak_memory_mb(self.device),
             load_run=run,
+            steps=self.steps.steps(numbers, run.start_monotonic_s),
+            warnings=self._step_warnings(),
         )
 
     def close(self) -> None:
@@ -182,14 +196,28 @@ class ContinuousBatchingEngine(TransformersEngine):
                 page_size=self.settings.page_size,
                 scheduler_type=self.settings.scheduler,
                 seed=self.config.seed,
+                allow_block_sharing=self.settings.enable_prefix_caching,
                 # Keep the attention the model was loaded with: a silent switch to flash
                 # attention would change what is measured.
                 auto_switch_to_flash=False,
             ),
         )
+        self.steps = StepRecorder(self.manager)
         self.manager.start()
         # transformers stamps tokens with perf_counter; llem's clock is monotonic.
         self._clock_offset_s = time.monotonic() - time.perf_counter()
+
+    def _step_warnings(self) -> list[MeasurementWarning]:
+        reason = self.steps.unavailable if self.steps is not None else None
+        if reason is None:
+            return []
+        return [
+            MeasurementWarning(
+                code="no_engine_steps",
+                message=f"the energy is not split by phase and request: {reason}",
+                remediation="use the transformers version llem pins (pyproject.toml)",
+            )
+        ]
 
     def _cache_sizes(self, longest_prompt: int) -> dict[str, int | None]:
         """The cache and step sizes, fixed on the CPU where transformers has no default."""

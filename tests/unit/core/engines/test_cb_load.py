@@ -8,12 +8,14 @@ result's.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from llenergymeasure.config.loader import validate_config
 from llenergymeasure.core.engines import create_engine
+from llenergymeasure.core.engines.cb_load import load_request_name
 from llenergymeasure.core.lifecycle import RunContext, run_measured
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.errors import ConfigError
@@ -38,12 +40,15 @@ def load_config(root: Path, load: dict, **sections: object):
     return validate_config({**data, **sections})
 
 
-def serve(config) -> RawProcessResult:
+def serve(config, engines: list | None = None) -> RawProcessResult:
+    """One measured run; `engines` (where given) keeps the engine, for its recorded steps."""
     with one_torch_thread():
         engine = create_engine(config, "cpu")
         run = run_measured(
             engine, config, RunContext(experiment_id="load"), load_prompts(config.prompts)
         )
+    if engines is not None:
+        engines.append(engine)
     return run.result
 
 
@@ -56,7 +61,13 @@ def poisson_runs(tmp_path_factory: pytest.TempPathFactory) -> list[RawProcessRes
         "num_requests": REQUESTS,
         "slo": {"ttft_ms": 60_000, "tpot_ms": 60_000},
     }
-    return [serve(load_config(root, load)) for _ in range(2)]
+    engines: list = []
+    runs = [serve(load_config(root, load), engines) for _ in range(2)]
+    POISSON_ENGINES[:] = engines
+    return runs
+
+
+POISSON_ENGINES: list = []
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +107,41 @@ def test_every_request_is_recorded_with_its_tokens_and_times(
     assert sorted(result.latency_samples.ttft_ms) == pytest.approx(
         sorted(r.ttft_ms for r in records)
     )
+
+
+def test_the_engine_steps_hold_each_prompt_once_and_each_later_token_once(
+    poisson_runs: list[RawProcessResult],
+) -> None:
+    records = poisson_runs[0].load_requests
+    numbers = {load_request_name(r.request_id): r.request_id for r in records}
+    steps = POISSON_ENGINES[0].steps.steps(numbers, 0.0)
+    prefill, decode = Counter(), Counter()
+    for step in steps:
+        prefill.update(step.prefill_tokens)
+        decode.update(step.decode_tokens)
+    # The prefill step also samples the first token; each later token is a decode step.
+    assert {r.request_id: prefill[r.request_id] for r in records} == {
+        r.request_id: r.input_tokens for r in records
+    }
+    assert {r.request_id: decode[r.request_id] for r in records} == {
+        r.request_id: r.output_tokens - 1 for r in records
+    }
+    # transformers runs one pass at a time: the steps follow each other.
+    assert all(a.end_s <= b.start_s for a, b in zip(steps, steps[1:], strict=False))
+    assert max(len(s.prefill_tokens) + len(s.decode_tokens) for s in steps) > 1
+
+
+def test_the_window_energy_is_split_into_phases_and_requests_that_add_up(
+    poisson_runs: list[RawProcessResult],
+) -> None:
+    result = poisson_runs[0]
+    attributed = result.load.attributed
+    window_j = result.energy_breakdown.raw_j
+    assert attributed.window_j == pytest.approx(window_j, rel=1e-12)
+    assert attributed.prefill_j + attributed.decode_j == pytest.approx(window_j, rel=1e-9)
+    assert sum(r.energy_j for r in attributed.requests) == pytest.approx(window_j, rel=1e-9)
+    assert sorted(r.request_id for r in attributed.requests) == list(range(REQUESTS))
+    assert all(r.prefill_j > 0 and r.decode_j > 0 for r in attributed.requests)
 
 
 def test_goodput_under_a_loose_slo_counts_every_token(poisson_runs: list[RawProcessResult]) -> None:
@@ -141,3 +187,20 @@ def test_a_load_the_deployment_cannot_serve_is_refused(
     load = {"mode": "rate", "rate_per_s": 5.0, "num_requests": 4, **extra_load}
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path, load, **sections)
+
+
+def test_prefix_caching_when_asked_computes_less_prefill_than_the_prompts_hold(
+    tmp_path: Path,
+) -> None:
+    # The load repeats the prompts: with caching on, a repeated prompt's pages are reused.
+    load = {"mode": "concurrency", "concurrency": 2, "num_requests": 24}
+    engines: list = []
+    config = load_config(
+        tmp_path,
+        load,
+        transformers_cb={"max_requests_per_batch": 8, "enable_prefix_caching": True},
+    )
+    records = serve(config, engines).load_requests
+    numbers = {load_request_name(r.request_id): r.request_id for r in records}
+    computed = sum(sum(s.prefill_tokens.values()) for s in engines[0].steps.steps(numbers, 0.0))
+    assert 0 < computed < sum(r.input_tokens for r in records)
