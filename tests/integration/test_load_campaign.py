@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from llem_testing import run_llem, tiny_config_dict, write_yaml
@@ -74,3 +75,14 @@ def test_the_trade_off_plot_draws_j_per_token_against_p95_ttft(load_campaign: Pa
     )
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_results_show_gives_the_energy_split_by_phase(load_campaign: Path) -> None:
+    results = load_campaign / "results"
+    aggregated = sorted((results / "aggregated").glob("*.json"))
+    result = orjson.loads(aggregated[0].read_bytes())
+    split = result["load"]["attributed"]
+    proc = run_llem("results", "show", aggregated[0].stem, "--results-dir", results)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if "prefill / decode (attributed)" in x)
+    assert f"{split['prefill_j']:,.2f} J / {split['decode_j']:,.2f} J" in line

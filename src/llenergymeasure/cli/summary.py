@@ -122,6 +122,14 @@ def _load_rows(result: AggregatedResult) -> list[tuple[str, str]]:
                 f"{good.good_output_tokens:,} of {good.output_tokens:,}",
             )
         )
+    if load.attributed is not None:
+        split = load.attributed
+        rows.append(
+            (
+                "prefill / decode (attributed)",
+                f"{fmt(split.prefill_j, 'J')} / {fmt(split.decode_j, 'J')}",
+            )
+        )
     return rows
 
 
