@@ -5,8 +5,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
-
 if TYPE_CHECKING:
     from llenergymeasure.api import (
         EnergyMonitor,
@@ -32,8 +30,7 @@ __all__ = [
 ]
 _PUBLIC_API = frozenset(__all__) - {"__version__"}
 
-# A library stays silent unless its user asks; the `llem` CLI enables it.
-logger.disable("llenergymeasure")
+# A library stays silent unless its user asks (llenergymeasure/log.py); the CLI enables it.
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,7 @@ def enable_logging(verbose: bool = False) -> None:
 
     Tokens are masked in every line (`redaction`).
     """
-    from loguru import logger
+    from llenergymeasure.log import logger
 
     logger.remove()
     logger.enable("llenergymeasure")

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import orjson
 import psutil
-from loguru import logger
 
 from llenergymeasure.config.models import BaselineConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend, IdlePower
@@ -35,6 +34,7 @@ from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
 from llenergymeasure.domain.metrics import BaselineMethod, MeasurementWarning
 from llenergymeasure.errors import DeviceError, StorageError
 from llenergymeasure.fileio import atomic_write_bytes
+from llenergymeasure.log import logger
 
 # /proc/stat counts in 10 ms ticks: a shorter baseline cannot tell how busy the host was.
 MIN_BUSY_CHECK_S = 0.2

@@ -11,7 +11,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import psutil
-from loguru import logger
 
 from llenergymeasure.core.energy_backends.nvml_device import (
     NvmlDevice,
@@ -22,6 +21,7 @@ from llenergymeasure.core.energy_backends.nvml_device import (
 )
 from llenergymeasure.domain.environment import EnvironmentMetadata, GpuInfo
 from llenergymeasure.errors import DeviceError
+from llenergymeasure.log import logger
 
 _PACKAGES = ("torch", "transformers", "accelerate", "llenergymeasure")
 

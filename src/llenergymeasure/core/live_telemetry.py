@@ -25,12 +25,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from loguru import logger
-
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
 from llenergymeasure.core.window import MeasurementWindow
 from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
+from llenergymeasure.log import logger
 
 TELEMETRY_INTERVAL_S = 1.0
 ENERGY_METHOD = "power_integral"

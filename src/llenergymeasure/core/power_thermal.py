@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 import psutil
-from loguru import logger
 
 from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
+from llenergymeasure.log import logger
 
 
 class SampleSource(Protocol):

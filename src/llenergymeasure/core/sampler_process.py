@@ -28,10 +28,9 @@ import threading
 import time
 from multiprocessing.connection import Connection
 
-from loguru import logger
-
 from llenergymeasure.core.power_thermal import PowerThermalSampler, SampleSource
 from llenergymeasure.domain.samples import PowerThermalSample
+from llenergymeasure.log import logger
 
 # Bounds on every wait for the child (seconds): its start, a first tick, the last tick
 # plus the transfer of the samples (about 50 ms per 10,000 samples), its exit.

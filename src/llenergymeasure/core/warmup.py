@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.config.models import WarmupConfig
 from llenergymeasure.domain.metrics import WarmupResult
+from llenergymeasure.log import logger
 
 ProgressFn = Callable[[str, int, int], None]
 

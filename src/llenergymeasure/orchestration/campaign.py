@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Protocol
 
 import yaml
-from loguru import logger
 
 from llenergymeasure.config.campaign import CampaignPlan, Configuration
 from llenergymeasure.domain.campaign import CampaignEntry, CampaignManifest
 from llenergymeasure.errors import ConfigError, LlemError
 from llenergymeasure.fileio import atomic_write_bytes
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.campaign_state import (
     CampaignProgress,
     CampaignState,

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from loguru import logger
-
 from llenergymeasure.config.campaign import CampaignPlan, PlannedExperiment
 from llenergymeasure.domain.campaign import CampaignEntry, CampaignManifest
 from llenergymeasure.errors import ConfigError, ResultsError
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.manifest import config_hash
 from llenergymeasure.results.campaigns import read_campaign_manifest
 from llenergymeasure.results.layout import write_model

@@ -21,11 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loguru import logger
-
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ConfigError, Interrupted, PromptsError, WorkerFailed
+from llenergymeasure.log import logger
 from llenergymeasure.models.builtin import ensure_builtin
 from llenergymeasure.orchestration import failures, preflight
 from llenergymeasure.orchestration.deployment_checks import check_deployment

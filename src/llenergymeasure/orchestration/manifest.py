@@ -10,13 +10,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
-from loguru import logger
 
 from llenergymeasure import __version__
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStatus
 from llenergymeasure.errors import LlemError, ResultsError, StorageError
 from llenergymeasure.fileio import describe_os_error
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.ids import new_experiment_id
 from llenergymeasure.redaction import redact, redact_all
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model, write_model

@@ -36,9 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
-from loguru import logger
-
 from llenergymeasure.errors import Interrupted
+from llenergymeasure.log import logger
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 Handler = Callable[[int, FrameType | None], None]

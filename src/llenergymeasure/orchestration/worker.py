@@ -34,7 +34,6 @@ import orjson
 import psutil
 import torch
 from accelerate import PartialState
-from loguru import logger
 
 from llenergymeasure.config.loader import load_config, validate_config
 from llenergymeasure.config.models import ExperimentConfig
@@ -45,6 +44,7 @@ from llenergymeasure.core.parallel import process_layout
 from llenergymeasure.core.timeseries import write_timeseries_parquet
 from llenergymeasure.domain.experiment import ExperimentManifest, ExperimentStatus, RawProcessResult
 from llenergymeasure.errors import ConfigError, LlemError, ModelNotFound, ResultsError
+from llenergymeasure.log import logger
 from llenergymeasure.models import llem_cache_dir
 from llenergymeasure.models.builtin import ensure_builtin
 from llenergymeasure.orchestration.deployment_checks import check_deployment

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pynvml
 import pytest
-from loguru import logger
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend
 from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, open_cuda_devices
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.errors import DeviceError
+from llenergymeasure.log import logger
 
 A = "GPU-aaaaaaaa-0000"
 INSTANT = pynvml.NVML_FI_DEV_POWER_INSTANT

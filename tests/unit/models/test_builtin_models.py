@@ -114,7 +114,7 @@ def test_partial_build_without_stamp_is_rebuilt(llem_cache: Path) -> None:
 def test_two_processes_build_once(llem_cache: Path) -> None:
     code = (
         "from llenergymeasure.models import resolve_model; "
-        "from loguru import logger; logger.enable('llenergymeasure'); "
+        "from llenergymeasure.log import logger; logger.enable('llenergymeasure'); "
         "print(resolve_model('builtin:tiny-llama').path)"
     )
     src = Path(__file__).resolve().parents[3] / "src"
@@ -156,7 +156,7 @@ def test_the_test_run_never_uses_the_users_cache(run_model_cache: Path) -> None:
 
 @pytest.fixture
 def log_lines() -> list[str]:
-    from loguru import logger
+    from llenergymeasure.log import logger
 
     lines: list[str] = []
     logger.enable("llenergymeasure")

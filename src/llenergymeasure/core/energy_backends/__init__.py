@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from loguru import logger
-
 from llenergymeasure.config.models import EnergyConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
@@ -14,6 +12,7 @@ from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSou
 from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, open_cuda_devices
 from llenergymeasure.core.energy_backends.rapl import POWERCAP_ROOT, RaplBackend, find_rapl_packages
 from llenergymeasure.errors import DeviceError
+from llenergymeasure.log import logger
 
 __all__ = ["EnergyBackend", "EnergySources", "select_energy_backends"]
 

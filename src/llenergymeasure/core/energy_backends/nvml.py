@@ -21,13 +21,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.core.energy_backends.base import IDLE_SUBWINDOWS, EnergyBackend, IdlePower
 from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, PowerScope
 from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
 from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 from llenergymeasure.errors import DeviceError
+from llenergymeasure.log import logger
 
 # The idle baseline's sub-window boundaries wait for the counter's next update: polled
 # this often, for at most this long (more than any device's update period).

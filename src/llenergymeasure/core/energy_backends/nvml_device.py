@@ -26,10 +26,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import pynvml
-from loguru import logger
 
 from llenergymeasure.domain.environment import GpuInfo
 from llenergymeasure.errors import DeviceError
+from llenergymeasure.log import logger
 
 T = TypeVar("T")
 MIB = 2**20

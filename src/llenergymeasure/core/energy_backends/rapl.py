@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from loguru import logger
-
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
+from llenergymeasure.log import logger
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 _ZONE_DIR = re.compile(r"^intel-rapl:(\d+)(?::(\d+))?$")

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from loguru import logger
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines.base import EngineOutput, LoadedModel, RequestsDoneFn, Workload
@@ -28,6 +27,7 @@ from llenergymeasure.core.load.runner import Completion
 from llenergymeasure.domain.load import RequestRecord as LoadRequestRecord
 from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
 from llenergymeasure.errors import LlemError
+from llenergymeasure.log import logger
 from llenergymeasure.prompts import Prompt
 
 CONNECT_TIMEOUT_S = 10.0

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from loguru import logger
 from transformers import GenerationConfig
 
 from llenergymeasure.config.deployment import TorchCompileConfig
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.domain.deployment import DeploymentRecord
+from llenergymeasure.log import logger
 
 
 def pretrained_kwargs(config: ExperimentConfig, dtype: torch.dtype) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from loguru import logger
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core import device as devices
@@ -35,6 +34,7 @@ from llenergymeasure.core.flops import model_geometry
 from llenergymeasure.core.parallel import ProcessLayout, process_layout
 from llenergymeasure.core.warmup import create_warmup_inference_fn
 from llenergymeasure.domain.metrics import LatencySamples
+from llenergymeasure.log import logger
 from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import Prompt
 

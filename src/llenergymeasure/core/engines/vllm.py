@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
-from loguru import logger
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core import device as devices
@@ -35,6 +34,7 @@ from llenergymeasure.core.engines.vllm_timing import (
 )
 from llenergymeasure.core.flops import BatchShape, ModelGeometry, model_geometry
 from llenergymeasure.domain.experiment import RequestRecord
+from llenergymeasure.log import logger
 from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import Prompt
 

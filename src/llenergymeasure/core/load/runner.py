@@ -26,9 +26,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from loguru import logger
-
 from llenergymeasure.domain.load import LoadRun, RequestRecord
+from llenergymeasure.log import logger
 
 Request = TypeVar("Request")
 
