@@ -130,11 +130,16 @@ def _table(comparison: Comparison, campaign: str | None) -> Table:
 
 
 # Figures only some experiments have: a column only where one of the rows has it.
-OPTIONAL_METRICS = ("padding_share", "goodput_token_share")
+OPTIONAL_METRICS = (
+    "padding_share",
+    "goodput_token_share",
+    "prefill_j_per_token",
+    "decode_j_per_token",
+)
 
 
 def _shown_metrics(comparison: Comparison) -> list[str]:
-    """Every table metric, less padding and goodput where no row has them."""
+    """Every table metric, less the optional ones (padding, goodput, phases) no row has."""
     return [
         name
         for name in METRICS

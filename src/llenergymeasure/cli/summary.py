@@ -70,6 +70,7 @@ def print_summary(
     ]
     rows += [(f"  boundary {b.name}", _boundary(b)) for b in result.energy_boundaries]
     rows += _load_rows(result)
+    rows += _phase_rows(result)
     for name, value in rows:
         table.add_row(name, Text(value))
     console.print(table)
@@ -131,6 +132,30 @@ def _load_rows(result: AggregatedResult) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+def _phase_rows(result: AggregatedResult) -> list[tuple[str, str]]:
+    """Prefill and decode energy by subtraction of a prefill pass; none without one."""
+    phase = result.phase_subtraction
+    if phase is None:
+        return []
+    return [
+        ("phase split", f"{phase.method}, boundary {phase.boundary or 'n/a'}"),
+        (
+            "  prefill / decode",
+            f"{fmt(phase.prefill_j, 'J')} / {fmt(phase.decode_j, 'J')} of {fmt(phase.full_j, 'J')}",
+        ),
+        (
+            "  per token (prompt / decode)",
+            f"{fmt(phase.prefill_j_per_token, 'J', 4)} x {phase.prefill_tokens:,} / "
+            f"{fmt(phase.decode_j_per_token, 'J', 4)} x {phase.decode_tokens:,}",
+        ),
+        (
+            "  windows (prefill / full)",
+            f"{fmt(phase.prefill_window_s, 's', 3)} / {fmt(phase.full_window_s, 's', 3)}",
+        ),
+        *(("  warning", note) for note in phase.warnings),
+    ]
 
 
 def _boundary(boundary: EnergyBoundary) -> str:

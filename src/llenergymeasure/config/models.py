@@ -259,6 +259,13 @@ class MeasurementConfig(Section):
         description="Carbon intensity of the grid (gCO2e per kWh); with pue, gives the "
         "facility's CO2e. null: no CO2e figure.",
     )
+    phase_split: Literal["none", "subtraction"] = Field(
+        "none",
+        description="subtraction: after the window, a second window runs the same prompts "
+        "with max_new_tokens 1 (optimum-benchmark's prefill pass); prefill energy is that "
+        "window's, decode energy the main window's less it (`phase_subtraction` in the "
+        "result). Offline only; the main window's figures are unchanged.",
+    )
 
 
 class ExperimentConfig(Section):
@@ -342,6 +349,31 @@ class ExperimentConfig(Section):
             raise ValueError(
                 f"{knobs[0]} is a knob of engine transformers; engine {self.engine} does not "
                 "honour it"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _phase_split_runs(self) -> ExperimentConfig:
+        """The subtraction method reruns the offline workload; refuse where it cannot."""
+        if self.measurement.phase_split != "subtraction":
+            return self
+        if self.load.mode != "offline":
+            problem = f"load.mode {self.load.mode} (requests arriving over time"
+            problem += ", to an endpoint)" if self.load.endpoint is not None else ")"
+            raise ValueError(
+                f"measurement.phase_split subtraction reruns an offline workload with one "
+                f"output token, not {problem}; use load.mode offline, or the attributed "
+                "split the load summary reports"
+            )
+        if self.generation.max_new_tokens == 1:
+            raise ValueError(
+                "measurement.phase_split subtraction needs generation.max_new_tokens above 1: "
+                "with 1 the full pass is the prefill pass and there is no decode to split off"
+            )
+        if self.engine == "vllm" and self.vllm_options().enable_prefix_caching:
+            raise ValueError(
+                "measurement.phase_split subtraction with vllm.enable_prefix_caching: the "
+                "prefill pass would read its prompts' cache from the full pass; turn it off"
             )
         return self
 

@@ -4,7 +4,9 @@ environment -> idle baseline per component (before the model is loaded) -> the w
 created, its sampling process forked while this process is still small -> load ->
 encode -> warmup until converged -> thermal floor -> barrier -> the measurement window
 (`core/window.py`: sampler + energy start, the engine runs this process's prompts,
-sync, wait for every process, energy + sampler stop) -> the result (`core/assembly.py`).
+sync, wait for every process, energy + sampler stop) -> with `measurement.phase_split:
+subtraction`, a second window over the same prompts with one output token each
+(`core/phase_split.py`) -> the result (`core/assembly.py`).
 Writing files is the worker's job.
 """
 
@@ -24,6 +26,7 @@ from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource
 from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel, Workload
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.live_telemetry import TelemetryFn, live_telemetry
+from llenergymeasure.core.phase_split import one_output_token, phase_subtraction, wants_prefill_pass
 from llenergymeasure.core.thermal_floor import ThermalFloorOutcome, apply_thermal_floor
 from llenergymeasure.core.warmup import warmup_until_converged
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
@@ -84,6 +87,7 @@ def run_measured(
         baselines = measure_idle_baselines(sources, config, ctx)
         gpu_source = sources.gpu_sample_source()
         measurement_window = open_window(engine, sources, gpu_source, config)
+        prefill_window = open_prefill_window(engine, sources, gpu_source, config)
         loaded = load_model(engine, ctx)
         workload = engine.prepare(prompts, prompt_budget(loaded, config))
         seed_everything(config.seed)
@@ -99,6 +103,7 @@ def run_measured(
         # Again, so that the window's sampling does not depend on how long warmup ran.
         seed_everything(config.seed)
         window = measure_window(engine, workload, measurement_window, ctx)
+        prefill = measure_prefill_pass(engine, workload, prefill_window, ctx, config)
     finally:
         try:
             sources.close()
@@ -117,6 +122,9 @@ def run_measured(
         sources=sources,
         extra_warnings=lifecycle_warnings(floor, workload, loaded, config),
     )
+    if prefill is not None:
+        record = phase_subtraction(result, prefill, baselines, sources, config)
+        result = result.model_copy(update={"phase_subtraction": record})
     return MeasuredRun(result, window.samples, window.start_mono_s)
 
 
@@ -221,6 +229,18 @@ def open_window(
     )
 
 
+def open_prefill_window(
+    engine: Engine,
+    sources: EnergySources,
+    gpu_source: NvmlSampleSource | None,
+    config: ExperimentConfig,
+) -> MeasurementWindow | None:
+    """The prefill pass's window, forked now as the main one; None unless asked for."""
+    if not wants_prefill_pass(config):
+        return None
+    return open_window(engine, sources, gpu_source, config)
+
+
 def measure_window(
     engine: Engine, workload: Workload, window: MeasurementWindow, ctx: RunContext
 ) -> WindowResult[EngineOutput]:
@@ -237,6 +257,32 @@ def measure_window(
             ctx.report("inference", done, total)
             if live is not None and output_tokens is not None and counts_tokens:
                 live.set_output_tokens(output_tokens)
+
+        return window.run(lambda: engine.run(workload, requests_done), wait_for_all=ctx.barrier)
+
+
+def measure_prefill_pass(
+    engine: Engine,
+    workload: Workload,
+    window: MeasurementWindow | None,
+    ctx: RunContext,
+    config: ExperimentConfig,
+) -> WindowResult[EngineOutput] | None:
+    """The subtraction method's second window: the workload with one output token each.
+
+    Outside the main window, after it; seeded again so that sampling draws the same first
+    tokens. None without the window (`measurement.phase_split: none`).
+    """
+    if window is None:
+        return None
+    window.count_as_own(engine.helper_pids())
+    total = workload.expected_requests or len(workload.prompts)
+    ctx.report("prefill pass", 0, total)
+    seed_everything(config.seed)
+    with one_output_token(engine):
+
+        def requests_done(done: int, output_tokens: int | None = None) -> None:
+            ctx.report("prefill pass", done, total)
 
         return window.run(lambda: engine.run(workload, requests_done), wait_for_all=ctx.barrier)
 

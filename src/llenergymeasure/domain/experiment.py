@@ -36,6 +36,7 @@ from llenergymeasure.domain.metrics import (
     ThermalThrottleInfo,
     WarmupResult,
 )
+from llenergymeasure.domain.phase_split import PhaseSubtraction
 
 # 2: energy by component and boundary, the common energy window, a list of readings.
 SCHEMA_VERSION = 2
@@ -193,6 +194,11 @@ class RawProcessResult(_Stored):
     deployment: DeploymentRecord | None = Field(
         None, description="Each knob as requested and as it took effect; None in older files."
     )
+    phase_subtraction: PhaseSubtraction | None = Field(
+        None,
+        description="Prefill and decode energy by subtraction of a prefill-only pass "
+        "(`measurement.phase_split: subtraction`); None without it.",
+    )
     warnings: list[MeasurementWarning] = Field(default_factory=list)
 
     @model_validator(mode="before")
@@ -340,6 +346,12 @@ class AggregatedResult(_Stored):
         None,
         description="The load run of a `load:` experiment (one process: its own summary); "
         "None offline.",
+    )
+    phase_subtraction: PhaseSubtraction | None = Field(
+        None,
+        description="The processes' prefill-pass subtraction combined "
+        "(`PhaseSubtraction.combine`); None without it, or where it does not add up (an "
+        "aggregation warning says why).",
     )
     warnings: list[MeasurementWarning] = Field(default_factory=list)
     created_at: datetime | None = Field(

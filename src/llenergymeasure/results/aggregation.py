@@ -20,7 +20,11 @@ summed, averaged or pooled, and why:
 - padding: padded and real positions summed, the shares recomputed from the sums;
 - deployment: the first process's record (every process ran the same config); each
   process's fallback warnings are merged with the others;
-- environment: one per host.
+- environment: one per host;
+- phase subtraction (`measurement.phase_split`): each process's prefill pass and main
+  window summed, as its headline energy is, where the processes measured separate
+  energy (their own GPUs, or one process per host for machine-level energy); None with
+  a note where processes share a machine-level reading (`combine_phase_subtraction`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from llenergymeasure.domain.metrics import (
     MeasurementWarning,
     ThermalThrottleInfo,
 )
+from llenergymeasure.domain.phase_split import PhaseSubtraction
 from llenergymeasure.errors import IncompleteExperiment, UnverifiedExperiment
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model, write_model
 from llenergymeasure.results.parallel_groups import counting_processes, data_groups, group_key
@@ -142,6 +147,7 @@ def aggregate_results(
     wall_s = end - start
     output_tokens = sum(r.output_tokens for r in counted)
     components, boundaries, breakdown, energy_notes = combine_energy(results, manifest)
+    phase, phase_notes = combine_phase_subtraction(results)
     energy_method, method_notes = combine_energy_method(results)
     rates = [r.tokens_per_second for r in counted if r.tokens_per_second is not None]
     flops = [r.flops for r in counted]
@@ -163,6 +169,7 @@ def aggregate_results(
                 *verification.problems,
                 *energy_notes,
                 *method_notes,
+                *phase_notes,
             ],
         ),
         hosts=sorted({r.host for r in results}),
@@ -201,6 +208,7 @@ def aggregate_results(
         warnings=merge_warnings(results),
         # Load modes run in one process (config), so its summary is the experiment's.
         load=first.load if len(results) == 1 else None,
+        phase_subtraction=phase,
         created_at=manifest.created_at,
         aggregated_at=datetime.now(timezone.utc),
     )
@@ -407,6 +415,36 @@ def choose_machine_reading(
         f"{chosen.process_index}, {others} ({span_s:.2f} s); energy used outside it is "
         "not counted"
     ]
+
+
+def combine_phase_subtraction(
+    results: list[RawProcessResult],
+) -> tuple[PhaseSubtraction | None, list[str]]:
+    """The processes' prefill-pass subtraction as one record, or None and why not.
+
+    Summed where each process measured energy of its own (`PhaseSubtraction.combine`);
+    processes on one host sharing a machine-level reading (the CPU estimate, RAPL) each
+    measured the whole host, so their figures cannot be added.
+    """
+    parts = [r.phase_subtraction for r in results if r.phase_subtraction is not None]
+    if not parts:
+        return None, []
+    if len(parts) < len(results):
+        return None, [
+            f"phase_subtraction: {len(parts)} of {len(results)} processes recorded a "
+            "prefill pass; not combined"
+        ]
+    if len(results) == 1:
+        return parts[0], []
+    machine_hosts = [host_key(r) for r in results if energy_scope(r) == "machine"]
+    if len(machine_hosts) > len(set(machine_hosts)):
+        return None, [
+            "phase_subtraction: processes on one host share its machine-level energy, so "
+            "their prefill passes cannot be added; each process_<i>.json has its own"
+        ]
+    counted = {r.process_index for r in counting_processes(results)}
+    pairs = zip(results, parts, strict=True)
+    return PhaseSubtraction.combine(parts, [p for r, p in pairs if r.process_index in counted]), []
 
 
 def combine_energy_method(results: list[RawProcessResult]) -> tuple[EnergyMethod, list[str]]:

@@ -53,6 +53,11 @@ def _goodput_token_share(result: AggregatedResult) -> float | None:
     return good.good_output_tokens / good.output_tokens
 
 
+def _phase(name: str) -> Callable[[AggregatedResult], float | None]:
+    """A figure of the prefill-pass subtraction; None without one."""
+    return lambda r: getattr(r.phase_subtraction, name) if r.phase_subtraction else None
+
+
 METRICS: dict[str, Metric] = {
     "energy_per_output_token_j": Metric(
         "energy / output token", "J/token", "energy", lambda r: r.energy_per_output_token_j
@@ -73,6 +78,18 @@ METRICS: dict[str, Metric] = {
     "itl_p95_ms": Metric("ITL p95", "ms", "ITL p95", _latency("itl_p95_ms")),
     "goodput_token_share": Metric(
         "goodput (share of tokens)", "fraction", "goodput", _goodput_token_share
+    ),
+    "prefill_j_per_token": Metric(
+        "prefill energy / prompt token (subtraction)",
+        "J/token",
+        "prefill",
+        _phase("prefill_j_per_token"),
+    ),
+    "decode_j_per_token": Metric(
+        "decode energy / decode token (subtraction)",
+        "J/token",
+        "decode",
+        _phase("decode_j_per_token"),
     ),
 }
 # The metric rows are ranked by ("x best") and plotted by default: energy is what llem is for.

@@ -18,6 +18,7 @@ from llenergymeasure.domain.metrics import (
     LatencySamples,
     ThermalThrottleInfo,
 )
+from llenergymeasure.domain.phase_split import PhaseSubtraction
 from llenergymeasure.errors import IncompleteExperiment, UnverifiedExperiment
 from llenergymeasure.results.aggregation import aggregate_experiment
 from llenergymeasure.results.layout import (
@@ -507,3 +508,45 @@ def test_a_readable_machine_reading_is_preferred_to_a_longer_unreadable_one(
     )
     components = {c.component: c for c in aggregate(tmp_path).energy_components}
     assert components["cpu"].energy_j == 95.0
+
+
+def phase_record(full_j: float, prefill_j: float) -> PhaseSubtraction:
+    """A process's subtraction record: 4 requests of 100 prompt tokens, 20 output tokens."""
+    return PhaseSubtraction.build(
+        boundary="gpu",
+        full_j=full_j,
+        prefill_j=prefill_j,
+        full_above_idle_j=None,
+        prefill_above_idle_j=None,
+        full_window_s=12.0,
+        prefill_window_s=11.0,
+        num_requests=4,
+        prefill_tokens=400,
+        prefill_output_tokens=4,
+        full_output_tokens=20,
+    )
+
+
+def test_processes_on_their_own_gpus_are_summed(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [
+            result(0, device="GPU-a", phase_subtraction=phase_record(100.0, 30.0)),
+            result(1, device="GPU-b", phase_subtraction=phase_record(60.0, 20.0)),
+        ],
+    )
+    phase = aggregate(tmp_path).phase_subtraction
+    assert (phase.full_j, phase.prefill_j, phase.decode_j) == (160.0, 50.0, 110.0)
+    assert (phase.num_requests, phase.prefill_tokens, phase.decode_tokens) == (8, 800, 32)
+    assert phase.prefill_window_s == 11.0
+    assert phase.decode_j_per_token == pytest.approx(110.0 / 32)
+
+
+def test_processes_sharing_a_host_reading_give_no_sum(tmp_path: Path) -> None:
+    write_experiment(
+        tmp_path,
+        [result(i, phase_subtraction=phase_record(100.0, 30.0)) for i in (0, 1)],
+    )
+    aggregated = aggregate(tmp_path)
+    assert aggregated.phase_subtraction is None
+    assert any("phase_subtraction" in w for w in aggregated.aggregation.warnings)

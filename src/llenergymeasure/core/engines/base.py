@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.flops import BatchShape, ModelGeometry
 from llenergymeasure.domain.deployment import DeploymentRecord, QuantizationRecord
 from llenergymeasure.domain.experiment import RequestRecord
@@ -102,11 +103,15 @@ class Engine(Protocol):
 
     `cuda_ordinals` is known before `load` (the idle baseline is measured before the
     model is loaded): every GPU the engine will use, so that its energy covers them all.
+    `config` is the experiment it runs; `run` reads its generation settings from it at
+    each call, so a pass under another config (the prefill pass of
+    `core/phase_split.py`) needs no other entry point.
     """
 
     name: str
     device: str
     cuda_ordinals: list[int]
+    config: ExperimentConfig
 
     def load(self) -> LoadedModel:
         """Load the model and whatever it needs to run (tokenizer, engine process)."""
