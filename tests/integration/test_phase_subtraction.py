@@ -107,19 +107,27 @@ def phase_j(value: float) -> str:
 
 
 @pytest.mark.parametrize(
-    "load",
-    [{"mode": "concurrency", "concurrency": 2, "num_requests": 4}],
+    ("sections", "named"),
+    [
+        ({"load": {"mode": "concurrency", "concurrency": 2, "num_requests": 4}}, "load.mode"),
+        (
+            {"transformers_cb": {"enable_prefix_caching": True}},
+            "transformers_cb.enable_prefix_caching",
+        ),
+    ],
 )
-def test_a_load_mode_is_refused_in_one_line(tmp_path: Path, load: dict) -> None:
+def test_a_split_that_cannot_work_is_refused_in_one_line(
+    tmp_path: Path, sections: dict, named: str
+) -> None:
     config = tiny_config_dict(
         tmp_path / "results",
         engine="transformers-cb",
         generation={"max_new_tokens": 4, "batch_size": 1},
         measurement={"phase_split": "subtraction"},
-        load=load,
+        **sections,
     )
     code, _, err = run_llem_here("run", write_yaml(tmp_path / "bad.yaml", config))
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, err
-    assert "measurement.phase_split" in lines[0] and "load.mode concurrency" in lines[0]
+    assert "measurement.phase_split" in lines[0] and named in lines[0]
     assert not (tmp_path / "results" / "raw").exists()

@@ -370,11 +370,18 @@ class ExperimentConfig(Section):
                 "measurement.phase_split subtraction needs generation.max_new_tokens above 1: "
                 "with 1 the full pass is the prefill pass and there is no decode to split off"
             )
-        if self.engine == "vllm" and self.vllm_options().enable_prefix_caching:
-            raise ValueError(
-                "measurement.phase_split subtraction with vllm.enable_prefix_caching: the "
-                "prefill pass would read its prompts' cache from the full pass; turn it off"
-            )
+        caching = {
+            "vllm": self.engine == "vllm" and self.vllm_options().enable_prefix_caching,
+            "transformers_cb": self.transformers_cb is not None
+            and self.transformers_cb.enable_prefix_caching,
+        }
+        for section, on in caching.items():
+            if on:
+                raise ValueError(
+                    f"measurement.phase_split subtraction with {section}.enable_prefix_caching: "
+                    "the prefill pass would read its prompts' cache from the full pass; turn it "
+                    "off"
+                )
         return self
 
     @model_validator(mode="after")
