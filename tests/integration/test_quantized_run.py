@@ -6,6 +6,7 @@ stored, which must be less than the same model unquantized.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import orjson
@@ -45,6 +46,14 @@ def test_an_int8_run_records_its_method_and_a_smaller_footprint(tmp_path: Path) 
     assert quantized["model_memory_mb"] < 0.8 * plain["model_memory_mb"]
     assert quantized["output_tokens"] > 0 and quantized["num_requests"] == 12
     assert not [w for w in quantized["warnings"] if w["code"] == "quantization_not_applied"]
+    # The export has the method and the footprint beside the other figures.
+    root = tmp_path / "int8"
+    proc = run_llem("export", "results", "--csv", "--out", root / "int8.csv", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = csv.DictReader((root / "int8.csv").open())
+    assert (row["quantization_method"], row["quantization_bits"]) == ("torchao", "8")
+    assert float(row["model_memory_mb"]) == pytest.approx(quantized["model_memory_mb"])
+    assert float(row["quantization_unquantized_memory_mb"]) > float(row["model_memory_mb"])
 
 
 @pytest.mark.slow

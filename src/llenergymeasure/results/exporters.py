@@ -2,8 +2,9 @@
 
 Columns: the core figures first, then the grouped prefixes in docs/formats.md's order
 (`energy_`, `thermal_`, `env_`, `gpu_`, `latency_`, `batch_`, `kv_cache_`, `padding_`,
-`deployment_`, `timeseries_path`), then, on request, `process_<i>_*` columns. A value
-that was not measured, or a field that a result of an older schema does not have, is an empty cell.
+`deployment_`, `quantization_`, `phase_`, `timeseries_path`), then, on request,
+`process_<i>_*` columns. A value that was not measured, or a field that a result of an
+older schema does not have, is an empty cell.
 Floats are written in full precision (repr), so they read back to the same number;
 booleans are `true` / `false`, times ISO 8601.
 
@@ -183,6 +184,24 @@ DEPLOYMENT = {
         "cache_implementation_effective",
     )
 }
+# What quantization did (domain/deployment.py) and the memory the weights took.
+QUANTIZATION = {
+    "quantization_method": "quantization.method",
+    "quantization_bits": "quantization.bits",
+    "quantization_compute_dtype": "quantization.compute_dtype",
+    "quantization_quantized_weights": "quantization.quantized_weights",
+    "quantization_unquantized_memory_mb": "quantization.unquantized_memory_mb",
+    "model_memory_mb": "model_memory_mb",
+}
+# Energy by phase: attributed from a load run's steps, or by the subtraction method.
+PHASES = {
+    "phase_attributed_prefill_j": "load.attributed.prefill_j",
+    "phase_attributed_decode_j": "load.attributed.decode_j",
+    "phase_subtraction_prefill_j": "phase_subtraction.prefill_j",
+    "phase_subtraction_decode_j": "phase_subtraction.decode_j",
+    "phase_subtraction_prefill_j_per_token": "phase_subtraction.prefill_j_per_token",
+    "phase_subtraction_decode_j_per_token": "phase_subtraction.decode_j_per_token",
+}
 RESULT_GROUPS = {
     **ENERGY,
     **THERMAL,
@@ -193,6 +212,8 @@ RESULT_GROUPS = {
     **KV_CACHE,
     **PADDING,
     **DEPLOYMENT,
+    **QUANTIZATION,
+    **PHASES,
 }
 GROUPED_COLUMNS = (
     *ENERGY,
@@ -207,6 +228,8 @@ GROUPED_COLUMNS = (
     *KV_CACHE,
     *PADDING,
     *DEPLOYMENT,
+    *QUANTIZATION,
+    *PHASES,
     "timeseries_path",
     WARNING_CODES,
     "config_hash",
