@@ -11,8 +11,10 @@ the baseline's source (the counter). Then the deployment runs (docs/deployment.m
 quickstart in bitsandbytes 4-bit where bitsandbytes is installed, and, where two GPUs are
 visible, the quickstart placed over both by `device_map` (`parallel.pipeline: 2`) and
 tiny-llama split over two processes by tensor parallelism (`parallel.tensor: 2`, NCCL);
-each prints its GPUs, energy, tokens and stored model size. Record the output in
-docs/validation/README.md.
+each prints its GPUs, energy, tokens and stored model size. Then the engines on the GPU:
+the quickstart on `transformers-cb` under a Poisson load (its energy split by phase from
+the engine's steps) and, where vLLM is installed, on `engine: vllm`. Record the output
+in docs/validation/README.md.
 
     make gpu-check        (or .venv/bin/python bench/gpu_check.py --help)
 """
@@ -196,6 +198,7 @@ def main() -> None:
     }
     record["full_run"] = full_run()
     record["deployment_runs"] = deployment_runs(torch.cuda.device_count())
+    record["engine_runs"] = engine_runs()
     args.out.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
     print(f"written to {args.out}")
 
@@ -243,6 +246,31 @@ def deployment_runs(gpu_count: int) -> dict[str, Any]:
     runs["tensor_2"] = deployment_run(
         quickstart, [*common, "model.name=builtin:tiny-llama", "parallel.tensor=2"]
     )
+    return runs
+
+
+def engine_runs() -> dict[str, Any]:
+    """The quickstart on transformers-cb under a Poisson load, and on vLLM where installed."""
+    import importlib.util
+
+    quickstart = "configs/examples/quickstart.yaml"
+    common = ["measurement.thermal_floor.seconds=5", "results_dir=results/gpu-check"]
+    load = [
+        "engine=transformers-cb",
+        "generation.batch_size=1",
+        "load.mode=rate",
+        "load.rate_per_s=8",
+        "load.num_requests=64",
+    ]
+    runs = {"transformers_cb_load": deployment_run(quickstart, [*common, *load])}
+    split = runs["transformers_cb_load"]["load"]["attributed"]
+    if split is not None:
+        print(f"  attributed: prefill {split['prefill_j']:.1f} J, decode {split['decode_j']:.1f} J")
+    if importlib.util.find_spec("vllm") is None:
+        print("vLLM run skipped: pip install 'llenergymeasure[vllm]'")
+        return runs
+    vllm = ["engine=vllm", "generation.batch_size=1", "vllm.gpu_memory_utilization=0.5"]
+    runs["vllm"] = deployment_run(quickstart, [*common, *vllm])
     return runs
 
 
