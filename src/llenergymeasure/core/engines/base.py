@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from llenergymeasure.core.flops import BatchShape, ModelGeometry
 from llenergymeasure.domain.deployment import DeploymentRecord, QuantizationRecord
 from llenergymeasure.domain.experiment import RequestRecord
-from llenergymeasure.domain.load import LoadRun
+from llenergymeasure.domain.load import EngineStep, LoadRun
 from llenergymeasure.domain.metrics import LatencySamples, MeasurementWarning
 from llenergymeasure.prompts import Prompt
 
@@ -92,6 +92,7 @@ class EngineOutput:
     engine_latency: LatencySamples | None = None
     warnings: list[MeasurementWarning] = field(default_factory=list)
     deployment: DeploymentRecord | None = None
+    steps: list[EngineStep] = field(default_factory=list)
 
 
 class Engine(Protocol):
