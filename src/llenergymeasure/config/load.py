@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from llenergymeasure.config.base import Section
 
 # Engines whose runner serves requests arriving over time; every other serves `offline`.
-LOAD_SERVING_ENGINES = frozenset({"transformers-cb"})
+LOAD_SERVING_ENGINES = frozenset({"transformers-cb", "vllm"})
 # The load modes each field of LoadConfig applies to (mode itself applies to all).
 LOAD_FIELD_MODES = {
     "rate_per_s": {"rate"},

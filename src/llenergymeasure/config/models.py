@@ -316,8 +316,8 @@ class ExperimentConfig(Section):
         if load.mode != "offline" and load.endpoint is None and engine not in LOAD_SERVING_ENGINES:
             raise ValueError(
                 f"mode {load.mode}: engine {engine} serves mode offline only; requests "
-                f"arriving over time need engine {' or '.join(sorted(LOAD_SERVING_ENGINES))} "
-                "or an endpoint"
+                f"arriving over time need engine {', '.join(sorted(LOAD_SERVING_ENGINES))}, "
+                "or load.endpoint"
             )
         return load
 

@@ -201,13 +201,19 @@ def load_summary(
         energy_window=(start_s, start_s + window.window_s),
         samples=[(s.t_s - run.start_monotonic_s, s.power_w) for s in gpu_rows] if one_gpu else [],
         sample_interval_s=config.measurement.energy.sample_interval_ms / 1000.0,
-        # An endpoint's batch is its server's, unknown here.
-        max_batch=None
-        if config.load.endpoint is not None
-        else (config.transformers_cb or ContinuousBatchingConfig()).max_requests_per_batch,
+        max_batch=running_batch_limit(config),
         slo=config.load.slo,
         steps=window.value.steps,
     )
+
+
+def running_batch_limit(config: ExperimentConfig) -> int | None:
+    """The most requests the engine runs together; None for an endpoint (its server's)."""
+    if config.load.endpoint is not None:
+        return None
+    if config.engine == "vllm":
+        return config.vllm_options().max_num_seqs
+    return (config.transformers_cb or ContinuousBatchingConfig()).max_requests_per_batch
 
 
 def extended_metrics(window: WindowResult[EngineOutput]) -> ExtendedMetrics:

@@ -157,8 +157,29 @@ def test_a_load_the_static_engine_cannot_serve_is_refused(tmp_path: Path, engine
         load_config(path)
     assert str(err.value) == (
         f"{path}: load: mode concurrency: engine transformers serves mode offline only; "
-        "requests arriving over time need engine transformers-cb or an endpoint"
+        "requests arriving over time need engine transformers-cb, vllm, or load.endpoint"
     )
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        {"engine": "transformers-cb"},
+        {"engine": "vllm", "vllm": {"max_num_seqs": 4, "enable_prefix_caching": True}},
+    ],
+)
+def test_a_continuous_batching_engine_serves_every_load_mode(
+    tmp_path: Path, sections: dict
+) -> None:
+    loads = [
+        {"mode": "rate", "rate_per_s": 4.0, "num_requests": 8},
+        {"mode": "concurrency", "concurrency": 2, "duration_s": 5.0},
+        {"mode": "trace", "trace": str(tmp_path / "trace.jsonl")},
+    ]
+    for load in loads:
+        data = tiny_config_dict(tmp_path, generation={"batch_size": 1}, load=load, **sections)
+        config = load_config(write_yaml(tmp_path / "c.yaml", data))
+        assert (config.engine, config.load.mode) == (sections["engine"], load["mode"])
 
 
 def test_an_override_is_blamed_for_its_load_field(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ and including the first EOS (`count_generated`, the transformers engine's rule).
 All requests are queued at once and `LLMEngine.step()` is called until none is left
 (what `LLM.generate` does inside); the time each step returns stamps the tokens it
 delivered (`vllm_timing.py`). vLLM's own per-request timestamps are kept beside ours.
+Under a `load:` mode the same engine is stepped while requests arrive (`vllm_load.py`).
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core import device as devices
 from llenergymeasure.core.engines.base import EngineOutput, LoadedModel, RequestsDoneFn, Workload
 from llenergymeasure.core.engines.generation import count_generated, prompt_texts
+from llenergymeasure.core.engines.vllm_load import serve_load_output
 from llenergymeasure.core.engines.vllm_timing import (
-    EngineRequestStats,
     RequestTrace,
     cross_check_warning,
     engine_latencies_ms,
+    engine_request_stats,
     measured_latencies_ms,
 )
 from llenergymeasure.core.flops import BatchShape, ModelGeometry, model_geometry
@@ -159,10 +161,12 @@ class VllmEngine:
         templated = use_template and getattr(self.tokenizer, "chat_template", None) is not None
         texts = prompt_texts(prompts, self.tokenizer, use_template)
         full = self.tokenizer(texts, add_special_tokens=not templated)["input_ids"]
-        if max_prompt_tokens is None:
-            return Workload(prompts, [list(ids) for ids in full])
-        kept = [list(ids[-max_prompt_tokens:]) for ids in full]
-        return Workload(prompts, kept, truncated=sum(len(i) > max_prompt_tokens for i in full))
+        limit = max_prompt_tokens
+        kept = [list(ids if limit is None else ids[-limit:]) for ids in full]
+        truncated = 0 if limit is None else sum(len(ids) > limit for ids in full)
+        load = self.config.load
+        expected = load.num_requests if load.mode in ("rate", "concurrency") else None
+        return Workload(prompts, kept, truncated=truncated, expected_requests=expected)
 
     def warmup_step(self, workload: Workload, max_new_tokens: int) -> Callable[[], float] | None:
         """One `LLM.generate` over the first `max_num_seqs` prompts (one scheduler batch)."""
@@ -194,9 +198,16 @@ class VllmEngine:
         )
 
     def run(self, workload: Workload, requests_done: RequestsDoneFn) -> EngineOutput:
-        """Queue every request at once and step the engine until all finished."""
+        """Queue every request at once and step the engine until all finished.
+
+        Under a `load:` mode the requests arrive over time instead (`vllm_load.py`).
+        """
         params = self.sampling_params(self.config.generation.max_new_tokens)
         engine = self.llm.llm_engine
+        if self.config.load.mode != "offline":
+            return serve_load_output(
+                engine, workload, self.config, params, self.stop_ids, requests_done
+            )
         submitted: dict[str, float] = {}
         for ids in workload.items:
             self._next_id += 1
@@ -226,7 +237,8 @@ class VllmEngine:
                 BatchShape(rows=1, padded_prompt_tokens=len(ids), steps=n_out, padded=False)
             )
             times_s = steps.times_s[request_id]
-            traces.append(RequestTrace(submitted[request_id], times_s, n_out, _stats(final)))
+            stats = engine_request_stats(final)
+            traces.append(RequestTrace(submitted[request_id], times_s, n_out, stats))
         latency = measured_latencies_ms(traces, return_s)
         engine_latency = engine_latencies_ms(traces)
         warning = cross_check_warning(latency, engine_latency)
@@ -282,15 +294,3 @@ def _step_until_done(engine: Any, order: list[str], requests_done: RequestsDoneF
         if len(steps.finals) > finished_before:
             requests_done(len(steps.finals), sum(len(t) for t in steps.tokens.values()))
     return steps
-
-
-def _stats(output: Any) -> EngineRequestStats | None:
-    """The timing vLLM kept of a finished request; None where it kept none."""
-    metrics = output.metrics
-    if metrics is None or not getattr(metrics, "first_token_ts", 0.0):
-        return None
-    return EngineRequestStats(
-        first_token_latency_s=metrics.first_token_latency,
-        first_token_ts_s=metrics.first_token_ts,
-        last_token_ts_s=metrics.last_token_ts,
-    )

@@ -46,6 +46,18 @@ class EngineRequestStats:
         return self.first_token_latency_s + (self.last_token_ts_s - self.first_token_ts_s)
 
 
+def engine_request_stats(output: object) -> EngineRequestStats | None:
+    """VLLM's timing of a finished request (a `RequestOutput`); None where it kept none."""
+    metrics = getattr(output, "metrics", None)
+    if metrics is None or not getattr(metrics, "first_token_ts", 0.0):
+        return None
+    return EngineRequestStats(
+        first_token_latency_s=metrics.first_token_latency,
+        first_token_ts_s=metrics.first_token_ts,
+        last_token_ts_s=metrics.last_token_ts,
+    )
+
+
 @dataclass(frozen=True)
 class RequestTrace:
     """One request as the step loop saw it.
