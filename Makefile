@@ -128,6 +128,11 @@ bench-aggregate-scale: $(STAMP)
 bench-cli-startup: $(STAMP)
 	$(BIN)/python bench/cli_startup.py
 
+# The three engines side by side and the vLLM engine's measurement overhead, in the vLLM
+# environment (built on first use); not in `make bench`.
+bench-engines: $(VLLM_STAMP)
+	$(VLLM_BIN)/python bench/engines.py
+
 bench-vs-codecarbon: $(STAMP)
 	$(BIN)/python -c "import codecarbon" 2>/dev/null || $(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/vs_codecarbon.py

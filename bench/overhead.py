@@ -27,14 +27,12 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import orjson
 import torch
+from abba import TARGET_HALF_WIDTH, Arm, interval, run_abba
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import llenergymeasure as llem
@@ -48,43 +46,7 @@ from llenergymeasure.core.engines.generation import (
 from llenergymeasure.models import resolve_model
 from llenergymeasure.prompts import read_prompt_source
 
-TARGET_HALF_WIDTH = 0.01
 TARGETS = {"llem@100ms": 0.995, "llem@10ms": 0.99}
-
-
-def interval(ratios: list[float]) -> tuple[float, float, float]:
-    """Median ratio and its 95 % bootstrap interval (seeded)."""
-    values = np.array(ratios)
-    rng = np.random.default_rng(0)
-    medians = np.median(rng.choice(values, (5000, len(values)), replace=True), axis=1)
-    low, high = np.percentile(medians, [2.5, 97.5])
-    return float(np.median(values)), float(low), float(high)
-
-
-def half_width(ratios: list[float]) -> float:
-    if len(ratios) < 5:
-        return float("inf")
-    _, low, high = interval(ratios)
-    return (high - low) / 2
-
-
-@dataclass
-class Arm:
-    """One comparison against bare: its quads' ratios (window, whole call) and CPU shares."""
-
-    name: str
-    ratios: list[float] = field(default_factory=list)
-    call_ratios: list[float] = field(default_factory=list)
-    tokens_per_s: list[float] = field(default_factory=list)
-    cpu_shares: list[float] = field(default_factory=list)
-    edges_ms: list[float] = field(default_factory=list)
-
-    def interval(self) -> tuple[float, float, float]:
-        """Median ratio over the window and its 95 % bootstrap interval."""
-        return interval(self.ratios)
-
-    def half_width(self) -> float:
-        return max(half_width(self.ratios), half_width(self.call_ratios))
 
 
 class Workload:
@@ -157,35 +119,6 @@ class Workload:
         inference_cpu_s = time.process_time() - cpu_start
         tokens = sum(r.output_tokens for o in outputs for r in o.requests)
         return window.busy_s, wall_s, tokens, window.measurement_cpu_s / inference_cpu_s
-
-
-def run_abba(
-    arms: dict[str, Arm], runners: dict[str, Callable], bare: Callable, max_minutes: float
-) -> tuple[int, float]:
-    """Add one ABBA quad per arm, round-robin, until every interval is +-1 % or time ends.
-
-    Returns the number of rounds and the last bare throughput (tokens/s).
-    """
-    for _ in range(3):
-        bare()
-    deadline = time.monotonic() + max_minutes * 60
-    rounds, bare_tps = 0, 0.0
-    while time.monotonic() < deadline:
-        for name, arm in arms.items():
-            a1, _, _, _ = bare()
-            b1, call1, tokens_b1, share1 = runners[name]()
-            b2, call2, tokens_b2, share2 = runners[name]()
-            a2, _, tokens_a, _ = bare()
-            arm.ratios.append((a1 + a2) / (b1 + b2))
-            arm.call_ratios.append((a1 + a2) / (call1 + call2))
-            arm.edges_ms += [1000 * (call1 - b1), 1000 * (call2 - b2)]
-            arm.tokens_per_s.append((tokens_b1 + tokens_b2) / (b1 + b2))
-            arm.cpu_shares += [s for s in (share1, share2) if s is not None]
-            bare_tps = tokens_a / a2
-        rounds += 1
-        if rounds >= 10 and all(a.half_width() <= TARGET_HALF_WIDTH for a in arms.values()):
-            break
-    return rounds, bare_tps
 
 
 def parse_workload_args(doc: str, max_minutes: float, out: str) -> argparse.Namespace:

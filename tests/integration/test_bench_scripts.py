@@ -13,7 +13,14 @@ import pytest
 
 from llem_testing import REPO
 
-BENCHES = ("overhead.py", "sampler.py", "aggregate_scale.py", "mutation.py", "cli_startup.py")
+BENCHES = (
+    "overhead.py",
+    "sampler.py",
+    "aggregate_scale.py",
+    "mutation.py",
+    "cli_startup.py",
+    "engines.py",
+)
 
 
 def start(script: str, *args: str) -> subprocess.CompletedProcess:
