@@ -45,7 +45,7 @@ from llenergymeasure.domain.experiment import (
 )
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.fileio import atomic_write_bytes
-from llenergymeasure.results.aggregation import energy_scope
+from llenergymeasure.results.energy_combination import energy_scope
 from llenergymeasure.results.layout import ResultsLayout, manifest_path, read_model
 
 # Column -> attribute path in the result (dotted; digits index lists).
