@@ -69,9 +69,15 @@ SAMPLER = ("tests/unit/core/test_sampler.py", "tests/unit/core/test_sampler_cloc
 NVML_SAMPLES = ("tests/unit/core/test_nvml_sampler.py", "tests/unit/core/test_nvml_sample_index.py")
 BASELINE = ("tests/unit/core/test_baseline.py", "tests/unit/core/test_baseline_figures.py")
 BASELINE_THEN_LOAD = """        baselines = measure_idle_baselines(sources, config, ctx)
+        gpu_source = sources.gpu_sample_source()
+        measurement_window = open_window(engine, sources, gpu_source, config)
+        prefill_window = open_prefill_window(engine, sources, gpu_source, config)
         loaded = load_model(engine, ctx)
 """
-LOAD_THEN_BASELINE = """        loaded = load_model(engine, ctx)
+LOAD_THEN_BASELINE = """        gpu_source = sources.gpu_sample_source()
+        measurement_window = open_window(engine, sources, gpu_source, config)
+        prefill_window = open_prefill_window(engine, sources, gpu_source, config)
+        loaded = load_model(engine, ctx)
         baselines = measure_idle_baselines(sources, config, ctx)
 """
 LATENCY_FIELDS = (
@@ -87,7 +93,7 @@ LATENCY_FIELDS = (
 )
 AVERAGED_LATENCY = (
     "LatencyStats(**{k: statistics.fmean(getattr(LatencyStats.from_samples(r.latency_samples), k)"
-    f" for r in results) for k in {LATENCY_FIELDS!r}}})"
+    f" for r in counted) for k in {LATENCY_FIELDS!r}}})"
 )
 
 MUTANTS: list[Mutant] = [
@@ -171,7 +177,7 @@ MUTANTS: list[Mutant] = [
         "aggregate-latency-averaged",
         "latency percentiles averaged over processes instead of pooled",
         "results/aggregation.py",
-        "latency=LatencyStats.pooled([r.latency_samples for r in results if r.latency_samples]),",
+        "latency=LatencyStats.pooled([r.latency_samples for r in counted if r.latency_samples]),",
         f"latency={AVERAGED_LATENCY},",
         *AGGREGATION,
     ),
@@ -375,8 +381,8 @@ MUTANTS: list[Mutant] = [
         "input-padding-counted",
         "a prompt's input tokens counted with the batch's left padding",
         "core/engines/generation.py",
-        'lengths = enc["attention_mask"].sum(dim=1).tolist()',
-        'lengths = [enc["input_ids"].shape[1]] * len(chunk)',
+        'counts = [int(n) for n in enc["attention_mask"].sum(dim=1).tolist()]',
+        'counts = [enc["input_ids"].shape[1]] * len(group)',
         EOS,
     ),
     mutant(
@@ -398,7 +404,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "aggregate-machine-energy-per-process",
         "machine-level energy (RAPL, estimate) summed over the processes of a host",
-        "results/aggregation.py",
+        "results/energy_combination.py",
         '            if c.scope == "machine":\n',
         '            if c.scope == "host":\n',
         *AGGREGATION,
@@ -479,9 +485,9 @@ MUTANTS: list[Mutant] = [
     mutant(
         "machine-reading-shortest",
         "the machine-level reading of a host taken from the shortest window",
-        "results/aggregation.py",
-        "chosen, reading = max(group, key=lambda rc: (rc[1].window_s, -rc[0].process_index))",
-        "chosen, reading = min(group, key=lambda rc: (rc[1].window_s, -rc[0].process_index))",
+        "results/energy_combination.py",
+        "chosen, reading = max(\n        group, key=lambda rc: (rc[1].energy_j is not None,",
+        "chosen, reading = min(\n        group, key=lambda rc: (rc[1].energy_j is not None,",
         *AGGREGATION,
     ),
     mutant(
@@ -504,8 +510,8 @@ MUTANTS: list[Mutant] = [
         "aggregate-unknown-rate-as-zero",
         "a process without tokens/s averaged in as 0 tokens/s",
         "results/aggregation.py",
-        "rates = [r.tokens_per_second for r in results if r.tokens_per_second is not None]",
-        "rates = [r.tokens_per_second or 0.0 for r in results]",
+        "rates = [r.tokens_per_second for r in counted if r.tokens_per_second is not None]",
+        "rates = [r.tokens_per_second or 0.0 for r in counted]",
         *AGGREGATION,
     ),
     mutant(
@@ -557,10 +563,10 @@ MUTANTS: list[Mutant] = [
     mutant(
         "power-integral-not-clipped-at-end",
         "the power integral runs to the last sample instead of the window's end",
-        "core/power_thermal.py",
+        "core/power_integral.py",
         "    hi = points[-1][0] if end_s is None else end_s\n",
         "    hi = points[-1][0]\n",
-        SAMPLER_UNIT,
+        "tests/unit/core/test_power_integral.py",
     ),
     mutant(
         "csv-nan-as-text",
