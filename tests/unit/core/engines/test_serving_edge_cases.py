@@ -123,12 +123,14 @@ def test_a_misspelt_engine_is_one_problem_not_two() -> None:
     data = {
         "name": "x",
         "model": {"name": "m"},
-        "engine": "vllm",
+        "engine": "vllmm",
         "load": {"mode": "rate", "rate_per_s": 1.0, "num_requests": 4},
     }
     with pytest.raises(ConfigError) as caught:
         validate_config(data)
-    assert "engine None" not in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith("config: engine: ") and "engine None" not in message
+    assert "serves mode offline only" not in message  # the load is no second problem
 
 
 def test_a_window_whose_body_raises_stops_its_sampler() -> None:
