@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,3 +178,28 @@ class LineReader:
         """Everything read, once the stream has closed."""
         self._thread.join(timeout=60)
         return "".join(self.lines)
+
+
+def process_gone(pid: int, within_s: float) -> bool:
+    """Whether process `pid` has exited (or is a zombie) within `within_s` seconds."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def live_children() -> set[int]:
+    """The pids of this process's children that are running (zombies left out)."""
+    alive = set()
+    for child in psutil.Process().children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive

@@ -2,8 +2,11 @@
 
 Both open the same window as `llem run` (`core/window.py`): synchronise the devices,
 start the sampler and the energy backends, run the caller's code, synchronise, stop the
-backends, stop the sampler. The energy is accounted by component and boundary with the
-idle baseline subtracted where one was asked for (`core/energy_accounting.py`).
+backends, stop the sampler. A `measure` object forks its sampling process once, when it
+is created, and lends it to each of its windows (`api/kept_sampler.py`); an
+`EnergyMonitor`'s windows, which may overlap, each fork their own. The energy is
+accounted by component and boundary with the idle baseline subtracted where one was
+asked for (`core/energy_accounting.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
+from llenergymeasure.api.kept_sampler import KeptSampler
 from llenergymeasure.config.models import BaselineConfig, EnergyConfig, MeasurementConfig
 from llenergymeasure.core.baseline import Baselines, measure_baselines
 from llenergymeasure.core.energy_accounting import account_energy
@@ -114,19 +118,43 @@ class _Devices:
 
 
 class _OpenWindow:
-    """One window between `begin` and `end`, with its own sampler and backends."""
+    """One window between `begin` and `end`.
 
-    def __init__(self, devices: _Devices, name: str | None) -> None:
+    With `kept` (a `measure` object's), the window uses the sampling process and the
+    backends it keeps, unless they are lent to another window or its child has ended;
+    otherwise it opens its own, as every `EnergyMonitor` window does.
+    """
+
+    def __init__(
+        self, devices: _Devices, name: str | None, kept: KeptSampler | None = None
+    ) -> None:
         self.devices = devices
         self.measurement = Measurement(name=name)
-        self.sources = devices.open_sources()
-        self.baselines = devices.baselines(self.sources)
-        self.window = MeasurementWindow(
-            self.sources.backends,
-            window_sample_sources(self.sources.gpu_sample_source()),
-            devices.config.energy.sample_interval_ms,
-            devices.synchronize,
-        )
+        lent = kept.lend() if kept is not None else None
+        self.kept = kept if lent is not None else None
+        self.kept_problem = kept.problem if kept is not None else None
+        self.sources = kept.sources if self.kept is not None else devices.open_sources()
+        try:
+            self.baselines = devices.baselines(self.sources)
+            self.window = MeasurementWindow(
+                self.sources.backends,
+                lent.sources
+                if lent is not None
+                else window_sample_sources(self.sources.gpu_sample_source()),
+                devices.config.energy.sample_interval_ms,
+                devices.synchronize,
+                sampler=lent,
+            )
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        """Give the kept sampler back, or close the window's own sources."""
+        if self.kept is not None:
+            self.kept.give_back()
+        else:
+            self.sources.close()
 
     def begin(self) -> Measurement:
         if self.devices.barrier is not None:
@@ -139,7 +167,7 @@ class _OpenWindow:
         try:
             result = self.window.end(None, self.devices.barrier or (lambda: None))
         finally:
-            self.sources.close()
+            self._release()
         self.measurement.busy_s = result.busy_s
         self.measurement.measurement_cpu_s = result.measurement_cpu_s
         return self._fill(result, self._quality_warnings(result))
@@ -160,7 +188,18 @@ class _OpenWindow:
         cpu_time = result.cpu_time
         contention = host_contention_warning(cpu_time.process_cpu_s, cpu_time.host_busy_cpu_s)
         sync = self.devices.sync_warning
-        return warnings + [w for w in (contention, sync) if w is not None]
+        return warnings + [w for w in (contention, sync, self._kept_warning()) if w is not None]
+
+    def _kept_warning(self) -> MeasurementWarning | None:
+        """Why this window forked its own sampling process where it was to be lent one."""
+        if self.kept_problem is None:
+            return None
+        return MeasurementWarning(
+            code="sampler_error",
+            message=f"{self.kept_problem}; this window forked its own as it opened (with "
+            "a model loaded, the fork and its copy-on-write faults may slow the body)",
+            remediation="create a new llem.measure object (before loading the model)",
+        )
 
     def _fill(self, result: WindowResult[None], warnings: list[MeasurementWarning]) -> Measurement:
         account = account_energy(
@@ -198,6 +237,12 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
     wrapper's `last_measurement` (None before the first call); the function's return
     value is unchanged.
 
+    The sampling process is forked when the object is created and serves each of its
+    windows in turn; create the object before loading the model, so that the child
+    shares almost none of the model's memory (docs/performance.md). A window opened
+    inside another of the same object forks its own. The child ends when the object is
+    garbage-collected or the process exits.
+
     Args:
         devices: CUDA devices to measure and synchronise (ordinals or `"cuda:N"`); None:
             every CUDA device this process sees where torch has CUDA, else the CPU only.
@@ -225,6 +270,7 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
         barrier: Callable[[], None] | None = None,
     ) -> None:
         self._devices = _Devices(devices, sample_interval_ms, baseline, energy, barrier)
+        self._kept = KeptSampler(self._devices.open_sources, sample_interval_ms)
         self._open: list[_OpenWindow] = []
 
     @property
@@ -233,7 +279,7 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
         return list(self._devices.cuda_ordinals)
 
     def __enter__(self) -> Measurement:
-        window = _OpenWindow(self._devices, name=None)
+        window = _OpenWindow(self._devices, name=None, kept=self._kept)
         self._open.append(window)
         return window.begin()
 

@@ -3,23 +3,26 @@
 At 10 ms a sampler thread takes the GIL a hundred times a second, each time the
 inference loop waits (docs/performance.md). Here the same schedule
 (`PowerThermalSampler.run_until`) runs in a child forked when the sampler is created,
-before the window opens, so the fork is not in the window. Forking (not spawning) lets
+before a window opens, so the fork is not in the window. Forking (not spawning) lets
 the child read the sources exactly as they are in this process: the opened NVML
 devices, the simulated NVML of the tests, and `psutil` for this process's pid. Its
 timestamps are `time.monotonic`, CLOCK_MONOTONIC, which on Linux is one clock for every
 process, so they compare with the window's edges.
 
-The child samples only between `start()` and `stop()` and returns every sample at
-`stop()` through a pipe, with what its copies of the sources changed (a GPU whose power
-reading switched to the 1 s average: `SampleSource.handover`), which the originals
-adopt. Nothing waits without a bound: a child that does not answer in
-time is killed and its samples are lost, which `errors` says (the result's
-`sampler_errors`). The child exits when this process dies (its end of the pipe closes,
-or its parent changes) and, being a daemon, when this process exits.
+One child serves any number of windows, one at a time: it samples only between
+`start()` and `stop()`, returns that window's samples at `stop()` through a pipe, with
+what its copies of the sources changed (a GPU whose power reading switched to the 1 s
+average: `SampleSource.handover`), which the originals adopt, and waits for the next
+`start()`. `close()` ends it. Nothing waits without a bound: a child that does not answer
+in time is killed and its samples are lost, which `errors` says (the result's
+`sampler_errors`); such a sampler serves no further window. The child exits on `close`,
+when this process dies (its end of the pipe closes, or its parent changes) and, being a
+daemon, when this process exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -38,6 +41,9 @@ READY_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 30.0
 EXIT_TIMEOUT_S = 2.0
+# How often a child waiting for its next window checks that its parent is alive: the
+# pipe's EOF does not come while a process this one forked since holds its end.
+PARENT_CHECK_S = 1.0
 ERROR_KEY = "sampler process"
 _FIELDS = tuple(f.name for f in dataclasses.fields(PowerThermalSample))
 
@@ -53,9 +59,13 @@ def can_fork() -> bool:
 class ProcessSampler:
     """Samples `sources` every `interval_ms` in a forked child between `start` and `stop`.
 
+    `start` and `stop` may repeat, one window after another, in the same child; `close`
+    ends it. Samples, source errors and `cpu_s` are the last window's.
+
     Attributes:
-        errors: failed readings by source (as `PowerThermalSampler.errors`), and
-            `ERROR_KEY` where the child itself failed.
+        errors: failed readings by source over the last window (as
+            `PowerThermalSampler.errors`), and `ERROR_KEY` where the child itself failed
+            (kept: the sampler then serves no further window).
         cpu_s: CPU seconds the child spent sampling over the last window.
         pid: the child's process id.
 
@@ -71,6 +81,7 @@ class ProcessSampler:
         self._started = False
         self._samples: list[PowerThermalSample] | None = None  # once stopped
         self._lock = threading.Lock()  # live telemetry asks from its own thread
+        self._owner_pid = os.getpid()  # a process forked from this one must not close it
         context = multiprocessing.get_context("fork")
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
@@ -98,8 +109,20 @@ class ProcessSampler:
             raise OSError(f"the sampling process did not start within {READY_TIMEOUT_S:g} s")
         self.pid = self._process.pid
 
+    @property
+    def alive(self) -> bool:
+        """True while the child can serve a window: it has not failed nor been closed."""
+        return ERROR_KEY not in self.errors and not self._conn.closed and self._process.is_alive()
+
     def start(self) -> None:
-        """Take the first sample now (before this returns), then one per interval."""
+        """Take the first sample now (before this returns), then one per interval.
+
+        What the previous window left (samples, source errors, `cpu_s`) is forgotten; a
+        child that failed stays failed.
+        """
+        self.errors = {k: v for k, v in self.errors.items() if k == ERROR_KEY}
+        self.cpu_s = 0.0
+        self._samples = None
         self._started = True
         if self._ask("start", START_TIMEOUT_S) is None:
             self._end_child()
@@ -118,15 +141,15 @@ class ProcessSampler:
         return [PowerThermalSample(*row) for row in rows] if isinstance(rows, list) else []
 
     def stop(self) -> list[PowerThermalSample]:
-        """Take a last sample, end the child and return every sample (none if it failed)."""
+        """Take a last sample and return the window's samples (none if the child failed).
+
+        The child stays, waiting for the next `start` (or `close`).
+        """
         reply = self._ask("stop", STOP_TIMEOUT_S)
         if reply is None:
             self._end_child()
             self._samples = []
             return []
-        # It exits on its own once it has answered; its teardown (unmapping the memory it
-        # shares with this process, tens of ms for a loaded model) need not be waited for.
-        self._conn.close()
         rows, errors, handovers, self.cpu_s = reply
         for source, state in zip(self.sources, handovers, strict=True):
             source.take_over(state)
@@ -135,6 +158,22 @@ class ProcessSampler:
         self.errors.update(errors)
         self._samples = [PowerThermalSample(*row) for row in rows]
         return self._samples
+
+    def close(self) -> None:
+        """End the child: ask it to exit, without waiting for it.
+
+        Its teardown (unmapping the memory it shares with this process, tens of ms for a
+        loaded model) need not be waited for. Nothing happens in a process forked from
+        this one (it inherited the pipe, not the child), nor a second time.
+        """
+        if os.getpid() != self._owner_pid:
+            return
+        with self._lock:
+            if self._conn.closed:
+                return
+            with contextlib.suppress(OSError):  # the child has ended already
+                self._conn.send("close")
+            self._conn.close()
 
     def _ask(self, command: object, timeout_s: float) -> object | None:
         """The child's answer to `command`; None (and an error recorded) without one."""
@@ -158,7 +197,8 @@ class ProcessSampler:
         if self._process.is_alive():
             self._process.kill()
             self._process.join(EXIT_TIMEOUT_S)
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
 
 def _sample_in_child(
@@ -168,7 +208,7 @@ def _sample_in_child(
     interval_ms: int,
     parent_pid: int,
 ) -> None:
-    """The child: wait for `start`, sample until `stop`, send the samples, exit."""
+    """The child: for each window, wait for `start`, sample until `stop`, send the samples."""
     parent_end.close()  # so that this end sees EOF when the parent dies
     # A thread of the parent may have held a log handler's lock at the fork: never log.
     logger.disable("llenergymeasure")
@@ -180,32 +220,53 @@ def _sample_in_child(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent's fork
     sampler = PowerThermalSampler(sources, interval_ms)
     conn.send("ready")
+    try:
+        while _next_start(conn, parent_pid):
+            reply = _sample_window(conn, sampler, parent_pid)
+            if reply is None:
+                return
+            conn.send(reply)
+    except (EOFError, OSError):
+        return
+
+
+def _next_start(conn: Connection, parent_pid: int) -> bool:
+    """Wait for the next window's `start`; False on `close`, EOF or the parent's death."""
+    while not conn.poll(PARENT_CHECK_S):
+        if os.getppid() != parent_pid:
+            return False
+    return conn.recv() == "start"
+
+
+def _sample_window(conn: Connection, sampler: PowerThermalSampler, parent_pid: int) -> tuple | None:
+    """One window: its samples, errors, handovers and CPU time; None to exit instead."""
+    cpu_start_s = time.process_time()
+    sampler.errors = {}
+    for source in sampler.sources:
+        source.errors.clear()
+    closing = False
 
     def stop_requested(delay_s: float) -> bool:
         """Wait `delay_s`, answering requests for samples meanwhile; True on `stop`."""
+        nonlocal closing
         deadline_s = time.monotonic() + delay_s
         while conn.poll(max(0.0, deadline_s - time.monotonic())):
             message = conn.recv()
-            if message == "stop":
+            if not isinstance(message, tuple):  # "stop", or "close" (this process's exit)
+                closing = message != "stop"
                 return True
             _, count = message  # ("since", count)
             conn.send(_rows(sampler.samples[count:]))
         return os.getppid() != parent_pid
 
-    try:
-        if conn.recv() != "start":
-            return
-        cpu_start_s = time.process_time()
-        sampler.begin()
-        conn.send("started")
-        sampler.run_until(stop_requested)
-        if os.getppid() != parent_pid:
-            return
-        rows = _rows(sampler.finish())
-        handovers = [source.handover() for source in sources]
-        conn.send((rows, sampler.errors, handovers, time.process_time() - cpu_start_s))
-    except (EOFError, OSError):
-        return
+    sampler.begin()
+    conn.send("started")
+    sampler.run_until(stop_requested)
+    if closing or os.getppid() != parent_pid:
+        return None
+    rows = _rows(sampler.finish())
+    handovers = [source.handover() for source in sampler.sources]
+    return rows, sampler.errors, handovers, time.process_time() - cpu_start_s
 
 
 def _rows(samples: list[PowerThermalSample]) -> list[tuple]:

@@ -6,8 +6,10 @@
 ```
 
 The sampler runs in a child process (`core/sampler_process.py`), created with the window
-so that its start-up is outside it; in a thread of this process where a child cannot
-share the window's clock or cannot be started (then with a `sampler_errors` entry). The
+so that its start-up is outside it, and ended when the window closes; or lent by its
+owner (`llem.measure`, which keeps one child for all its windows), stopped but kept; or
+in a thread of this process where a child cannot share the window's clock or cannot be
+started (then with a `sampler_errors` entry). The
 window integrates its own GPU power samples once, over its own edges
 (`power_integrals_j`): that integral is the energy of a GPU without an energy counter
 (`EnergyBackend.complete`) and the cross-check of one with a counter.
@@ -91,6 +93,8 @@ class MeasurementWindow:
     sampler in a child, the default) or `thread` (in this process: needed where `clock`
     is not `time.monotonic`, which a child cannot share). `count_as_own(pids)` adds the
     processes the engine runs in besides this one: their CPU time is this process's work.
+    `sampler`: a sampling process lent for this window, reading `sources`, that its owner
+    keeps and closes; None: the window opens its own and ends it when it closes.
     """
 
     def __init__(
@@ -101,11 +105,13 @@ class MeasurementWindow:
         synchronize: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         sampling: Sampling = "process",
+        sampler: ProcessSampler | None = None,
     ) -> None:
         if sampling == "process" and clock is not time.monotonic:
             raise ValueError("a sampling process shares time.monotonic only: use threads")
         self.backends = list(backends)
-        self.sampler = _open_sampler(sources, interval_ms, clock, sampling)
+        self._owns_sampler = sampler is None
+        self.sampler = sampler or _open_sampler(sources, interval_ms, clock, sampling)
         self.cpu_time = CpuTimeWindow()
         self.synchronize = synchronize
         self.start_unix_s = 0.0
@@ -152,6 +158,7 @@ class MeasurementWindow:
                 backend.stop()
         with contextlib.suppress(Exception):
             self.sampler.stop()
+        self._release_sampler()
 
     def end(self, value: T, wait_for_all: Callable[[], None] = lambda: None) -> WindowResult[T]:
         """Synchronise (the end of this process's work), wait for every process, stop."""
@@ -162,6 +169,7 @@ class MeasurementWindow:
         cpu_time = self.cpu_time.stop()
         window_s = self._clock() - self._start_mono_s
         samples = self.sampler.stop()
+        self._release_sampler()
         integrals_j = power_integrals_j(samples, self._start_mono_s, self._start_mono_s + window_s)
         return WindowResult(
             value=value,
@@ -179,6 +187,11 @@ class MeasurementWindow:
             + sum(backend.thread_cpu_s for backend in self.backends),
             gpu_power_integrals_j=integrals_j,
         )
+
+    def _release_sampler(self) -> None:
+        """End the window's own sampling process; a lent one is its owner's to close."""
+        if self._owns_sampler and isinstance(self.sampler, ProcessSampler):
+            self.sampler.close()
 
 
 def _open_sampler(

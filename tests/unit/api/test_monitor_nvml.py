@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import signal
+import time
+
 import pytest
 
 import llenergymeasure as llem
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.errors import ConfigError
+
+from llem_testing import live_children, process_gone
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 
@@ -94,3 +101,66 @@ def test_arguments_are_checked_before_measuring() -> None:
         llem.measure(devices=["gpu0"])
     with pytest.raises(ConfigError, match="sample_interval_ms"):
         llem.EnergyMonitor(sample_interval_ms=0)
+
+
+def test_a_measure_objects_windows_share_one_child_and_keep_their_own_samples(
+    two_gpus: FakeNvml, clock: ManualClock
+) -> None:
+    before = live_children()
+    m = llem.measure(devices=[0], sample_interval_ms=10)
+    (child,) = live_children() - before  # forked once, with the object
+    windows = []
+    for advance_s in (1.0, 2.0):  # t = 0..1, then t = 1..3
+        start_s = time.monotonic()
+        with m as measured:
+            time.sleep(0.1)
+            assert live_children() - before == {child}  # no fork for this window
+            clock.advance(advance_s)
+        windows.append((start_s, time.monotonic(), measured))
+    (first_start_s, first_end_s, first), (second_start_s, second_end_s, second) = windows
+    assert gpu_joules(first) == 100.0 * 1
+    assert gpu_joules(second) == 100.0 * 1 + 300.0 * 1
+    for start_s, end_s, measured in windows:
+        assert len(measured.samples) >= 2 * 5  # host and GPU rows, ~10 ticks each
+        assert all(start_s <= s.t_s <= end_s for s in measured.samples)
+        assert "sampler_error" not in [w.code for w in measured.warnings]
+    del m, measured
+    gc.collect()
+    assert process_gone(child, within_s=2.0)
+
+
+def test_a_nested_window_of_the_same_object_forks_its_own(
+    two_gpus: FakeNvml, clock: ManualClock
+) -> None:
+    before = live_children()
+    m = llem.measure(devices=[0], sample_interval_ms=10)
+    with m as outer:  # t = 0..3
+        clock.advance(1.0)
+        with m as inner:  # t = 1..3
+            assert len(live_children() - before) == 2
+            time.sleep(0.05)
+            clock.advance(2.0)
+    assert gpu_joules(outer) == 100.0 * 2 + 300.0 * 1
+    assert gpu_joules(inner) == 100.0 * 1 + 300.0 * 1
+    assert inner.samples and outer.samples
+
+
+def test_a_child_killed_between_windows_makes_the_next_fork_its_own(
+    two_gpus: FakeNvml, clock: ManualClock
+) -> None:
+    before = live_children()
+    m = llem.measure(devices=[0], sample_interval_ms=10)
+    with m:
+        clock.advance(1.0)
+    (child,) = live_children() - before
+    os.kill(child, signal.SIGKILL)
+    assert process_gone(child, within_s=2.0)
+    started_s = time.monotonic()
+    with m as measured:
+        time.sleep(0.05)
+        clock.advance(1.0)
+    assert time.monotonic() - started_s < 5.0
+    assert gpu_joules(measured) == 100.0  # t = 1..2
+    assert measured.samples  # from the window's own child
+    (warning,) = [w for w in measured.warnings if w.code == "sampler_error"]
+    assert f"pid {child}" in warning.message and "forked its own" in warning.message

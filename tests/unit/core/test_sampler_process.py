@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
@@ -17,7 +16,7 @@ from llenergymeasure.core.sampler_process import ERROR_KEY, ProcessSampler
 from llenergymeasure.core.window import MeasurementWindow
 from llenergymeasure.domain.samples import CPU_DEVICE_INDEX
 
-from llem_testing import REPO
+from llem_testing import REPO, process_gone
 
 # A parent that starts a sampler, prints the child's pid, then is killed outright.
 PARENT = """
@@ -32,18 +31,6 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def gone(pid: int, within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_the_host_row_is_sampled_in_the_child_at_the_interval() -> None:
     sampler = ProcessSampler([CpuSampleSource()], 20)
     assert sampler.pid != os.getpid()
@@ -53,7 +40,53 @@ def test_the_host_row_is_sampled_in_the_child_at_the_interval() -> None:
     assert 20 <= len(samples) <= 30
     assert all(s.device_index == CPU_DEVICE_INDEX and s.memory_used_mb > 0 for s in samples)
     assert sampler.cpu_s > 0 and sampler.errors == {}
-    assert gone(sampler.pid, within_s=1.0)
+    assert sampler.alive  # stopped, the child waits for the next window
+    sampler.close()
+    assert process_gone(sampler.pid, within_s=1.0)
+
+
+def test_one_child_serves_successive_windows_each_with_its_own_samples() -> None:
+    sampler = ProcessSampler([CpuSampleSource()], 10)
+    windows = []
+    for _ in range(2):
+        start_s = time.monotonic()
+        sampler.start()
+        time.sleep(0.2)
+        samples = sampler.stop()
+        windows.append((start_s, time.monotonic(), samples))
+        time.sleep(0.1)  # between windows the child takes no sample
+    for start_s, end_s, samples in windows:
+        assert len(samples) >= 10
+        assert all(start_s <= s.t_s <= end_s for s in samples)
+    assert sampler.alive and sampler.errors == {}
+    sampler.close()
+    assert process_gone(sampler.pid, within_s=1.0)
+
+
+def test_a_window_of_its_own_ends_its_child_a_lent_one_keeps_it() -> None:
+    own = MeasurementWindow([], [CpuSampleSource()], 10)
+    own.run(lambda: time.sleep(0.05))
+    assert process_gone(own.sampler.pid, within_s=1.0)
+    lent = ProcessSampler([CpuSampleSource()], 10)
+    for _ in range(2):
+        result = MeasurementWindow([], lent.sources, 10, sampler=lent).run(lambda: None)
+        assert result.samples and result.sampler_errors == {}
+    assert lent.alive
+    lent.close()
+    assert process_gone(lent.pid, within_s=1.0)
+
+
+def test_a_child_killed_between_windows_fails_the_next_start_without_a_hang() -> None:
+    sampler = ProcessSampler([CpuSampleSource()], 10)
+    sampler.start()
+    assert sampler.stop()
+    os.kill(sampler.pid, signal.SIGKILL)
+    assert process_gone(sampler.pid, within_s=1.0) and not sampler.alive
+    started_s = time.monotonic()
+    sampler.start()
+    assert sampler.stop() == []
+    assert time.monotonic() - started_s < 3.0
+    assert "samples lost" in sampler.errors[ERROR_KEY]
 
 
 def test_a_killed_sampling_process_is_a_sampler_error_not_a_hang() -> None:
@@ -77,7 +110,7 @@ def test_a_body_that_raises_ends_the_sampling_process() -> None:
 
     with pytest.raises(RuntimeError, match="out of memory"):
         window.run(body)
-    assert gone(window.sampler.pid, within_s=1.0)
+    assert process_gone(window.sampler.pid, within_s=1.0)
 
 
 def test_the_sampling_process_dies_with_its_parent() -> None:
@@ -87,7 +120,7 @@ def test_the_sampling_process_dies_with_its_parent() -> None:
     )
     assert parent.returncode == -signal.SIGKILL, parent.stderr[-2000:]
     child_pid = int(parent.stdout.split()[0])
-    assert gone(child_pid, within_s=2.0)
+    assert process_gone(child_pid, within_s=2.0)
 
 
 def test_samples_are_read_from_the_child_while_it_samples() -> None:
