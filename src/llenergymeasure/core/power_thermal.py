@@ -50,11 +50,17 @@ class CpuSampleSource:
 
     On the CPU row `memory_used_mb` is the process RSS and `memory_total_mb` the host
     memory (docs/formats.md); power comes from the energy backend, not from here.
+
+    The row is read at most every `min_interval_s` (100 ms by default), whatever the sampler's
+    interval: the kernel counts CPU time in ticks of 4-10 ms, so utilisation over a
+    shorter span is mostly rounding, and at a 10 ms interval the two /proc reads were most
+    of the sampling process's work (docs/performance.md).
     """
 
     name = "cpu"
 
-    def __init__(self) -> None:
+    def __init__(self, min_interval_s: float = 0.1) -> None:
+        self.min_interval_s = min_interval_s
         self.errors: dict[str, str] = {}
         self._process = psutil.Process()
         self._total_mb = psutil.virtual_memory().total / 2**20
@@ -104,6 +110,7 @@ class PowerThermalSampler:
         self.cpu_s = 0.0
         self._clock = clock
         self._start_s = 0.0
+        self._last_read_s: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -136,8 +143,9 @@ class PowerThermalSampler:
     def begin(self) -> None:
         """Forget earlier samples and take the first one now (the schedule's origin)."""
         self.samples = []
+        self._last_read_s = {}
         self._start_s = self._clock()
-        self._tick()
+        self._tick(every_source=True)
 
     def run_until(self, stop_requested: Callable[[float], bool]) -> None:
         """Tick on schedule until `stop_requested(delay_s)`, a wait of at most delay_s, is True."""
@@ -148,7 +156,7 @@ class PowerThermalSampler:
 
     def finish(self) -> list[PowerThermalSample]:
         """Take the last sample and return them all; source errors join `errors`."""
-        self._tick()
+        self._tick(every_source=True)
         for source in self.sources:
             self.errors.update(source.errors)
         return self.samples
@@ -165,9 +173,18 @@ class PowerThermalSampler:
     def _delay_s(self, tick: int) -> float:
         return max(0.0, self._start_s + tick * self.interval_s - self._clock())
 
-    def _tick(self) -> None:
+    def _tick(self, every_source: bool = False) -> None:
+        """Read each source; one with `min_interval_s` no sooner than that after its last.
+
+        The first and last ticks of a window (`every_source`) read them all.
+        """
         t_s = self._clock()
-        for source in self.sources:
+        for k, source in enumerate(self.sources):
+            last_s = self._last_read_s.get(k)
+            if not every_source and last_s is not None:
+                if t_s - last_s < getattr(source, "min_interval_s", 0.0):
+                    continue
+            self._last_read_s[k] = t_s
             try:
                 self.samples.extend(source.read(t_s))
             except Exception as exc:  # noqa: BLE001 - hardware reads must never end the run

@@ -121,7 +121,7 @@ def test_a_measure_objects_windows_share_one_child_and_keep_their_own_samples(
     assert gpu_joules(first) == 100.0 * 1
     assert gpu_joules(second) == 100.0 * 1 + 300.0 * 1
     for start_s, end_s, measured in windows:
-        assert len(measured.samples) >= 2 * 5  # host and GPU rows, ~10 ticks each
+        assert len(measured.samples) >= 5 + 2  # ~10 GPU ticks; the host row first and last
         assert all(start_s <= s.t_s <= end_s for s in measured.samples)
         assert "sampler_error" not in [w.code for w in measured.warnings]
     del m, measured

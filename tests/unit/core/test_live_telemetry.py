@@ -27,7 +27,7 @@ def window_on_two_gpus(monkeypatch: pytest.MonkeyPatch) -> MeasurementWindow:
     gpus = [SimGpu(A, power_w=Steps.constant(300.0)), SimGpu(B, power_w=Steps.constant(100.0))]
     install(monkeypatch, FakeNvml(gpus))
     source = NvmlSampleSource(open_cuda_devices([0, 1], visible="0,1"))
-    return MeasurementWindow([], [CpuSampleSource(), source], interval_ms=20)
+    return MeasurementWindow([], [CpuSampleSource(min_interval_s=0), source], interval_ms=20)
 
 
 def by_device(telemetry: Telemetry) -> dict:

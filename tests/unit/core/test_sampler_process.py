@@ -23,7 +23,7 @@ PARENT = """
 import os, signal, sys, time
 from llenergymeasure.core.power_thermal import CpuSampleSource
 from llenergymeasure.core.sampler_process import ProcessSampler
-sampler = ProcessSampler([CpuSampleSource()], 10)
+sampler = ProcessSampler([CpuSampleSource(min_interval_s=0)], 10)
 sampler.start()
 print(sampler.pid, flush=True)
 time.sleep(0.2)
@@ -32,7 +32,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_the_host_row_is_sampled_in_the_child_at_the_interval() -> None:
-    sampler = ProcessSampler([CpuSampleSource()], 20)
+    sampler = ProcessSampler([CpuSampleSource(min_interval_s=0)], 20)
     assert sampler.pid != os.getpid()
     sampler.start()
     time.sleep(0.5)
@@ -46,7 +46,7 @@ def test_the_host_row_is_sampled_in_the_child_at_the_interval() -> None:
 
 
 def test_one_child_serves_successive_windows_each_with_its_own_samples() -> None:
-    sampler = ProcessSampler([CpuSampleSource()], 10)
+    sampler = ProcessSampler([CpuSampleSource(min_interval_s=0)], 10)
     windows = []
     for _ in range(2):
         start_s = time.monotonic()
@@ -64,10 +64,10 @@ def test_one_child_serves_successive_windows_each_with_its_own_samples() -> None
 
 
 def test_a_window_of_its_own_ends_its_child_a_lent_one_keeps_it() -> None:
-    own = MeasurementWindow([], [CpuSampleSource()], 10)
+    own = MeasurementWindow([], [CpuSampleSource(min_interval_s=0)], 10)
     own.run(lambda: time.sleep(0.05))
     assert process_gone(own.sampler.pid, within_s=1.0)
-    lent = ProcessSampler([CpuSampleSource()], 10)
+    lent = ProcessSampler([CpuSampleSource(min_interval_s=0)], 10)
     for _ in range(2):
         result = MeasurementWindow([], lent.sources, 10, sampler=lent).run(lambda: None)
         assert result.samples and result.sampler_errors == {}
@@ -77,7 +77,7 @@ def test_a_window_of_its_own_ends_its_child_a_lent_one_keeps_it() -> None:
 
 
 def test_a_child_killed_between_windows_fails_the_next_start_without_a_hang() -> None:
-    sampler = ProcessSampler([CpuSampleSource()], 10)
+    sampler = ProcessSampler([CpuSampleSource(min_interval_s=0)], 10)
     sampler.start()
     assert sampler.stop()
     os.kill(sampler.pid, signal.SIGKILL)
@@ -90,7 +90,7 @@ def test_a_child_killed_between_windows_fails_the_next_start_without_a_hang() ->
 
 
 def test_a_killed_sampling_process_is_a_sampler_error_not_a_hang() -> None:
-    window = MeasurementWindow([CpuEstimateBackend(None)], [CpuSampleSource()], 10)
+    window = MeasurementWindow([CpuEstimateBackend(None)], [CpuSampleSource(min_interval_s=0)], 10)
     window.begin()
     os.kill(window.sampler.pid, signal.SIGKILL)
     started_s = time.monotonic()
@@ -103,7 +103,7 @@ def test_a_killed_sampling_process_is_a_sampler_error_not_a_hang() -> None:
 
 
 def test_a_body_that_raises_ends_the_sampling_process() -> None:
-    window = MeasurementWindow([], [CpuSampleSource()], 10)
+    window = MeasurementWindow([], [CpuSampleSource(min_interval_s=0)], 10)
 
     def body() -> None:
         raise RuntimeError("the model ran out of memory")
@@ -125,7 +125,7 @@ def test_the_sampling_process_dies_with_its_parent() -> None:
 
 def test_samples_are_read_from_the_child_while_it_samples() -> None:
     """What live telemetry reads once a second: the new samples, none twice, none lost."""
-    window = MeasurementWindow([], [CpuSampleSource()], 10)
+    window = MeasurementWindow([], [CpuSampleSource(min_interval_s=0)], 10)
     assert window.samples_since(0) == []  # not open yet
     window.begin()
     time.sleep(0.2)
