@@ -72,11 +72,13 @@ BASELINE_THEN_LOAD = """        baselines = measure_idle_baselines(sources, conf
         gpu_source = sources.gpu_sample_source()
         measurement_window = open_window(engine, sources, gpu_source, config)
         prefill_window = open_prefill_window(engine, sources, gpu_source, config)
+        windows += [measurement_window, prefill_window]
         loaded = load_model(engine, ctx)
 """
 LOAD_THEN_BASELINE = """        gpu_source = sources.gpu_sample_source()
         measurement_window = open_window(engine, sources, gpu_source, config)
         prefill_window = open_prefill_window(engine, sources, gpu_source, config)
+        windows += [measurement_window, prefill_window]
         loaded = load_model(engine, ctx)
         baselines = measure_idle_baselines(sources, config, ctx)
 """

@@ -14,6 +14,7 @@ when the object is garbage-collected or this process exits.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -34,6 +35,7 @@ class KeptSampler:
 
     def __init__(self, open_sources: Callable[[], EnergySources], interval_ms: int) -> None:
         self.sources = open_sources()
+        self.owner_pid = os.getpid()
         self.sampler: ProcessSampler | None = None
         self.problem: str | None = None
         self._lent = False
@@ -47,7 +49,13 @@ class KeptSampler:
         self._finalizer = weakref.finalize(self, _release, self.sources, self.sampler)
 
     def lend(self) -> ProcessSampler | None:
-        """The kept sampling process for one window; None while lent, or once it has ended."""
+        """The kept sampling process for one window; None while lent, or once it has ended.
+
+        None in a process forked from the owner (a data loader's worker): the child and its
+        pipe are the owner's, so such a process opens its own for each window.
+        """
+        if os.getpid() != self.owner_pid:
+            return None
         with self._lock:
             if self._lent or self.sampler is None:
                 return None

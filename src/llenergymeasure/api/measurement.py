@@ -163,6 +163,13 @@ class _OpenWindow:
         self.measurement.start_unix_s = self.window.start_unix_s
         return self.measurement
 
+    def abandon(self) -> None:
+        """A window whose opening failed: stop what started, give the sampler back."""
+        try:
+            self.window.abandon()
+        finally:
+            self._release()
+
     def end(self) -> Measurement:
         try:
             result = self.window.end(None, self.devices.barrier or (lambda: None))
@@ -280,8 +287,13 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
 
     def __enter__(self) -> Measurement:
         window = _OpenWindow(self._devices, name=None, kept=self._kept)
+        try:
+            measurement = window.begin()
+        except BaseException:
+            window.abandon()
+            raise
         self._open.append(window)
-        return window.begin()
+        return measurement
 
     def __exit__(self, *exc: object) -> None:
         self._open.pop().end()

@@ -34,6 +34,7 @@ from llenergymeasure.domain.deployment import ParallelPlacement
 from llenergymeasure.domain.experiment import RawProcessResult
 from llenergymeasure.domain.metrics import MeasurementWarning, WarmupResult
 from llenergymeasure.domain.samples import PowerThermalSample
+from llenergymeasure.log import logger
 from llenergymeasure.prompts import Prompt
 
 ProgressFn = Callable[[str, int, int], None]
@@ -82,12 +83,14 @@ def run_measured(
     started_at = datetime.now(timezone.utc)
     sources = select_energy_backends(config.measurement.energy, engine.cuda_ordinals)
     gpu_source = None
+    windows: list[MeasurementWindow | None] = []
     try:
         environment = collect_environment(engine.cuda_ordinals, sources.gpus)
         baselines = measure_idle_baselines(sources, config, ctx)
         gpu_source = sources.gpu_sample_source()
         measurement_window = open_window(engine, sources, gpu_source, config)
         prefill_window = open_prefill_window(engine, sources, gpu_source, config)
+        windows += [measurement_window, prefill_window]
         loaded = load_model(engine, ctx)
         workload = engine.prepare(prompts, prompt_budget(loaded, config))
         seed_everything(config.seed)
@@ -103,9 +106,11 @@ def run_measured(
         # Again, so that the window's sampling does not depend on how long warmup ran.
         seed_everything(config.seed)
         window = measure_window(engine, workload, measurement_window, ctx)
-        prefill = measure_prefill_pass(engine, workload, prefill_window, ctx, config)
+        prefill, prefill_lost = measure_prefill_pass(engine, workload, prefill_window, ctx, config)
     finally:
         try:
+            for unused in filter(None, windows):
+                unused.close()  # a window that never ran still has its sampling process
             sources.close()
         finally:
             engine.close()
@@ -120,7 +125,7 @@ def run_measured(
         loaded=loaded,
         window=window,
         sources=sources,
-        extra_warnings=lifecycle_warnings(floor, workload, loaded, config),
+        extra_warnings=lifecycle_warnings(floor, workload, loaded, config) + prefill_lost,
     )
     if prefill is not None:
         record = phase_subtraction(result, prefill, baselines, sources, config)
@@ -267,14 +272,15 @@ def measure_prefill_pass(
     window: MeasurementWindow | None,
     ctx: RunContext,
     config: ExperimentConfig,
-) -> WindowResult[EngineOutput] | None:
+) -> tuple[WindowResult[EngineOutput] | None, list[MeasurementWarning]]:
     """The subtraction method's second window: the workload with one output token each.
 
     Outside the main window, after it; seeded again so that sampling draws the same first
-    tokens. None without the window (`measurement.phase_split: none`).
+    tokens. None without the window (`measurement.phase_split: none`), and None with a
+    warning where the pass failed: the main window's result stands without the split.
     """
     if window is None:
-        return None
+        return None, []
     window.count_as_own(engine.helper_pids())
     total = workload.expected_requests or len(workload.prompts)
     ctx.report("prefill pass", 0, total)
@@ -284,7 +290,19 @@ def measure_prefill_pass(
         def requests_done(done: int, output_tokens: int | None = None) -> None:
             ctx.report("prefill pass", done, total)
 
-        return window.run(lambda: engine.run(workload, requests_done), wait_for_all=ctx.barrier)
+        try:
+            run = window.run(lambda: engine.run(workload, requests_done), wait_for_all=ctx.barrier)
+        except Exception as e:  # the main window is measured: keep it, say what is missing
+            logger.warning(f"prefill pass failed: {type(e).__name__}: {e}")
+            return None, [
+                MeasurementWarning(
+                    code="phase_split_failed",
+                    message=f"the prefill pass of measurement.phase_split failed "
+                    f"({type(e).__name__}: {e}); no phase_subtraction record",
+                    remediation="run again, or set measurement.phase_split: none",
+                )
+            ]
+    return run, []
 
 
 def lifecycle_warnings(

@@ -72,19 +72,29 @@ def phase_subtraction(
         config=config.measurement,
     )
     full = result.energy_breakdown
+    warnings = prefill_pass_warnings(result, prefill, account.warnings, config)
+    part = account.breakdown
+    boundary = full.boundary if full is not None else None
+    if part is not None and part.boundary != boundary:
+        # Joules of two boundaries cannot be subtracted: no split rather than a wrong one.
+        warnings.append(
+            f"the prefill window's energy covers boundary {part.boundary}, the main window's "
+            f"{boundary}: no split"
+        )
+        part = None
     return PhaseSubtraction.build(
-        boundary=full.boundary if full is not None else None,
+        boundary=boundary,
         full_j=full.raw_j if full is not None else None,
-        prefill_j=account.breakdown.raw_j,
+        prefill_j=part.raw_j if part is not None else None,
         full_above_idle_j=full.adjusted_j if full is not None else None,
-        prefill_above_idle_j=account.breakdown.adjusted_j,
+        prefill_above_idle_j=part.adjusted_j if part is not None else None,
         full_window_s=result.energy_window_s or result.inference_duration_s,
         prefill_window_s=prefill.window_s,
         num_requests=len(requests),
         prefill_tokens=sum(r.input_tokens for r in requests),
         prefill_output_tokens=sum(r.output_tokens for r in requests),
         full_output_tokens=result.output_tokens,
-        warnings=prefill_pass_warnings(result, prefill, account.warnings, config),
+        warnings=warnings,
     )
 
 
@@ -115,12 +125,6 @@ def prefill_pass_warnings(
     if len(requests) != result.num_requests:
         notes.append(
             f"the prefill pass ran {len(requests)} requests, the main window {result.num_requests}"
-        )
-    if result.engine == "transformers-cb":
-        notes.append(
-            "transformers' continuous batching keeps finished requests' full prompt pages "
-            "for reuse (block sharing): prompts longer than transformers_cb.page_size may "
-            "be read from the full pass's cache, making prefill_j a lower bound"
         )
     main = {w.message for w in result.warnings}
     notes += [f"prefill window: {w.message}" for w in account_warnings if w.message not in main]

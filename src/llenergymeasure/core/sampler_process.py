@@ -79,7 +79,7 @@ class ProcessSampler:
         self.errors: dict[str, str] = {}
         self.cpu_s = 0.0
         self._started = False
-        self._samples: list[PowerThermalSample] | None = None  # once stopped
+        self._samples: list[PowerThermalSample] | None = []  # None while sampling
         self._lock = threading.Lock()  # live telemetry asks from its own thread
         self._owner_pid = os.getpid()  # a process forked from this one must not close it
         context = multiprocessing.get_context("fork")
@@ -143,8 +143,11 @@ class ProcessSampler:
     def stop(self) -> list[PowerThermalSample]:
         """Take a last sample and return the window's samples (none if the child failed).
 
-        The child stays, waiting for the next `start` (or `close`).
+        The child stays, waiting for the next `start` (or `close`). Without a `start`
+        since the last `stop` (a window whose opening failed) there is nothing to ask.
         """
+        if self._samples is not None:
+            return self._samples
         reply = self._ask("stop", STOP_TIMEOUT_S)
         if reply is None:
             self._end_child()

@@ -158,7 +158,7 @@ class MeasurementWindow:
                 backend.stop()
         with contextlib.suppress(Exception):
             self.sampler.stop()
-        self._release_sampler()
+        self.close()
 
     def end(self, value: T, wait_for_all: Callable[[], None] = lambda: None) -> WindowResult[T]:
         """Synchronise (the end of this process's work), wait for every process, stop."""
@@ -169,7 +169,7 @@ class MeasurementWindow:
         cpu_time = self.cpu_time.stop()
         window_s = self._clock() - self._start_mono_s
         samples = self.sampler.stop()
-        self._release_sampler()
+        self.close()
         integrals_j = power_integrals_j(samples, self._start_mono_s, self._start_mono_s + window_s)
         return WindowResult(
             value=value,
@@ -188,8 +188,11 @@ class MeasurementWindow:
             gpu_power_integrals_j=integrals_j,
         )
 
-    def _release_sampler(self) -> None:
-        """End the window's own sampling process; a lent one is its owner's to close."""
+    def close(self) -> None:
+        """End the window's own sampling process (once); a lent one is its owner's to close.
+
+        `end` and `abandon` close it; a window that never ran is closed by its opener.
+        """
         if self._owns_sampler and isinstance(self.sampler, ProcessSampler):
             self.sampler.close()
 

@@ -164,3 +164,52 @@ def test_a_child_killed_between_windows_makes_the_next_fork_its_own(
     assert measured.samples  # from the window's own child
     (warning,) = [w for w in measured.warnings if w.code == "sampler_error"]
     assert f"pid {child}" in warning.message and "forked its own" in warning.message
+
+
+def test_a_process_forked_from_the_owner_measures_with_its_own_child(
+    two_gpus: FakeNvml, clock: ManualClock
+) -> None:
+    # A data loader's worker, say: the kept child and its pipe belong to the owner.
+    m = llem.measure(devices=[0], sample_interval_ms=10)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            with m as measured:
+                time.sleep(0.05)
+                clock.advance(1.0)
+            ok = gpu_joules(measured) == 100.0 and bool(measured.samples)
+            os.write(write, b"ok" if ok else b"wrong")
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, then exit
+            os.write(write, f"{type(e).__name__}: {e}".encode()[:500])
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"ok"
+    with m as measured:  # the owner's kept child still serves it
+        clock.advance(1.0)
+    assert gpu_joules(measured) == 100.0
+    assert "sampler_error" not in [w.code for w in measured.warnings]
+
+
+def test_a_window_whose_opening_fails_gives_the_kept_child_back(
+    two_gpus: FakeNvml, clock: ManualClock
+) -> None:
+    calls: list[int] = []
+
+    def barrier() -> None:  # the first window's opening fails, as a broken rank makes it
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a rank did not come")
+
+    before = live_children()
+    m = llem.measure(devices=[0], sample_interval_ms=10, barrier=barrier)
+    with pytest.raises(RuntimeError, match="did not come"), m:
+        pass
+    with m as measured:
+        clock.advance(1.0)
+    assert len(live_children() - before) == 1  # the kept child, no second one
+    assert gpu_joules(measured) == 100.0

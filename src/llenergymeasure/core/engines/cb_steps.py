@@ -3,13 +3,15 @@
 transformers runs its batches in a thread of its own and publishes no per-step record, so
 the recorder wraps the manager's `_generation_step` (one forward pass of the running
 batch). Before each pass it reads the batch the scheduler prepared: each request's query
-length, prefill while the request has generated no token yet, decode after. It stamps
+length, prefill until a pass of it has produced its first token (`has_new_token`), decode
+after; recorded from the passes themselves, so that with async batching, where the next
+pass is prepared before the last one's tokens are read, the phase is still right. It stamps
 the pass's start and end on `time.monotonic()`. On a GPU the end is when the pass's
 outputs reached the host, which the sync path waits for; with transformers' async
 batching the pass may still run after its recorded end, a looser bound.
 
 This leans on transformers' internals (`_generation_step`, `batch_processor`,
-`requests_in_batch`, `generated_len`); where a version lacks them the recorder records
+`requests_in_batch`, `has_new_token`); where a version lacks them the recorder records
 nothing and says why, and the run goes on without per-step attribution.
 """
 
@@ -44,6 +46,7 @@ class StepRecorder:
         self.recording = False
         self.unavailable: str | None = None
         self._raw: list[RawStep] = []
+        self._first_token_passed: set[str] = set()
         self._lock = threading.Lock()
         original = getattr(manager, "_generation_step", None)
         if original is None:
@@ -70,6 +73,8 @@ class StepRecorder:
             origin_s: `time.monotonic()` of the run's start (its records' clock).
 
         """
+        if self.unavailable is not None:
+            return []  # steps up to a failure would give the last one the rest of the window
         with self._lock:
             raw = list(self._raw)
         steps = []
@@ -107,11 +112,13 @@ class StepRecorder:
                 io = io.io_pairs[io.current_pair].host_io
             prefill, decode = [], []
             for future in io.requests_in_batch:
-                # The scheduler marks a request decoding before its prefill pass runs;
-                # a pass is its prefill until the request has generated a token.
-                state = future.state
-                phase = prefill if state.generated_len() == 0 else decode
-                phase.append((state.request_id, int(future.query_length)))
+                # The scheduler marks a request decoding before its prefill pass runs:
+                # the phase is read from the passes, the first to give a token ends it.
+                request_id = future.state.request_id
+                phase = decode if request_id in self._first_token_passed else prefill
+                phase.append((request_id, int(future.query_length)))
+                if future.has_new_token:
+                    self._first_token_passed.add(request_id)
         except AttributeError as e:
             self.unavailable = f"transformers' batch could not be read: {e}"
             return None

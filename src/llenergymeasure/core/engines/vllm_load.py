@@ -127,10 +127,10 @@ class StepLoop:
             start_s = time.monotonic() if joined_start_s is None else joined_start_s
             try:
                 outputs = self.engine.step()
+                progressed = self._record(start_s, time.monotonic(), outputs)
             except Exception as e:  # the requests fail, the run goes on to record them
                 self._fail_all(e)
                 continue
-            progressed = self._record(start_s, time.monotonic(), outputs)
             joined_start_s = None if progressed else start_s
             for _ in range(HAND_OVER_YIELDS):  # let the runner hand over requests now due
                 await asyncio.sleep(0)
