@@ -33,7 +33,7 @@ import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
-from llenergymeasure.domain.deployment import PaddingStats, ParallelShape
+from llenergymeasure.domain.deployment import PaddingStats, ParallelShape, QuantizationRecord
 from llenergymeasure.domain.experiment import (
     AggregatedResult,
     AggregationInfo,
@@ -165,7 +165,7 @@ def aggregate_results(
         ),
         hosts=sorted({r.host for r in results}),
         parallel=parallel_shape(first),
-        quantization=first.quantization,
+        quantization=quantization_record(results),
         model_memory_mb=model_memory_mb(results),
         inference_start_unix_s=start,
         inference_end_unix_s=end,
@@ -225,6 +225,21 @@ def model_memory_mb(results: list[RawProcessResult]) -> float | None:
     """
     sizes = [r.model_memory_mb for r in data_groups(results)[group_key(results[0])]]
     return None if any(s is None for s in sizes) else float(sum(sizes))  # type: ignore[arg-type]
+
+
+def quantization_record(results: list[RawProcessResult]) -> QuantizationRecord | None:
+    """The first process's record, its memory before quantization summed as `model_memory_mb`.
+
+    Under tensor parallelism each rank quantized its shard of the same weight tensors: the
+    tensors are counted once, their memory adds up over the group's ranks.
+    """
+    first = results[0].quantization
+    if first is None:
+        return None
+    group = data_groups(results)[group_key(results[0])]
+    before = [r.quantization.unquantized_memory_mb if r.quantization else None for r in group]
+    total = None if any(b is None for b in before) else float(sum(before))  # type: ignore[arg-type]
+    return first.model_copy(update={"unquantized_memory_mb": total})
 
 
 def sum_flops(values: list[float | None]) -> float | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_aggregation import aggregate, result, write_experiment
 
-from llenergymeasure.domain.deployment import ParallelPlacement
+from llenergymeasure.domain.deployment import ParallelPlacement, QuantizationRecord
 from llenergymeasure.domain.experiment import RequestRecord
 from llenergymeasure.errors import UnverifiedExperiment
 
@@ -92,3 +92,24 @@ def test_results_without_a_placement_each_count(tmp_path: Path) -> None:
     agg = aggregate(tmp_path)
     assert agg.output_tokens == 100 and agg.parallel is None
     assert all(p.counts_requests for p in agg.processes)
+
+
+def test_a_quantized_groups_memory_before_and_after_add_up_over_its_ranks(
+    tmp_path: Path,
+) -> None:
+    def quantized(index: int):
+        record = QuantizationRecord(
+            method="torchao",
+            bits=8,
+            compute_dtype="float32",
+            quantized_weights=14,
+            unquantized_memory_mb=75.0,
+        )
+        return rank(index, model_memory_mb=30.0, quantization=record)
+
+    write_experiment(tmp_path, [quantized(i) for i in range(4)], expected=4)
+    agg = aggregate(tmp_path)
+    # One copy of the model: the two shards of group 0, before and after quantization.
+    assert agg.model_memory_mb == pytest.approx(60.0)
+    assert agg.quantization.unquantized_memory_mb == pytest.approx(150.0)
+    assert agg.quantization.quantized_weights == 14  # the same tensors, sharded
