@@ -39,8 +39,9 @@ def test_energy_and_tokens_grow_between_scrapes_during_a_run(tmp_path: Path) -> 
         tmp_path / "tiny.yaml",
         tiny_config_dict(
             tmp_path / "results",
-            prompts={"num_prompts": 24},
-            generation={"max_new_tokens": 64, "batch_size": 2},
+            # Long enough for several of the once-a-second reports on a quiet machine too.
+            prompts={"num_prompts": 24, "truncate": True},
+            generation={"max_new_tokens": 160, "min_new_tokens": 160, "batch_size": 1},
         ),
     )
     port = free_port()
