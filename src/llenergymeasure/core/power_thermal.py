@@ -8,6 +8,7 @@ stops the run.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -51,10 +52,10 @@ class CpuSampleSource:
     On the CPU row `memory_used_mb` is the process RSS and `memory_total_mb` the host
     memory (docs/formats.md); power comes from the energy backend, not from here.
 
-    The row is read at most every `min_interval_s` (100 ms by default), whatever the sampler's
-    interval: the kernel counts CPU time in ticks of 4-10 ms, so utilisation over a
-    shorter span is mostly rounding, and at a 10 ms interval the two /proc reads were most
-    of the sampling process's work (docs/performance.md).
+    The row is read every `min_interval_s` (100 ms by default) on the sampler's schedule,
+    whatever the sampler's interval: the kernel counts CPU time in ticks of 4-10 ms, so
+    utilisation over a shorter span is mostly rounding, and at a 10 ms interval the two
+    /proc reads were most of the sampling process's work (docs/performance.md).
     """
 
     name = "cpu"
@@ -89,10 +90,15 @@ class PowerThermalSampler:
     """Samples every source at a fixed period until stopped, in a thread of this process.
 
     Ticks are scheduled on absolute times (start + k x interval), so a slow read does
-    not shift the following ones; a tick that is already late is taken at once. The
-    same schedule runs in the sampling process (`core/sampler_process.py`), where the
-    ticks take no time from this process's GIL; the thread is for clocks a child cannot
-    share (a test's manual clock) and for machines where that process cannot start.
+    not shift the following ones; a tick that is already late is taken at once. A source
+    with a `min_interval_s` longer than the interval is read every `stride` ticks (the
+    fewest ticks that span it), and the sampler sleeps through ticks at which no source
+    is due: with only the host row to read (a machine without GPUs) a 10 ms sampler wakes
+    every 100 ms, as waking to read nothing would take a core from the inference for
+    nothing. The same schedule runs in the sampling process (`core/sampler_process.py`),
+    where the ticks take no time from this process's GIL; the thread is for clocks a
+    child cannot share (a test's manual clock) and for machines where that process
+    cannot start.
     """
 
     def __init__(
@@ -110,7 +116,10 @@ class PowerThermalSampler:
         self.cpu_s = 0.0
         self._clock = clock
         self._start_s = 0.0
-        self._last_read_s: dict[int, float] = {}
+        self.strides = [
+            max(1, math.ceil(getattr(source, "min_interval_s", 0.0) / self.interval_s - 1e-9))
+            for source in sources
+        ]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -143,20 +152,19 @@ class PowerThermalSampler:
     def begin(self) -> None:
         """Forget earlier samples and take the first one now (the schedule's origin)."""
         self.samples = []
-        self._last_read_s = {}
         self._start_s = self._clock()
-        self._tick(every_source=True)
+        self._tick()
 
     def run_until(self, stop_requested: Callable[[float], bool]) -> None:
         """Tick on schedule until `stop_requested(delay_s)`, a wait of at most delay_s, is True."""
-        tick = 1
+        tick = self._next_due(1)
         while not stop_requested(self._delay_s(tick)):
-            self._tick()
-            tick += 1
+            self._tick(tick)
+            tick = self._next_due(tick + 1)
 
     def finish(self) -> list[PowerThermalSample]:
         """Take the last sample and return them all; source errors join `errors`."""
-        self._tick(every_source=True)
+        self._tick()
         for source in self.sources:
             self.errors.update(source.errors)
         return self.samples
@@ -173,18 +181,19 @@ class PowerThermalSampler:
     def _delay_s(self, tick: int) -> float:
         return max(0.0, self._start_s + tick * self.interval_s - self._clock())
 
-    def _tick(self, every_source: bool = False) -> None:
-        """Read each source; one with `min_interval_s` no sooner than that after its last.
+    def _next_due(self, tick: int) -> int:
+        """The first tick from `tick` on at which some source is due."""
+        return min((-(-tick // stride) * stride for stride in self.strides), default=tick)
 
-        The first and last ticks of a window (`every_source`) read them all.
+    def _tick(self, tick: int | None = None) -> None:
+        """Read the sources due at scheduled tick `tick`; all of them without one.
+
+        The first and last ticks of a window read them all.
         """
         t_s = self._clock()
-        for k, source in enumerate(self.sources):
-            last_s = self._last_read_s.get(k)
-            if not every_source and last_s is not None:
-                if t_s - last_s < getattr(source, "min_interval_s", 0.0):
-                    continue
-            self._last_read_s[k] = t_s
+        for source, stride in zip(self.sources, self.strides, strict=True):
+            if tick is not None and tick % stride:
+                continue
             try:
                 self.samples.extend(source.read(t_s))
             except Exception as exc:  # noqa: BLE001 - hardware reads must never end the run
