@@ -9,6 +9,7 @@ stops the run.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Protocol
 
 import psutil
 
+from llenergymeasure.core.host_row import host_reader
 from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 from llenergymeasure.log import logger
 
@@ -63,9 +65,8 @@ class CpuSampleSource:
     def __init__(self, min_interval_s: float = 0.1) -> None:
         self.min_interval_s = min_interval_s
         self.errors: dict[str, str] = {}
-        self._process = psutil.Process()
+        self._reader = host_reader(os.getpid())
         self._total_mb = psutil.virtual_memory().total / 2**20
-        psutil.cpu_percent(interval=None)  # prime: the first call has no interval
 
     def handover(self) -> None:
         """Reading the host changes nothing to hand over."""
@@ -79,9 +80,9 @@ class CpuSampleSource:
             PowerThermalSample(
                 t_s=t_s,
                 device_index=CPU_DEVICE_INDEX,
-                memory_used_mb=self._process.memory_info().rss / 2**20,
+                memory_used_mb=self._reader.rss_mb(),
                 memory_total_mb=self._total_mb,
-                cpu_util_pct=psutil.cpu_percent(interval=None),
+                cpu_util_pct=self._reader.cpu_util_pct(),
             )
         ]
 

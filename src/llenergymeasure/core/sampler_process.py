@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import select
 import signal
 import threading
 import time
@@ -222,10 +223,14 @@ def _sample_in_child(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent's fork
     sampler = PowerThermalSampler(sources, interval_ms)
+    # One poll object for the child's life: `Connection.poll` builds a selector at every
+    # call, which on a cold cache (after a sleep) costs more than the tick's readings.
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
     conn.send("ready")
     try:
         while _next_start(conn, parent_pid):
-            reply = _sample_window(conn, sampler, parent_pid)
+            reply = _sample_window(conn, poller, sampler, parent_pid)
             if reply is None:
                 return
             conn.send(reply)
@@ -241,7 +246,9 @@ def _next_start(conn: Connection, parent_pid: int) -> bool:
     return conn.recv() == "start"
 
 
-def _sample_window(conn: Connection, sampler: PowerThermalSampler, parent_pid: int) -> tuple | None:
+def _sample_window(
+    conn: Connection, poller: select.poll, sampler: PowerThermalSampler, parent_pid: int
+) -> tuple | None:
     """One window: its samples, errors, handovers and CPU time; None to exit instead."""
     cpu_start_s = time.process_time()
     sampler.errors = {}
@@ -253,7 +260,7 @@ def _sample_window(conn: Connection, sampler: PowerThermalSampler, parent_pid: i
         """Wait `delay_s`, answering requests for samples meanwhile; True on `stop`."""
         nonlocal closing
         deadline_s = time.monotonic() + delay_s
-        while conn.poll(max(0.0, deadline_s - time.monotonic())):
+        while poller.poll(max(0.0, deadline_s - time.monotonic()) * 1000):  # ms
             message = conn.recv()
             if not isinstance(message, tuple):  # "stop", or "close" (this process's exit)
                 closing = message != "stop"
