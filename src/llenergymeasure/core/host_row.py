@@ -79,16 +79,16 @@ class ProcReader:
 
 
 class PsutilReader:
-    """psutil's readings, where there is no /proc."""
+    """The readings through psutil, where there is no /proc."""
 
     def __init__(self, pid: int) -> None:
         self._process = psutil.Process(pid)
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval
 
     def rss_mb(self) -> float:
-        """psutil's `rss`."""
+        """The resident memory psutil reads."""
         return self._process.memory_info().rss / 2**20
 
     def cpu_util_pct(self) -> float:
-        """psutil's busy share since its previous call in this process."""
+        """The busy share psutil computes since its previous call in this process."""
         return psutil.cpu_percent(interval=None)
