@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 import os
 import time
@@ -26,11 +27,15 @@ def test_resident_memory_is_psutils_and_follows_an_allocation() -> None:
     assert isinstance(reader, ProcReader)
     before = reader.rss_mb()
     assert before == pytest.approx(psutil.Process().memory_info().rss / 2**20, abs=2)
-    block = bytearray(64 * 2**20)  # zero-filled, so every page is touched
+    # A fresh anonymous mapping, every page written: an allocator may hand a long-lived
+    # process memory that is resident already, and untouched pages never are.
+    block = mmap.mmap(-1, 64 * 2**20)
+    for offset in range(0, len(block), mmap.PAGESIZE):
+        block[offset] = 1
     after = reader.rss_mb()
     assert after == pytest.approx(psutil.Process().memory_info().rss / 2**20, abs=2)
     assert after - before > 60
-    del block
+    block.close()
 
 
 @pytest.mark.parametrize("work", [spin, time.sleep], ids=["busy", "idle"])
@@ -51,7 +56,7 @@ def _child_reading(reader: ProcReader, conn) -> None:
     before = reader.rss_mb(), own.memory_info().rss / 2**20
     block = bytearray(128 * 2**20)
     conn.send((before, (reader.rss_mb(), own.memory_info().rss / 2**20)))
-    del block
+    block.close()
 
 
 def test_a_forked_sampling_process_reads_the_process_that_opened_the_reader() -> None:
