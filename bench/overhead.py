@@ -150,13 +150,22 @@ def main() -> None:
         if name in TARGETS:
             median, low, _ = arm.interval()
             call_median, call_low, _ = interval(arm.call_ratios)
-            met = "met" if low >= TARGETS[name] else "NOT met at the lower end"
+            met = verdict(median, low, TARGETS[name])
             lines.append(
                 f"{name}: window {median:.4f} (95 % low {low:.4f}), whole call "
                 f"{call_median:.4f} (low {call_low:.4f}), target >= {TARGETS[name]} {met}"
             )
     print("headline: measured/bare; " + "; ".join(lines))
     print(f"control (bare/bare): {control[0]:.4f} [{control[1]:.4f}, {control[2]:.4f}]")
+
+
+def verdict(median: float, low: float, target: float) -> str:
+    """Whether the target holds at the interval's lower end, at its median, or not at all."""
+    if low >= target:
+        return "met at the lower end"
+    if median >= target:
+        return "met by the median, not at the lower end"
+    return "NOT met"
 
 
 def report(args: argparse.Namespace, arms: dict[str, Arm], rounds: int, bare_tps: float) -> None:
