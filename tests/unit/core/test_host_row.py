@@ -22,16 +22,22 @@ def spin(seconds: float) -> None:
         pass
 
 
+def resident_block(mb: int) -> mmap.mmap:
+    """`mb` MiB made resident: a fresh anonymous mapping with every page written (an
+    allocator may hand a long-lived process memory that is resident already, and untouched
+    pages never are)."""
+    block = mmap.mmap(-1, mb * 2**20)
+    for offset in range(0, len(block), mmap.PAGESIZE):
+        block[offset] = 1
+    return block
+
+
 def test_resident_memory_is_psutils_and_follows_an_allocation() -> None:
     reader = host_reader(os.getpid())
     assert isinstance(reader, ProcReader)
     before = reader.rss_mb()
     assert before == pytest.approx(psutil.Process().memory_info().rss / 2**20, abs=2)
-    # A fresh anonymous mapping, every page written: an allocator may hand a long-lived
-    # process memory that is resident already, and untouched pages never are.
-    block = mmap.mmap(-1, 64 * 2**20)
-    for offset in range(0, len(block), mmap.PAGESIZE):
-        block[offset] = 1
+    block = resident_block(64)
     after = reader.rss_mb()
     assert after == pytest.approx(psutil.Process().memory_info().rss / 2**20, abs=2)
     assert after - before > 60
@@ -54,7 +60,7 @@ def test_utilisation_is_psutils_over_the_same_span(work) -> None:
 def _child_reading(reader: ProcReader, conn) -> None:
     own = psutil.Process()
     before = reader.rss_mb(), own.memory_info().rss / 2**20
-    block = bytearray(128 * 2**20)
+    block = resident_block(128)
     conn.send((before, (reader.rss_mb(), own.memory_info().rss / 2**20)))
     block.close()
 
