@@ -32,8 +32,9 @@ import orjson
 
 from llenergymeasure.config.models import BaselineConfig, WarmupConfig
 from llenergymeasure.core.baseline import measure_baselines
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import nvml_available, open_cuda_devices
+from llenergymeasure.core.energy_backends.nvml_library import nvml_available
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.warmup import create_warmup_inference_fn, warmup_until_converged
 from llenergymeasure.core.window import MeasurementWindow

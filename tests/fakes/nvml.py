@@ -416,8 +416,9 @@ def _uuid(handle: _Handle) -> str:
 
 
 def install(monkeypatch: Any, fake: FakeNvml) -> FakeNvml:
-    """Swap the fake in for `pynvml` in llem's NVML module (the only one that imports it)."""
-    from llenergymeasure.core.energy_backends import nvml_device
+    """Swap the fake in for `pynvml` in llem's NVML modules (the only ones that import it)."""
+    from llenergymeasure.core.energy_backends import cuda_devices, nvml_device, nvml_library
 
-    monkeypatch.setattr(nvml_device, "pynvml", fake)
+    for module in (nvml_library, cuda_devices, nvml_device):
+        monkeypatch.setattr(module, "pynvml", fake)
     return fake

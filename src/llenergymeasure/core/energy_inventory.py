@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
-from llenergymeasure.core.energy_backends.nvml import NvmlBackend
-from llenergymeasure.core.energy_backends.nvml_device import (
-    init_nvml,
+from llenergymeasure.core.energy_backends.cuda_devices import (
     open_cuda_devices,
     visible_cuda_ordinals,
 )
+from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend
+from llenergymeasure.core.energy_backends.nvml_library import init_nvml
 from llenergymeasure.core.energy_backends.rapl import POWERCAP_ROOT, find_rapl_zones
 from llenergymeasure.errors import DeviceError
 

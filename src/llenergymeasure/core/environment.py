@@ -12,13 +12,12 @@ from pathlib import Path
 
 import psutil
 
-from llenergymeasure.core.energy_backends.nvml_device import (
-    NvmlDevice,
-    driver_versions,
-    nvml_available,
+from llenergymeasure.core.energy_backends.cuda_devices import (
     open_cuda_devices,
     visible_cuda_ordinals,
 )
+from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice
+from llenergymeasure.core.energy_backends.nvml_library import driver_versions, nvml_available
 from llenergymeasure.domain.environment import EnvironmentMetadata, GpuInfo
 from llenergymeasure.errors import DeviceError
 from llenergymeasure.log import logger

@@ -59,7 +59,7 @@ def check_energy_backend(config: ExperimentConfig, gpu_count: int) -> None:
         DeviceError: naming `measurement.energy.backend` and what to use instead.
 
     """
-    from llenergymeasure.core.energy_backends.nvml_device import nvml_available
+    from llenergymeasure.core.energy_backends.nvml_library import nvml_available
     from llenergymeasure.core.energy_backends.rapl import POWERCAP_ROOT, find_rapl_packages
 
     backend = config.measurement.energy.backend

@@ -13,8 +13,8 @@ from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.config.models import BaselineConfig
 from llenergymeasure.core.baseline import BaselinePower, measure_baselines
 from llenergymeasure.core.energy_backends.base import EnergyBackend
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"

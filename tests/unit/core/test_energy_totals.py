@@ -12,8 +12,8 @@ from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.config.models import MeasurementConfig
 from llenergymeasure.core.baseline import BaselinePower, Baselines
 from llenergymeasure.core.energy_accounting import account_energy
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from fakes.nvml import FakeNvml, SimGpu, Steps, install
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
 from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.live_telemetry import (
     LiveTelemetry,
     Telemetry,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.measurement_warnings import (
     collect_measurement_warnings,
     host_contention_warning,

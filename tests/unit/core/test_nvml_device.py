@@ -6,13 +6,12 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, SimMig, Steps, install
-from llenergymeasure.core.energy_backends.nvml_device import (
-    init_nvml,
-    nvml_available,
+from llenergymeasure.core.energy_backends.cuda_devices import (
     open_cuda_devices,
     parse_cuda_visible_devices,
     visible_cuda_ordinals,
 )
+from llenergymeasure.core.energy_backends.nvml_library import init_nvml, nvml_available
 from llenergymeasure.errors import DeviceError
 
 A, B, C = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111", "GPU-cccccccc-2222"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, SimMig, Steps, h100, install
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 MIG = "MIG-cccccccc-2222"

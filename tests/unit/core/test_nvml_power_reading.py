@@ -8,8 +8,9 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend
-from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, open_cuda_devices
+from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.errors import DeviceError
 from llenergymeasure.log import logger

@@ -8,8 +8,8 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, SimMig, install
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
 from llenergymeasure.errors import DeviceError
 

@@ -6,8 +6,8 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, install
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource, power_reading_counts
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.window import MeasurementWindow
 
 UUIDS = [f"GPU-{k}{k}{k}{k}{k}{k}{k}{k}-000{k}" for k in range(4)]

@@ -8,8 +8,8 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.power_thermal import PowerThermalSampler
 from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.domain import metrics as reason_bits

@@ -6,7 +6,7 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, SimMig, Steps, a100, gh200, h100, install
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 
 A, B, C = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111", "GPU-cccccccc-2222"
 INSTANT = pynvml.NVML_FI_DEV_POWER_INSTANT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 
 A = "GPU-aaaaaaaa-0000"
 

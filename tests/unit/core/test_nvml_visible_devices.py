@@ -6,7 +6,7 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, SimMig, install
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.errors import DeviceError
 
 A = "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6"

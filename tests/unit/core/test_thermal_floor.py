@@ -6,8 +6,8 @@ import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.config.models import ThermalFloorConfig
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.thermal_floor import apply_thermal_floor
 
 A = "GPU-aaaaaaaa-0000"

@@ -16,8 +16,8 @@ import llenergymeasure as llem
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
 from llenergymeasure.config.models import EnergyConfig
 from llenergymeasure.core.energy_backends import select_energy_backends
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import open_cuda_devices
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.window import MeasurementWindow
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from llenergymeasure.config.models import EnergyConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend
+from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
-from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, open_cuda_devices
+from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice
 from llenergymeasure.core.energy_backends.rapl import POWERCAP_ROOT, RaplBackend, find_rapl_packages
 from llenergymeasure.errors import DeviceError
 from llenergymeasure.log import logger

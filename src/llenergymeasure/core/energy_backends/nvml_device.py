@@ -1,7 +1,6 @@
-"""The one place that talks to NVML (`pynvml`): start-up, device mapping, readings.
+"""One NVML device's identity and readings (`NvmlDevice`).
 
-Everything NVML raises is translated here, once, into `DeviceError` with a message that
-says how to fix it; the rest of llem sees `NvmlDevice` and plain numbers. A reading that
+NVML errors become `DeviceError` through `nvml_library`; a reading that
 the device does not support (`NVMLError_NotSupported`, or a function the driver lacks)
 returns None and is remembered, so it is not retried at every sampler tick.
 
@@ -10,23 +9,22 @@ Power scope: on GH200/GB200-class modules the energy counter covers the whole mo
 power field answering at NVML_POWER_SCOPE_MODULE; its power is then read at module scope
 too, so that baseline, samples and counter cover the same parts (`energy_scope`,
 `power_scope`).
-
-Devices are found from what CUDA calls them in this process: `CUDA_VISIBLE_DEVICES`
-entries (indices, `GPU-` or `MIG-` UUIDs, whole or any unique prefix, or the legacy
-`MIG-GPU-<uuid>/<gi>/<ci>` form) name the NVML device behind each CUDA ordinal. NVML
-index i is not assumed to be CUDA index i.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import pynvml
 
+from llenergymeasure.core.energy_backends.nvml_library import (
+    nvml_call,
+    nvml_error,
+    nvml_supported,
+)
 from llenergymeasure.domain.environment import GpuInfo
 from llenergymeasure.errors import DeviceError
 from llenergymeasure.log import logger
@@ -40,279 +38,6 @@ NOT_SUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
 # Failed reads of the instant power field in a row before a device is switched to the
 # 1 s average for the rest of the run (one failure alone never switches it).
 INSTANT_FAILURES_TO_SWITCH = 3
-
-_FALLBACK_HINT = "or set measurement.energy.backend to rapl, estimate or none"
-_HINTS = {
-    pynvml.NVML_ERROR_LIBRARY_NOT_FOUND: "no NVIDIA driver (libnvidia-ml.so.1) on this machine; "
-    f"install the driver {_FALLBACK_HINT}",
-    pynvml.NVML_ERROR_DRIVER_NOT_LOADED: "the NVIDIA kernel driver is not loaded; "
-    f"check `nvidia-smi` {_FALLBACK_HINT}",
-    pynvml.NVML_ERROR_NO_PERMISSION: "this user may not read the GPU; run with access to "
-    f"/dev/nvidia* {_FALLBACK_HINT}",
-    pynvml.NVML_ERROR_NOT_FOUND: "no such device; list devices with `nvidia-smi -L` and check "
-    "CUDA_VISIBLE_DEVICES",
-    pynvml.NVML_ERROR_GPU_IS_LOST: "the GPU has fallen off the bus; check `nvidia-smi` and "
-    "the kernel log, then reset or reboot",
-    pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH: "the NVML library and the kernel driver differ "
-    "in version; reboot after a driver update",
-}
-
-_LEGACY_MIG = re.compile(r"MIG-(?P<gpu>GPU-[0-9A-Fa-f-]+)/(?P<gi>\d+)/(?P<ci>\d+)")
-
-_lock = threading.Lock()
-_initialised_library: object | None = None
-
-
-def nvml_error(error: Exception, action: str) -> DeviceError:
-    """The `DeviceError` for an `NVMLError` raised while doing `action`."""
-    hint = _HINTS.get(getattr(error, "value", None), "see `nvidia-smi -q` for the device state")
-    return DeviceError(f"NVML could not {action} ({error}): {hint}")
-
-
-def init_nvml() -> None:
-    """Start NVML once per process (later calls return at once).
-
-    Raises:
-        DeviceError: no driver, no permission, or a driver/library mismatch.
-
-    """
-    global _initialised_library
-    with _lock:
-        if _initialised_library is pynvml:
-            return
-        try:
-            pynvml.nvmlInit()
-        except pynvml.NVMLError as e:
-            raise nvml_error(e, "start") from e
-        _initialised_library = pynvml
-
-
-def nvml_available() -> bool:
-    """True when NVML starts on this machine."""
-    try:
-        init_nvml()
-    except DeviceError as e:
-        logger.debug(f"NVML unavailable: {e}")
-        return False
-    return True
-
-
-def _call(action: str, fn: Callable[..., T], *args: Any) -> T:
-    try:
-        return fn(*args)
-    except pynvml.NVMLError as e:
-        raise nvml_error(e, action) from e
-
-
-def parse_cuda_visible_devices(value: str | None) -> list[str] | None:
-    """The entries of `CUDA_VISIBLE_DEVICES` as CUDA reads them; None when unset.
-
-    CUDA stops at the first invalid entry (a negative or malformed index), so "0,2,-1,1"
-    exposes devices 0 and 2 only; an empty value exposes none.
-    """
-    if value is None:
-        return None
-    entries: list[str] = []
-    for raw in value.split(","):
-        entry = raw.strip()
-        if entry.startswith(("GPU-", "MIG-")):
-            entries.append(entry)
-        elif entry.isdigit():
-            entries.append(str(int(entry)))
-        else:
-            break
-    return entries
-
-
-def visible_cuda_ordinals(visible: str | None = None) -> list[int]:
-    """The CUDA ordinals this process can use (every GPU when CUDA_VISIBLE_DEVICES is unset)."""
-    return list(range(len(_visible_entries(visible))))
-
-
-def open_cuda_devices(
-    ordinals: Sequence[int],
-    visible: str | None = None,
-    device_order: str | None = None,
-) -> list[NvmlDevice]:
-    """The NVML devices behind CUDA ordinals `ordinals` of this process.
-
-    Args:
-        ordinals: CUDA device indices as this process sees them (`cuda:N`).
-        visible: `CUDA_VISIBLE_DEVICES`; read from the environment when None.
-        device_order: `CUDA_DEVICE_ORDER`; read from the environment when None.
-
-    Raises:
-        DeviceError: an ordinal CUDA does not expose, an entry NVML does not know, an
-            index on a machine whose CUDA order may differ from NVML's, or a GPU in MIG mode
-            named by index.
-
-    """
-    entries = _visible_entries(visible)
-    if device_order is None:
-        device_order = os.environ.get("CUDA_DEVICE_ORDER", "")
-    devices = []
-    for ordinal in ordinals:
-        if not 0 <= ordinal < len(entries):
-            raise DeviceError(
-                f"CUDA device {ordinal} is not visible to this process "
-                f"(CUDA_VISIBLE_DEVICES exposes {len(entries)}); check CUDA_VISIBLE_DEVICES"
-            )
-        devices.append(_open_entry(ordinal, entries[ordinal], device_order))
-    return devices
-
-
-def _visible_entries(visible: str | None) -> list[str]:
-    """CUDA_VISIBLE_DEVICES entries; every NVML index when it is unset."""
-    init_nvml()
-    if visible is None:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    entries = parse_cuda_visible_devices(visible)
-    if entries is None:
-        return [str(i) for i in range(_call("count devices", pynvml.nvmlDeviceGetCount))]
-    return entries
-
-
-def _open_entry(ordinal: int, entry: str, order: str) -> NvmlDevice:
-    if entry.startswith(("GPU-", "MIG-")):
-        handle = _handle_for_uuid(entry)
-    else:
-        _check_index_order(order)
-        handle = _call(f"open GPU {entry}", pynvml.nvmlDeviceGetHandleByIndex, int(entry))
-        if _mig_enabled(handle):
-            raise DeviceError(
-                f"GPU {entry} is in MIG mode, so CUDA runs on one of its instances: name the "
-                "instance in CUDA_VISIBLE_DEVICES by its MIG- UUID (`nvidia-smi -L`)"
-            )
-    parent = None
-    if _is_mig_handle(handle):
-        parent = _call(
-            f"find the parent GPU of {entry}",
-            pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle,
-            handle,
-        )
-    return NvmlDevice(ordinal, handle, parent)
-
-
-def _handle_for_uuid(entry: str) -> Any:
-    """The handle of a UUID entry as CUDA reads it: full, abbreviated, or legacy MIG.
-
-    CUDA accepts any unique prefix of a UUID (`GPU-8932f937`) and the legacy MIG form
-    `MIG-GPU-<uuid>/<gpu instance id>/<compute instance id>`.
-    """
-    legacy = _LEGACY_MIG.fullmatch(entry)
-    if legacy is not None:
-        parent = _handle_for_uuid(legacy["gpu"])
-        return _mig_instance(parent, legacy["gpu"], int(legacy["gi"]), int(legacy["ci"]))
-    try:
-        return pynvml.nvmlDeviceGetHandleByUUID(entry)
-    except (pynvml.NVMLError_NotFound, pynvml.NVMLError_InvalidArgument) as e:
-        not_found = e  # not a whole UUID: perhaps a prefix of one
-    except pynvml.NVMLError as e:
-        raise nvml_error(e, f"find device {entry}") from e
-    matches = [(uuid, h) for uuid, h in _uuid_handles(entry[:4]) if uuid.startswith(entry)]
-    if len(matches) > 1:
-        listed = ", ".join(uuid for uuid, _ in matches)
-        raise DeviceError(
-            f"CUDA_VISIBLE_DEVICES entry {entry} is ambiguous: it begins the UUIDs of "
-            f"{len(matches)} devices ({listed}); write enough of the UUID to name one"
-        )
-    if not matches:
-        raise nvml_error(not_found, f"find device {entry}") from not_found
-    return matches[0][1]
-
-
-def _uuid_handles(kind: str) -> list[tuple[str, Any]]:
-    """(UUID, handle) of every GPU (kind "GPU-") or every MIG instance (kind "MIG-")."""
-    found = []
-    for i in range(_call("count devices", pynvml.nvmlDeviceGetCount)):
-        gpu = _call(f"open GPU {i}", pynvml.nvmlDeviceGetHandleByIndex, i)
-        handles = _mig_instances(gpu) if kind == "MIG-" else [gpu]
-        found += [(_call("read a device UUID", pynvml.nvmlDeviceGetUUID, h), h) for h in handles]
-    return found
-
-
-def _mig_instances(gpu: Any) -> list[Any]:
-    """The MIG instance handles of a GPU (none when MIG is off)."""
-    if not _mig_enabled(gpu):
-        return []
-    slots = _call("count MIG instances", pynvml.nvmlDeviceGetMaxMigDeviceCount, gpu)
-    instances = []
-    for slot in range(slots):
-        try:
-            instances.append(pynvml.nvmlDeviceGetMigDeviceHandleByIndex(gpu, slot))
-        except pynvml.NVMLError_NotFound:
-            continue
-        except pynvml.NVMLError as e:
-            raise nvml_error(e, f"open MIG instance {slot}") from e
-    return instances
-
-
-def _mig_instance(parent: Any, gpu_uuid: str, gpu_instance: int, compute_instance: int) -> Any:
-    """The MIG instance of `parent` with these GPU and compute instance ids."""
-    for handle in _mig_instances(parent):
-        ids = (
-            _call("read a GPU instance id", pynvml.nvmlDeviceGetGpuInstanceId, handle),
-            _call("read a compute instance id", pynvml.nvmlDeviceGetComputeInstanceId, handle),
-        )
-        if ids == (gpu_instance, compute_instance):
-            return handle
-    raise DeviceError(
-        f"GPU {gpu_uuid} has no MIG instance with GPU instance {gpu_instance} and compute "
-        f"instance {compute_instance}; list instances with `nvidia-smi -L` and check "
-        "CUDA_VISIBLE_DEVICES"
-    )
-
-
-def _check_index_order(order: str) -> None:
-    """Index entries name NVML devices only when CUDA enumerates in PCI order.
-
-    CUDA's default order (FASTEST_FIRST) matches PCI bus order among identical GPUs; on a
-    machine with different GPU models it may not, and attribution would be wrong.
-    """
-    if order == "PCI_BUS_ID":
-        return
-    names = set()
-    for i in range(_call("count devices", pynvml.nvmlDeviceGetCount)):
-        handle = _call(f"open GPU {i}", pynvml.nvmlDeviceGetHandleByIndex, i)
-        names.add(_call(f"read the name of GPU {i}", pynvml.nvmlDeviceGetName, handle))
-    if len(names) > 1:
-        raise DeviceError(
-            f"this machine mixes GPU models ({', '.join(sorted(names))}), so CUDA's device "
-            "order may differ from NVML's: set CUDA_DEVICE_ORDER=PCI_BUS_ID or list GPU "
-            "UUIDs in CUDA_VISIBLE_DEVICES"
-        )
-
-
-def _supported(action: str, fn: Callable[..., T], *args: Any) -> T | None:
-    """`fn(*args)`; None where the device or driver does not support it."""
-    try:
-        return fn(*args)
-    except (pynvml.NVMLError_NotSupported, pynvml.NVMLError_FunctionNotFound):
-        return None
-    except pynvml.NVMLError as e:
-        raise nvml_error(e, action) from e
-
-
-def _mig_enabled(handle: Any) -> bool:
-    mode = _supported("read the MIG mode", pynvml.nvmlDeviceGetMigMode, handle)
-    return mode is not None and mode[0] == pynvml.NVML_DEVICE_MIG_ENABLE
-
-
-def _is_mig_handle(handle: Any) -> bool:
-    flag = _supported("tell a MIG instance from a GPU", pynvml.nvmlDeviceIsMigDeviceHandle, handle)
-    return bool(getattr(flag, "value", flag))  # pynvml returns a c_uint here
-
-
-def driver_versions() -> tuple[str | None, str | None]:
-    """The driver version and the newest CUDA version it supports ("12.4")."""
-    init_nvml()
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
-    except pynvml.NVMLError as e:
-        logger.warning(f"NVML: driver version unreadable: {e}")
-        return None, None
-    return driver, f"{cuda // 1000}.{cuda % 1000 // 10}"
 
 
 class NvmlDevice:
@@ -338,14 +63,14 @@ class NvmlDevice:
         self.handle = handle
         self.power_handle = parent_handle if parent_handle is not None else handle
         self.is_mig = parent_handle is not None
-        self.uuid: str = _call("read a device UUID", pynvml.nvmlDeviceGetUUID, handle)
+        self.uuid: str = nvml_call("read a device UUID", pynvml.nvmlDeviceGetUUID, handle)
         self.parent_uuid: str | None = (
-            _call("read a GPU UUID", pynvml.nvmlDeviceGetUUID, parent_handle)
+            nvml_call("read a GPU UUID", pynvml.nvmlDeviceGetUUID, parent_handle)
             if parent_handle is not None
             else None
         )
-        self.name: str = _call("read a device name", pynvml.nvmlDeviceGetName, handle)
-        self.nvml_index: int = _call(
+        self.name: str = nvml_call("read a device name", pynvml.nvmlDeviceGetName, handle)
+        self.nvml_index: int = nvml_call(
             "read a GPU index", pynvml.nvmlDeviceGetIndex, self.power_handle
         )
         self.power_uuid = self.parent_uuid or self.uuid
@@ -359,7 +84,7 @@ class NvmlDevice:
     def _settle_power_reading(self) -> None:
         """Find the counter's scope and the power reading `power_w` starts with."""
         module_power = self._probe_instant_field("module") == pynvml.NVML_SUCCESS
-        gpu_name = _call("read a GPU name", pynvml.nvmlDeviceGetName, self.power_handle)
+        gpu_name = nvml_call("read a GPU name", pynvml.nvmlDeviceGetName, self.power_handle)
         if module_power or _MODULE_NAME.search(gpu_name):
             self.energy_scope = "module"
         if module_power:
@@ -566,7 +291,7 @@ class NvmlDevice:
             DeviceError: the call failed for another reason than support.
 
         """
-        values = _supported(
+        values = nvml_supported(
             f"read the {scope} power of {self.power_uuid}",
             pynvml.nvmlDeviceGetFieldValues,
             self.power_handle,
@@ -629,7 +354,7 @@ class NvmlDevice:
     def _read(self, reading: str, fn: Callable[..., T], *args: Any) -> T | None:
         if reading in self._unsupported:
             return None
-        value = _supported(f"read {reading} of {self.uuid}", fn, *args)
+        value = nvml_supported(f"read {reading} of {self.uuid}", fn, *args)
         if value is None:
             logger.debug(f"NVML: {reading} is not supported on {self.uuid}")
             self._unsupported.add(reading)
