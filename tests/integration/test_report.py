@@ -175,7 +175,7 @@ def test_an_existing_out_file_is_kept_without_force(results_dir: Path, tmp_path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nope"], "error: nope: no experiment there"),
+        (["nope_1"], "error: no experiment nope_1 under"),
         ([], "error: name one experiment (ID or results/raw/<id>) or --campaign NAME"),
         (["x", "--campaign", "c"], "error: name one experiment"),
         (["--campaign", "missing"], "error: no campaign missing under"),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llenergymeasure.config.loader import load_config as _load_config
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.defaults import RESULTS_DIR
 from llenergymeasure.domain.experiment import AggregatedResult
 from llenergymeasure.errors import ResultsError
-from llenergymeasure.orchestration.launcher import ConfigSource, ExperimentOutcome, LaunchOptions
-from llenergymeasure.results.layout import ResultsLayout
+from llenergymeasure.results.layout import locate_experiment
+
+if TYPE_CHECKING:
+    from llenergymeasure.orchestration.launcher import ExperimentOutcome
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
@@ -45,6 +47,7 @@ def run_experiment(
 
     """
     from llenergymeasure.errors import ConfigError
+    from llenergymeasure.orchestration.launcher import ConfigSource, LaunchOptions
     from llenergymeasure.orchestration.launcher import run_experiment as _run
 
     overrides = tuple(overrides)
@@ -71,7 +74,7 @@ def aggregate(
     """
     from llenergymeasure.results.aggregation import aggregate_experiment
 
-    layout, experiment_id = _experiment_of(Path(experiment_dir))
+    layout, experiment_id = locate_experiment(Path(experiment_dir), RESULTS_DIR)
     result, _ = aggregate_experiment(
         layout, experiment_id, allow_partial=allow_partial, allow_unverified=allow_unverified
     )
@@ -91,12 +94,9 @@ def load_result(id_or_path: str | Path, results_dir: str | Path = RESULTS_DIR) -
     from llenergymeasure.results.layout import read_model
 
     path = Path(id_or_path)
-    if path.is_file():
+    if path.is_file() and path.parent.name != "aggregated":
         return read_model(path, AggregatedResult)
-    if path.is_dir():
-        layout, experiment_id = _experiment_of(path)
-    else:
-        layout, experiment_id = ResultsLayout(Path(results_dir)), str(id_or_path)
+    layout, experiment_id = locate_experiment(path, Path(results_dir))
     aggregated = layout.aggregated_path(experiment_id)
     if not aggregated.is_file():
         raise ResultsError(
@@ -104,11 +104,3 @@ def load_result(id_or_path: str | Path, results_dir: str | Path = RESULTS_DIR) -
             f"run llem aggregate {layout.experiment_dir(experiment_id)}"
         )
     return read_model(aggregated, AggregatedResult)
-
-
-def _experiment_of(experiment_dir: Path) -> tuple[ResultsLayout, str]:
-    """The results root and id of `results/raw/<id>` (made absolute, symlinks kept)."""
-    if not experiment_dir.is_dir():
-        raise ResultsError(f"{experiment_dir}: no such experiment directory")
-    absolute = Path(os.path.abspath(experiment_dir))
-    return ResultsLayout(absolute.parent.parent), absolute.name

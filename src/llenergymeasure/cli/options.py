@@ -20,7 +20,10 @@ RESULTS_DIR = typer.Option(
     "--results-dir",
     help="Results root: experiment ids are looked up in it, outputs written under it.",
 )
-EXPERIMENT_HELP = "Experiment id (under --results-dir) or its directory results/raw/<id>."
+EXPERIMENT_HELP = (
+    "Experiment id (under --results-dir), its directory results/raw/<id>, or its "
+    "aggregate results/aggregated/<id>.json."
+)
 EXPERIMENT = typer.Argument(..., help=EXPERIMENT_HELP, show_default=False)
 CSV = typer.Option(
     False, "--csv", help="Write CSV: to --out FILE, else under <results-dir>/exports/."

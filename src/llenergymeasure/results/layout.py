@@ -62,11 +62,13 @@ class ResultsLayout:
 
 
 def locate_experiment(target: str | Path, results_dir: Path) -> tuple[ResultsLayout, str]:
-    """The results root and id of an experiment named by its id or its directory.
+    """The results root and id of an experiment named by its id, directory or aggregate.
+
+    Every command and API call that takes an experiment finds it here.
 
     Args:
-        target: an experiment id under `results_dir`, or a path `<root>/raw/<id>`
-            (a directory holding `experiment.json`).
+        target: an experiment id under `results_dir`, a path `<root>/raw/<id>` (a
+            directory holding `experiment.json`), or its aggregate `<root>/aggregated/<id>.json`.
         results_dir: the results root an id is looked up in.
 
     Raises:
@@ -83,6 +85,9 @@ def locate_experiment(target: str | Path, results_dir: Path) -> tuple[ResultsLay
     if path.is_dir() and path.parent.name == "raw" and any(path.iterdir()):
         # An experiment's directory whose manifest is gone (a run killed as it wrote it).
         raise ResultsError(f"{manifest_path(path)}: not found; this experiment cannot be read")
+    if path.is_file() and path.suffix == ".json" and path.parent.name == "aggregated":
+        absolute = Path(os.path.abspath(path))
+        return ResultsLayout(absolute.parent.parent), validate_experiment_id(absolute.stem)
     if path.exists():
         raise ResultsError(
             f"{target}: not an experiment directory (results/raw/<id>, with experiment.json)"
@@ -170,11 +175,6 @@ def parse_model(data: bytes, path: Path, model_type: type[ModelT]) -> ModelT:
         raise ResultsError(
             f"{path}: invalid {model_type.__name__}: {field}: {one_line(first['msg'], 200)}"
         ) from None
-
-
-def read_json_object(path: Path) -> dict:
-    """Parse a JSON file that must hold an object."""
-    return parse_json_object(read_result_bytes(path), path)
 
 
 def read_result_bytes(path: Path) -> bytes:

@@ -11,7 +11,6 @@ Figures are inline PNG and styles inline, with no script: the file opens offline
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from llenergymeasure.domain.experiment import (
 from llenergymeasure.errors import IncompleteExperiment, ResultsError
 from llenergymeasure.fileio import atomic_write_bytes
 from llenergymeasure.results.compare import METRICS, Interval, Sample, SampleSet, compare
-from llenergymeasure.results.layout import ResultsLayout, manifest_path
+from llenergymeasure.results.layout import ResultsLayout, locate_experiment, manifest_path
 from llenergymeasure.results.report_figures import experiment_figures
 from llenergymeasure.results.report_html import (
     Cell,
@@ -74,20 +73,13 @@ class ExperimentTarget:
 
 
 def find_experiment(id_or_path: str, results_dir: Path) -> ExperimentTarget:
-    """An experiment directory (`results/raw/<id>`), its aggregate, or an id under `results_dir`.
+    """An experiment named as every command names one (`locate_experiment`), with its files.
 
     Raises:
         ResultsError: nothing of that name or path holds an experiment manifest.
 
     """
-    path = Path(id_or_path)
-    if path.is_dir() or path.suffix == ".json" and path.is_file():
-        # Made absolute without following a symlink, which the layout refuses when it
-        # leads out of the results root.
-        absolute = Path(os.path.abspath(path))
-        target = ExperimentTarget(ResultsLayout(absolute.parent.parent), absolute.stem)
-    else:
-        target = ExperimentTarget(ResultsLayout(results_dir), id_or_path)
+    target = ExperimentTarget(*locate_experiment(id_or_path, results_dir))
     if not manifest_path(target.experiment_dir).is_file():
         raise ResultsError(
             f"{id_or_path}: no experiment there ({manifest_path(target.experiment_dir)} not "

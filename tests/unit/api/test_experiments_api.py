@@ -9,7 +9,7 @@ import pytest
 import llenergymeasure as llem
 from llenergymeasure.errors import ConfigError, ResultsError
 
-from llem_testing import tiny_config_dict, write_yaml
+from llem_testing import run_llem_here, tiny_config_dict, write_yaml
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,21 @@ def test_load_result_by_id_directory_or_file(finished) -> None:
     by_dir = llem.load_result(outcome.experiment_dir)
     by_file = llem.load_result(outcome.aggregated_path)
     assert by_id == by_dir == by_file == outcome.aggregated
-    with pytest.raises(ResultsError, match="no aggregated result"):
+    with pytest.raises(ResultsError, match="no experiment tiny_nosuch under"):
         llem.load_result("tiny_nosuch", results_dir=results_dir)
+
+
+@pytest.mark.parametrize("words", [("results", "show"), ("report",), ("export", "--csv")])
+def test_a_command_finds_an_experiment_by_its_aggregate_file(
+    finished, words: tuple[str, ...], tmp_path: Path
+) -> None:
+    _, outcome = finished
+    out = {"report": ["--out", tmp_path / "r.html"], "export": ["--out", tmp_path / "x.csv"]}
+    code, stdout, stderr = run_llem_here(
+        *words[:2], outcome.aggregated_path, *out.get(words[0], [])
+    )
+    assert code == 0, stderr
+    assert outcome.experiment_id in stdout or any(tmp_path.iterdir())
 
 
 def test_aggregate_reproduces_the_runs_aggregate(finished) -> None:

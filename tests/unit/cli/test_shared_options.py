@@ -64,7 +64,7 @@ def test_the_commands_that_take_an_experiment_say_id_or_path() -> None:
     assert expected <= found
 
 
-@pytest.mark.parametrize("words", ["aggregate", "results show", "plot power"])
+@pytest.mark.parametrize("words", ["aggregate", "results show", "plot power", "report"])
 def test_an_unknown_id_names_the_results_root_it_looked_in(tmp_path: Path, words: str) -> None:
     code, _, stderr = run_llem_here(*words.split(), "nope_1", "--results-dir", tmp_path)
     assert code == 2
@@ -74,7 +74,7 @@ def test_an_unknown_id_names_the_results_root_it_looked_in(tmp_path: Path, words
     )
 
 
-@pytest.mark.parametrize("words", ["aggregate", "results show", "plot power", "export"])
+@pytest.mark.parametrize("words", ["aggregate", "results show", "plot power", "export", "report"])
 def test_a_path_that_is_no_experiment_is_refused(tmp_path: Path, words: str) -> None:
     not_one = tmp_path / "raw" / "empty"
     not_one.mkdir(parents=True)
