@@ -15,15 +15,19 @@ from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 
 
 def power_readings_per_device(samples: Sequence[PowerThermalSample]) -> dict[int, int]:
-    """Power readings per device (not sampler ticks): what an integral or cross-check rests on.
+    """Power readings per GPU (NVML index): samples whose `power_w` was read, not ticks.
 
-    CPU rows carry no power (it comes from the energy backend) and are not counted.
+    A tick yields one sample per device, and a failed or unsupported reading leaves
+    `power_w` None; CPU rows carry no power (it comes from the energy backend). So the
+    count of ticks overstates what an integral or a cross-check rests on; this is the
+    figure a low-sample warning needs. Every GPU that has a sample is listed, with 0
+    where none had power.
     """
-    counts: dict[int, int] = defaultdict(int)
+    counts: dict[int, int] = {}
     for s in samples:
-        if s.device_index != CPU_DEVICE_INDEX and s.power_w is not None:
-            counts[s.device_index] += 1
-    return dict(counts)
+        if s.device_index != CPU_DEVICE_INDEX:
+            counts[s.device_index] = counts.get(s.device_index, 0) + (s.power_w is not None)
+    return counts
 
 
 def power_integrals_j(

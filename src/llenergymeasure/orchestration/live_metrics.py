@@ -24,7 +24,6 @@ from llenergymeasure.core.live_telemetry import DeviceTelemetry, TelemetryFn
 from llenergymeasure.errors import ConfigError
 from llenergymeasure.orchestration.protocol import TelemetryUpdate
 
-DEFAULT_METRICS_HOST = "127.0.0.1"
 INFERENCE_PHASE = "inference"
 _DEVICE_LABELS = ["experiment_id", "host", "device", "component", "method"]
 

@@ -7,7 +7,8 @@ import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, install
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
-from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource, power_reading_counts
+from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource
+from llenergymeasure.core.power_integral import power_readings_per_device
 from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
@@ -23,9 +24,9 @@ def test_failed_power_reads_and_cpu_rows_are_not_counted(monkeypatch: pytest.Mon
         clock.now_s = k / 10
         samples.extend(source.read(clock.now_s))
     assert len(samples) == 21
-    assert power_reading_counts(samples) == {0: 10, 1: 3}
+    assert power_readings_per_device(samples) == {0: 10, 1: 3}
 
 
 def test_a_gpu_without_any_power_reading_counts_zero() -> None:
     samples = [PowerThermalSample(t_s=t, device_index=3, temperature_c=40.0) for t in range(5)]
-    assert power_reading_counts(samples) == {3: 0}
+    assert power_readings_per_device(samples) == {3: 0}

@@ -24,7 +24,7 @@ from typing import Any
 from llenergymeasure.core.energy_backends.base import IDLE_SUBWINDOWS, EnergyBackend, IdlePower
 from llenergymeasure.core.energy_backends.nvml_device import NvmlDevice, PowerScope
 from llenergymeasure.domain.metrics import DeviceEnergy, EnergyMeasurement
-from llenergymeasure.domain.samples import CPU_DEVICE_INDEX, PowerThermalSample
+from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.errors import DeviceError
 from llenergymeasure.log import logger
 
@@ -95,22 +95,6 @@ class NvmlSampleSource:
                 logger.warning(f"sampler: {key} read failed, null recorded: {e}")
             self.errors[key] = str(e)
             return None
-
-
-def power_reading_counts(samples: Sequence[PowerThermalSample]) -> dict[int, int]:
-    """Power readings per GPU (NVML index): samples whose `power_w` was read, not ticks.
-
-    A tick yields one sample per device, and a failed or unsupported reading leaves
-    `power_w` None; CPU rows carry no power. So the count of ticks overstates what the
-    power integral and the cross-check rest on; this is the figure a low-sample warning
-    needs. Every GPU that has a sample is listed, with 0 where none had power.
-    """
-    counts: dict[int, int] = {}
-    for s in samples:
-        if s.device_index == CPU_DEVICE_INDEX:
-            continue
-        counts[s.device_index] = counts.get(s.device_index, 0) + (s.power_w is not None)
-    return counts
 
 
 class NvmlBackend(EnergyBackend):

@@ -89,20 +89,6 @@ def achieved_rate_per_s(times_s: Sequence[float]) -> float | None:
     return (len(times_s) - 1) / (times_s[-1] - times_s[0])
 
 
-def rate_relative_sd(arrival: Arrival, gaps: int, burstiness: float | None = None) -> float:
-    """Relative standard deviation of the achieved rate of a schedule of `gaps` gaps.
-
-    0 for constant gaps; `1 / sqrt(gaps * k)` with `k` the gamma shape (1 for Poisson), to
-    first order in that small number.
-    """
-    if arrival == "constant":
-        return 0.0
-    shape = 1.0 if arrival == "poisson" else burstiness
-    if shape is None:
-        raise ValueError("a gamma schedule needs burstiness")
-    return 1.0 / math.sqrt(gaps * shape)
-
-
 def load_schedule_s(load: LoadConfig, seed: int) -> list[float] | None:
     """The due times of a `load:` section: its rate schedule or its trace (cut at duration).
 
