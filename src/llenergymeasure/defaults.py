@@ -14,6 +14,10 @@ from pathlib import Path
 # Where experiments are written (`results_dir`) and read (`--results-dir`).
 RESULTS_DIR = Path("results")
 
+# The sampler's period: `measurement.energy.sample_interval_ms` and the Python API's
+# windows (`llem.measure`, `llem.EnergyMonitor`, `RankResults.measure`).
+SAMPLE_INTERVAL_MS = 100
+
 # Bootstrap resamples of `llem results compare` and `llem plot campaign`.
 BOOTSTRAP_RESAMPLES = 10_000
 # Seed of the bootstrap's generator.

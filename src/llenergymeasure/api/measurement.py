@@ -14,27 +14,35 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from llenergymeasure.api.kept_sampler import KeptSampler
-from llenergymeasure.config.models import BaselineConfig, EnergyConfig, MeasurementConfig
-from llenergymeasure.core.baseline import Baselines, measure_baselines
-from llenergymeasure.core.energy_accounting import account_energy
-from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
-from llenergymeasure.core.measurement_warnings import (
-    collect_measurement_warnings,
-    host_contention_warning,
+from llenergymeasure.config.models import (
+    BaselineConfig,
+    EnergyBackendChoice,
+    EnergyConfig,
+    MeasurementConfig,
 )
-from llenergymeasure.core.power_integral import power_readings_per_device
+from llenergymeasure.core.baseline import Baselines, measure_baselines
+from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
+from llenergymeasure.core.window_summary import summarise_window
+from llenergymeasure.defaults import SAMPLE_INTERVAL_MS
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
-from llenergymeasure.domain.metrics import EnergyBreakdown, EnergyMeasurement, MeasurementWarning
+from llenergymeasure.domain.environment import GpuInfo
+from llenergymeasure.domain.metrics import (
+    EnergyBreakdown,
+    EnergyMeasurement,
+    ExtendedMetrics,
+    MeasurementWarning,
+    ThermalThrottleInfo,
+)
 from llenergymeasure.domain.samples import PowerThermalSample
 from llenergymeasure.errors import ConfigError
 
-EnergyChoice = Literal["auto", "nvml", "rapl", "estimate", "none"]
+EnergyChoice = EnergyBackendChoice
 Devices = Sequence[int | str] | None
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +56,9 @@ class Measurement:
     `busy_s` runs to the end of the body, `duration_s` to the energy stop (later where a
     `barrier` waited for other processes). `measurement_cpu_s` is the CPU time the
     sampling process and the backends' own threads spent over the window (the
-    measurement's overhead).
+    measurement's overhead). `thermal_throttle` and `extended` (memory, utilisation, CPU
+    time) are read from the window's samples, as in a run's result; `warnings` are the
+    checks `llem run` makes of a process (`core/window_summary.py`).
     """
 
     name: str | None = None
@@ -59,6 +69,8 @@ class Measurement:
     warnings: list[MeasurementWarning] = field(default_factory=list)
     samples: list[PowerThermalSample] = field(default_factory=list)
     readings: list[EnergyMeasurement] = field(default_factory=list)
+    thermal_throttle: ThermalThrottleInfo | None = None
+    extended: ExtendedMetrics | None = None
     start_unix_s: float | None = None
     duration_s: float | None = None
     busy_s: float | None = None
@@ -101,6 +113,7 @@ class _Devices:
         self.cuda_ordinals = _cuda_ordinals(devices)
         self.synchronize, self.sync_warning = _synchronizer(self.cuda_ordinals)
         self._baselines: Baselines | None = None
+        self._gpu_infos: list[GpuInfo] | None = None
 
     def open_sources(self) -> EnergySources:
         """A fresh set of energy backends for one window."""
@@ -115,6 +128,12 @@ class _Devices:
                 sources.backends, self.config.baseline, llem_cache_dir() / "baseline.json"
             )
         return self._baselines
+
+    def gpu_infos(self, sources: EnergySources) -> list[GpuInfo]:
+        """The GPUs as they were when first opened (persistence mode, for its check)."""
+        if self._gpu_infos is None:
+            self._gpu_infos = [gpu.info() for gpu in sources.gpus]
+        return self._gpu_infos
 
 
 class _OpenWindow:
@@ -136,6 +155,7 @@ class _OpenWindow:
         self.sources = kept.sources if self.kept is not None else devices.open_sources()
         try:
             self.baselines = devices.baselines(self.sources)
+            self.gpus = devices.gpu_infos(self.sources)
             self.window = MeasurementWindow(
                 self.sources.backends,
                 lent.sources
@@ -175,27 +195,32 @@ class _OpenWindow:
             result = self.window.end(None, self.devices.barrier or (lambda: None))
         finally:
             self._release()
-        self.measurement.busy_s = result.busy_s
-        self.measurement.measurement_cpu_s = result.measurement_cpu_s
-        return self._fill(result, self._quality_warnings(result))
+        return self._fill(result)
 
-    def _quality_warnings(self, result: WindowResult[None]) -> list[MeasurementWarning]:
-        """The warnings `llem run` gives a process: estimate, short window, few samples..."""
-        samples = result.samples
-        warnings = collect_measurement_warnings(
-            duration_s=result.window_s,
-            power_readings=power_readings_per_device(samples),
-            readings=result.readings,
-            energy_requested=self.devices.config.energy.backend != "none",
-            sampler_errors=result.sampler_errors,
+    def _fill(self, result: WindowResult[None]) -> Measurement:
+        summary = summarise_window(
+            result,
+            baselines=self.baselines,
+            sources=self.sources,
+            config=self.devices.config,
             has_gpu=bool(self.devices.cuda_ordinals),
-            samples=samples,
-            power_integral_j=result.power_integral_j,
+            gpus=self.gpus,
         )
-        cpu_time = result.cpu_time
-        contention = host_contention_warning(cpu_time.process_cpu_s, cpu_time.host_busy_cpu_s)
-        sync = self.devices.sync_warning
-        return warnings + [w for w in (contention, sync, self._kept_warning()) if w is not None]
+        own = [w for w in (self.devices.sync_warning, self._kept_warning()) if w is not None]
+        account = summary.account
+        m = self.measurement
+        m.components, m.boundaries, m.breakdown = (
+            account.components,
+            account.boundaries,
+            account.breakdown,
+        )
+        m.warnings = summary.warnings + own
+        m.thermal_throttle, m.extended = summary.thermal_throttle, summary.extended
+        m.samples, m.readings = result.samples, result.readings
+        m.start_unix_s, m.busy_s, m.duration_s = result.start_unix_s, result.busy_s, result.window_s
+        m.measurement_cpu_s = result.measurement_cpu_s
+        m.done = True
+        return m
 
     def _kept_warning(self) -> MeasurementWarning | None:
         """Why this window forked its own sampling process where it was to be lent one."""
@@ -207,28 +232,6 @@ class _OpenWindow:
             "a model loaded, the fork and its copy-on-write faults may slow the body)",
             remediation="create a new llem.measure object (before loading the model)",
         )
-
-    def _fill(self, result: WindowResult[None], warnings: list[MeasurementWarning]) -> Measurement:
-        account = account_energy(
-            result.readings,
-            self.baselines,
-            window_s=result.window_s,
-            window_start_unix_s=result.start_unix_s,
-            output_tokens=0,
-            gpus_expected=bool(self.devices.cuda_ordinals),
-            gpu_problem=self.sources.gpu_problem,
-            config=self.devices.config,
-        )
-        m = self.measurement
-        m.components, m.boundaries, m.breakdown = (
-            account.components,
-            account.boundaries,
-            account.breakdown,
-        )
-        m.warnings = account.warnings + warnings
-        m.samples, m.readings, m.duration_s = result.samples, result.readings, result.window_s
-        m.done = True
-        return m
 
 
 class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@llem.measure()`
@@ -271,7 +274,7 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
     def __init__(
         self,
         devices: Devices = None,
-        sample_interval_ms: int = 100,
+        sample_interval_ms: int = SAMPLE_INTERVAL_MS,
         baseline: bool | float = False,
         energy: EnergyChoice = "auto",
         barrier: Callable[[], None] | None = None,
@@ -337,7 +340,7 @@ class EnergyMonitor:
     def __init__(
         self,
         devices: Devices = None,
-        sample_interval_ms: int = 100,
+        sample_interval_ms: int = SAMPLE_INTERVAL_MS,
         baseline: bool | float = False,
         energy: EnergyChoice = "auto",
     ) -> None:

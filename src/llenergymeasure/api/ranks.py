@@ -22,7 +22,7 @@ from llenergymeasure.config.loader import validate_config
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.host import host_identity
 from llenergymeasure.core.power_integral import power_readings_per_device
-from llenergymeasure.defaults import RESULTS_DIR
+from llenergymeasure.defaults import RESULTS_DIR, SAMPLE_INTERVAL_MS
 from llenergymeasure.domain.energy import BOUNDARY_COMPONENTS, headline_boundary, weakest_method
 from llenergymeasure.domain.experiment import AggregatedResult, RawProcessResult
 from llenergymeasure.errors import ConfigError
@@ -75,14 +75,24 @@ class RankResults:
         self.experiment_dir = self.layout.experiment_dir(self.experiment_id)
         self._started_at = datetime.now(timezone.utc)
         self._cuda_ordinals: list[int] = []
+        self._sample_interval_ms = self.config.measurement.energy.sample_interval_ms
 
     def measure(
-        self, devices: Devices = None, sample_interval_ms: int = 100, energy: EnergyChoice = "auto"
+        self,
+        devices: Devices = None,
+        sample_interval_ms: int = SAMPLE_INTERVAL_MS,
+        baseline: bool | float = False,
+        energy: EnergyChoice = "auto",
     ) -> measure:
-        """A `measure` window of this rank that stays open until every rank's body ended."""
+        """A `measure` window of this rank that stays open until every rank's body ended.
+
+        The arguments are `llem.measure`'s; with a baseline, each rank measures its own
+        devices idle before its first window.
+        """
         barrier = self._dist.barrier if self._dist is not None else None
-        window = measure(devices, sample_interval_ms, energy=energy, barrier=barrier)
+        window = measure(devices, sample_interval_ms, baseline, energy, barrier=barrier)
         self._cuda_ordinals = window.cuda_ordinals
+        self._sample_interval_ms = sample_interval_ms
         return window
 
     def write(
@@ -167,8 +177,10 @@ class RankResults:
                 if m.breakdown.raw_j is not None and output_tokens
                 else None
             ),
-            environment=collect_environment(),
-            sample_interval_ms=self.config.measurement.energy.sample_interval_ms,
+            thermal_throttle=m.thermal_throttle,
+            environment=collect_environment(self._cuda_ordinals),
+            extended=m.extended,
+            sample_interval_ms=self._sample_interval_ms,
             sample_count=min(per_device.values()) if per_device else None,
             warnings=m.warnings,
         )

@@ -25,6 +25,7 @@ from llenergymeasure.defaults import (
     DEFAULT_THREADS_PER_SOCKET,
     GPU_THERMAL_FLOOR_S,
     RESULTS_DIR,
+    SAMPLE_INTERVAL_MS,
 )
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -149,13 +150,16 @@ class GenerationConfig(Section):
         return self
 
 
+EnergyBackendChoice = Literal["auto", "nvml", "rapl", "estimate", "none"]
+
+
 class EnergyConfig(Section):
     """Energy source and sampling."""
 
-    backend: Literal["auto", "nvml", "rapl", "estimate", "none"] = Field(
+    backend: EnergyBackendChoice = Field(
         "auto", description="auto picks nvml, then rapl, then the labelled CPU estimate."
     )
-    sample_interval_ms: int = Field(100, ge=1, le=60_000)
+    sample_interval_ms: int = Field(SAMPLE_INTERVAL_MS, ge=1, le=60_000)
     cpu_tdp_w: float | None = Field(
         None,
         gt=0,
@@ -432,6 +436,22 @@ class ExperimentConfig(Section):
     def vllm_options(self) -> VllmConfig:
         """The vLLM engine's options: its section, or the defaults without one."""
         return self.vllm if self.vllm is not None else VllmConfig()
+
+    def running_batch_limit(self) -> int | None:
+        """The most requests the engine runs together (`ENGINE_BATCH_LIMITS`).
+
+        Its section's value, or the default without one; None for static batches, and for
+        an endpoint (its server's).
+        """
+        if self.load.endpoint is not None:
+            return None
+        limits = {
+            "transformers-cb": (
+                self.transformers_cb or ContinuousBatchingConfig()
+            ).max_requests_per_batch,
+            "vllm": self.vllm_options().max_num_seqs,
+        }
+        return limits.get(self.engine)
 
 
 def _check_endpoint_options(config: ExperimentConfig) -> None:

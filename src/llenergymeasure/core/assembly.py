@@ -1,8 +1,8 @@
 """One process's result from what its window observed, the same for every engine.
 
-Energy by component and boundary (`core/energy_accounting.py`), tokens and latencies
-from the engine's request records, FLOPs, throttling, memory and utilisation from the
-sampler's rows, and the warnings of every check.
+Energy, throttling, the sampler's resource rows and the measurement's checks come from
+the window (`core/window_summary.py`, shared with the Python API); tokens, latencies,
+FLOPs and the engine's own memory from the engine's request records and output.
 """
 
 from __future__ import annotations
@@ -13,23 +13,16 @@ import statistics
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from llenergymeasure.config.engines import ContinuousBatchingConfig
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.baseline import Baselines
 from llenergymeasure.core.device import on_gpu
-from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends import EnergySources
 from llenergymeasure.core.engines.base import Engine, EngineOutput, LoadedModel
 from llenergymeasure.core.flops import BatchShape, estimate_flops
 from llenergymeasure.core.host import host_identity
 from llenergymeasure.core.load.summary import summarise_load
-from llenergymeasure.core.measurement_warnings import (
-    collect_measurement_warnings,
-    host_contention_warning,
-)
-from llenergymeasure.core.power_integral import power_readings_per_device
-from llenergymeasure.core.throttle import throttle_info_from_samples
 from llenergymeasure.core.window import WindowResult
+from llenergymeasure.core.window_summary import summarise_window
 from llenergymeasure.domain.deployment import PaddingStats
 from llenergymeasure.domain.energy import (
     BOUNDARY_COMPONENTS,
@@ -42,7 +35,6 @@ from llenergymeasure.domain.experiment import RawProcessResult, RequestRecord
 from llenergymeasure.domain.load import LoadSummary
 from llenergymeasure.domain.metrics import (
     EnergyMethod,
-    ExtendedMetrics,
     LatencyStats,
     MeasurementWarning,
     WarmupResult,
@@ -74,35 +66,19 @@ def assemble_result(
     measurement = config.measurement
     interval_ms = measurement.energy.sample_interval_ms
     gpu = on_gpu(engine.device)
-    account = account_energy(
-        window.readings,
-        baselines,
-        window_s=window.window_s,
-        window_start_unix_s=window.start_unix_s,
-        output_tokens=output_tokens,
-        gpus_expected=gpu,
-        gpu_problem=sources.gpu_problem,
+    summary = summarise_window(
+        window,
+        baselines=baselines,
+        sources=sources,
         config=measurement,
-    )
-    readings_per_device = power_readings_per_device(window.samples)
-    warnings = collect_measurement_warnings(
-        duration_s=window.window_s,
-        power_readings=readings_per_device,
-        readings=window.readings,
-        energy_requested=measurement.energy.backend != "none",
-        sampler_errors=window.sampler_errors,
         has_gpu=gpu,
-        samples=window.samples,
         gpus=environment.gpus,
-        power_integral_j=window.power_integral_j,
+        output_tokens=output_tokens,
+        # Several workers on one host are each other's "others": their check belongs to
+        # the aggregate, over the sum of their CPU time.
+        check_contention=ctx.num_processes == 1,
     )
-    # Several workers on one host are each other's "others": their check belongs to
-    # the aggregate, over the sum of their CPU time.
-    if ctx.num_processes == 1:
-        contention = host_contention_warning(
-            window.cpu_time.process_cpu_s, window.cpu_time.host_busy_cpu_s
-        )
-        warnings += [contention] if contention is not None else []
+    account, warnings = summary.account, summary.warnings
     breakdown = account.breakdown
     load = load_summary(window, breakdown.raw_j, config)
     if load is not None:
@@ -162,18 +138,21 @@ def assemble_result(
         latency_samples=output.latency,
         engine_latency_samples=output.engine_latency,
         warmup=warmup,
-        thermal_throttle=throttle_info_from_samples(window.samples, interval_ms / 1000.0),
+        thermal_throttle=summary.thermal_throttle,
         environment=environment,
-        extended=extended_metrics(window),
+        extended=summary.extended.model_copy(
+            update={
+                "peak_memory_mb": output.peak_memory_mb,
+                "batch_effective_size": (
+                    statistics.fmean(output.batch_sizes) if output.batch_sizes else None
+                ),
+            }
+        ),
         sample_interval_ms=interval_ms,
-        sample_count=min(readings_per_device.values()) if readings_per_device else None,
+        sample_count=summary.sample_count,
         padding=padding_stats(output.shapes, requests),
         deployment=output.deployment,
-        warnings=account.warnings
-        + warnings
-        + output.warnings
-        + extra_warnings
-        + fallback_warnings(output),
+        warnings=warnings + output.warnings + extra_warnings + fallback_warnings(output),
         load=load,
         load_requests=output.load_run.requests if output.load_run is not None else [],
     )
@@ -201,39 +180,9 @@ def load_summary(
         energy_window=(start_s, start_s + window.window_s),
         samples=[(s.t_s - run.start_monotonic_s, s.power_w) for s in gpu_rows] if one_gpu else [],
         sample_interval_s=config.measurement.energy.sample_interval_ms / 1000.0,
-        max_batch=running_batch_limit(config),
+        max_batch=config.running_batch_limit(),
         slo=config.load.slo,
         steps=window.value.steps,
-    )
-
-
-def running_batch_limit(config: ExperimentConfig) -> int | None:
-    """The most requests the engine runs together; None for an endpoint (its server's)."""
-    if config.load.endpoint is not None:
-        return None
-    if config.engine == "vllm":
-        return config.vllm_options().max_num_seqs
-    return (config.transformers_cb or ContinuousBatchingConfig()).max_requests_per_batch
-
-
-def extended_metrics(window: WindowResult[EngineOutput]) -> ExtendedMetrics:
-    """Memory and utilisation over the window from the sampler's CPU and GPU rows."""
-    cpu_rows = [s for s in window.samples if s.device_index == CPU_DEVICE_INDEX]
-    gpu_rows = [s for s in window.samples if s.device_index != CPU_DEVICE_INDEX]
-    rss = [s.memory_used_mb for s in cpu_rows if s.memory_used_mb is not None]
-    util = [s.cpu_util_pct for s in cpu_rows if s.cpu_util_pct is not None]
-    gpu_util = [s.sm_utilisation_pct for s in gpu_rows if s.sm_utilisation_pct is not None]
-    gpu_mem = [s.memory_used_mb for s in gpu_rows if s.memory_used_mb is not None]
-    sizes = window.value.batch_sizes
-    return ExtendedMetrics(
-        peak_memory_mb=window.value.peak_memory_mb,
-        process_rss_peak_mb=max(rss) if rss else None,
-        cpu_util_mean_pct=statistics.fmean(util) if util else None,
-        gpu_util_mean_pct=statistics.fmean(gpu_util) if gpu_util else None,
-        gpu_mem_peak_mb=max(gpu_mem) if gpu_mem else None,
-        batch_effective_size=statistics.fmean(sizes) if sizes else None,
-        process_cpu_s=window.cpu_time.process_cpu_s,
-        host_busy_cpu_s=window.cpu_time.host_busy_cpu_s,
     )
 
 

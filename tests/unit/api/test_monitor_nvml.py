@@ -11,6 +11,7 @@ import pytest
 
 import llenergymeasure as llem
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
+from llenergymeasure.domain import metrics as reason_bits
 from llenergymeasure.errors import ConfigError
 
 from llem_testing import live_children, process_gone
@@ -84,6 +85,34 @@ def test_measure_on_gpus_says_it_could_not_synchronise(
     assert measured.methods["gpu"] == "nvml_counter"
     assert "devices_not_synchronised" in [w.code for w in measured.warnings]
     assert any(s.power_w is not None for s in measured.samples)  # GPU rows sampled
+
+
+def test_measure_reports_throttling_resource_use_and_persistence_as_a_run_does(
+    monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+) -> None:
+    """The window's samples give throttling and resource use; the GPU's state its checks."""
+    gpu = SimGpu(
+        A,
+        persistence_mode=False,
+        clock_event_reasons=Steps.constant(reason_bits.SW_THERMAL),
+        sm_utilisation_pct=Steps.constant(80.0),
+        memory_used_mb=Steps.constant(4096.0),
+        temperature_c=Steps.constant(83.0),
+    )
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", A)
+    install(monkeypatch, FakeNvml([gpu], clock=clock.monotonic))
+    with llem.measure(devices=[0], sample_interval_ms=10) as measured:
+        time.sleep(0.2)  # real time: the sampling process ticks on the monotonic clock
+        clock.advance(1.0)
+    assert "persistence_mode_off" in [w.code for w in measured.warnings]
+    throttle = measured.thermal_throttle
+    assert throttle is not None and throttle.thermal and throttle.sw_thermal
+    assert not throttle.power and throttle.max_temperature_c == 83.0
+    assert throttle.thermal_duration_s is not None and throttle.thermal_duration_s >= 0.05
+    extended = measured.extended
+    assert extended is not None
+    assert extended.gpu_util_mean_pct == 80.0 and extended.gpu_mem_peak_mb == 4096.0
+    assert extended.process_rss_peak_mb is not None and extended.process_rss_peak_mb > 0
 
 
 def test_window_names_are_checked(two_gpus: FakeNvml) -> None:
