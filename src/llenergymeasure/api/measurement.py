@@ -30,6 +30,7 @@ from llenergymeasure.core.energy_backends import EnergySources, select_energy_ba
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
 from llenergymeasure.core.window_summary import summarise_window
 from llenergymeasure.defaults import SAMPLE_INTERVAL_MS
+from llenergymeasure.domain.device import cuda_ordinal
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
 from llenergymeasure.domain.environment import GpuInfo
 from llenergymeasure.domain.metrics import (
@@ -407,41 +408,36 @@ def _cuda_ordinals(devices: Devices) -> list[int]:
         return _visible_cuda_devices()
     ordinals = []
     for device in devices:
-        text = str(device)
-        digits = text.removeprefix("cuda:")
-        if not digits.isdigit():
+        ordinal = cuda_ordinal(device)
+        if ordinal is None:
             raise ConfigError(f"llem.measure: device {device!r} is not a CUDA ordinal or 'cuda:N'")
-        ordinals.append(int(digits))
+        ordinals.append(ordinal)
     return ordinals
 
 
 def _visible_cuda_devices() -> list[int]:
-    try:
-        import torch
-    except ImportError:
-        return []
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    from llenergymeasure.core.device import visible_gpu_count
+
+    return list(range(visible_gpu_count()))
 
 
 def _synchronizer(ordinals: list[int]) -> tuple[Callable[[], None], MeasurementWarning | None]:
     if not ordinals:
         return (lambda: None), None
-    try:
-        import torch
+    from llenergymeasure.core.device import synchronize, visible_gpu_count
 
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if not has_cuda:
+    if visible_gpu_count() == 0:
         return (lambda: None), MeasurementWarning(
             code="devices_not_synchronised",
             message=f"CUDA devices {ordinals} were measured but not synchronised at the "
-            "window's edges (torch has no CUDA here): work queued on them may fall outside",
+            "window's edges (torch sees no CUDA device here): work queued on them may "
+            "fall outside",
             remediation="install a CUDA build of torch, or synchronise the devices yourself",
         )
+    devices = [f"cuda:{ordinal}" for ordinal in ordinals]
 
-    def synchronize() -> None:
-        for ordinal in ordinals:
-            torch.cuda.synchronize(ordinal)
+    def synchronize_all() -> None:
+        for device in devices:
+            synchronize(device)
 
-    return synchronize, None
+    return synchronize_all, None

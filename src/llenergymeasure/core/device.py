@@ -16,6 +16,8 @@ __all__ = [
     "peak_memory_mb",
     "reset_peak_memory",
     "resolve_dtype",
+    "synchronize",
+    "visible_gpu_count",
 ]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -27,6 +29,11 @@ def cuda_ordinals(device: str) -> list[int]:
         return []
     index = torch.device(device).index
     return [index if index is not None else torch.cuda.current_device()]
+
+
+def visible_gpu_count() -> int:
+    """GPUs this process may use (CUDA_VISIBLE_DEVICES applied); 0 without CUDA."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:

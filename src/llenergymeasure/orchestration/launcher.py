@@ -193,13 +193,16 @@ def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
     With `load.endpoint` the model is the server's (its name need not be one here) and
     the server tokenises: neither is checked on this host.
     """
+    from llenergymeasure.core.device import visible_gpu_count
+
     endpoint = config.load.endpoint is not None
     if not endpoint:
         preflight.check_model(config)
+    gpus = visible_gpu_count()
     needs_gpus = config.measurement.energy.backend == "nvml"
-    preflight.check_energy_backend(config, visible_gpu_count() if needs_gpus else 0)
-    check_deployment(config, visible_gpu_count())
-    preflight.check_attention(config, visible_gpu_count())
+    preflight.check_energy_backend(config, gpus if needs_gpus else 0)
+    check_deployment(config, gpus)
+    preflight.check_attention(config, gpus)
     if launch.accelerate_config is not None:
         preflight.check_accelerate_config(launch.accelerate_config)
     try:
@@ -222,19 +225,11 @@ def check_experiment(config: ExperimentConfig, launch: LaunchOptions) -> None:
             f"processes: {config.processes} exceeds the {num_prompts} prompts; "
             "some processes would have nothing to run"
         )
-    gpus = visible_gpu_count()
     if gpus and config.processes > gpus:
         raise ConfigError(
             f"processes: {config.processes}, but {gpus} GPU(s) are visible; "
             "llem runs one process per GPU"
         )
-
-
-def visible_gpu_count() -> int:
-    """GPUs this process may use (CUDA_VISIBLE_DEVICES applied); 0 without CUDA."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def worker_command(

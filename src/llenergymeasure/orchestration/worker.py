@@ -37,6 +37,7 @@ from accelerate import PartialState
 
 from llenergymeasure.config.loader import load_config, validate_config
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.device import visible_gpu_count
 from llenergymeasure.core.engines import create_engine
 from llenergymeasure.core.lifecycle import MeasuredRun, RunContext, run_measured
 from llenergymeasure.core.live_telemetry import TelemetryFn
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of one worker process; returns its exit code."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=visible_gpu_count() == 0)
     configure_logging(state.process_index, args.verbose)
     command = [sys.executable, "-m", MODULE, *argv]
     joined = None
@@ -135,7 +136,7 @@ def run_worker(
     `progress` hears of each phase's (done, total); `telemetry` receives the energy
     window's live figures about once a second (`core/live_telemetry.py`).
     """
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=visible_gpu_count() == 0)
     if state.device.type == "cpu":
         torch.set_num_threads(cpu_threads_per_process(state.num_processes))
         logger.debug(f"{torch.get_num_threads()} torch threads")
@@ -252,7 +253,7 @@ def decide_experiment(
             config = config.with_processes(world_size)
         except ValueError as exc:
             raise ConfigError(f"parallel.tensor: {exc}") from None
-    check_deployment(config, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    check_deployment(config, visible_gpu_count())
     experiment_id, experiment_dir = claim_experiment(layout, config.name, experiment_id)
     write_manifest(experiment_dir, experiment_id, config, world_size, command)
     logger.info(f"experiment {experiment_id} in {experiment_dir}")
