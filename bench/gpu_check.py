@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from llenergymeasure.config.models import BaselineConfig, WarmupConfig
+from llenergymeasure.config.measurement import BaselineConfig, WarmupConfig
 from llenergymeasure.core.baseline import measure_baselines
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource

@@ -1,6 +1,6 @@
 """Defaults that are not written on a config field, each in one place.
 
-The config's own defaults are its pydantic fields (`config/models.py`); `llem config
+The config's own defaults are its pydantic fields (`config/`); `llem config
 show` prints them resolved. The numbers here are the ones applied where a field is null
 or that belong to no experiment (the analysis commands); the field descriptions, the
 CLI help and `llem config show` are generated from them. Importing this module costs

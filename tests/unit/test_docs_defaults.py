@@ -14,12 +14,8 @@ import pytest
 import yaml
 
 from llenergymeasure import defaults
-from llenergymeasure.config.models import (
-    BaselineConfig,
-    ExperimentConfig,
-    ThermalFloorConfig,
-    TimeseriesConfig,
-)
+from llenergymeasure.config.measurement import BaselineConfig, ThermalFloorConfig, TimeseriesConfig
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.results.metrics import METRICS
 
 REPO = Path(__file__).resolve().parents[2]

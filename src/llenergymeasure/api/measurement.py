@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from llenergymeasure.api.kept_sampler import KeptSampler
-from llenergymeasure.config.models import (
+from llenergymeasure.config.measurement import (
     BaselineConfig,
     EnergyBackendChoice,
     EnergyConfig,

@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from llenergymeasure.config.models import BaselineConfig
+from llenergymeasure.config.measurement import BaselineConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend, IdlePower
 from llenergymeasure.core.host import CpuTimeFigures, CpuTimeWindow
 from llenergymeasure.domain.metrics import BaselineMethod, MeasurementWarning

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llenergymeasure.config.models import MeasurementConfig
+from llenergymeasure.config.measurement import MeasurementConfig
 from llenergymeasure.core.baseline import Baselines
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary, boundaries_of, headline
 from llenergymeasure.domain.metrics import EnergyBreakdown, EnergyMeasurement, MeasurementWarning

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from llenergymeasure.config.models import ThermalFloorConfig
+from llenergymeasure.config.measurement import ThermalFloorConfig
 from llenergymeasure.defaults import GPU_THERMAL_FLOOR_S
 from llenergymeasure.domain.metrics import MeasurementWarning
 

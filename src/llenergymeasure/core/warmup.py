@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llenergymeasure.config.models import WarmupConfig
+from llenergymeasure.config.measurement import WarmupConfig
 from llenergymeasure.domain.metrics import WarmupResult
 from llenergymeasure.log import logger
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llenergymeasure.config.models import MeasurementConfig
+from llenergymeasure.config.measurement import MeasurementConfig
 from llenergymeasure.core.baseline import Baselines
 from llenergymeasure.core.energy_accounting import EnergyAccount, account_energy
 from llenergymeasure.core.energy_backends import EnergySources

@@ -12,7 +12,7 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
-from llenergymeasure.config.models import BaselineConfig, MeasurementConfig
+from llenergymeasure.config.measurement import BaselineConfig, MeasurementConfig
 from llenergymeasure.core.baseline import BaselinePower, Baselines, measure_baselines
 from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
-from llenergymeasure.config.models import BaselineConfig
+from llenergymeasure.config.measurement import BaselineConfig
 from llenergymeasure.core.baseline import BaselinePower, measure_baselines
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices

@@ -7,7 +7,7 @@ import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, SimGpu, install
-from llenergymeasure.config.models import EnergyConfig, MeasurementConfig
+from llenergymeasure.config.measurement import EnergyConfig, MeasurementConfig
 from llenergymeasure.core.baseline import Baselines
 from llenergymeasure.core.device import cuda_ordinals
 from llenergymeasure.core.energy_accounting import account_energy

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
-from llenergymeasure.config.models import MeasurementConfig
+from llenergymeasure.config.measurement import MeasurementConfig
 from llenergymeasure.core.baseline import BaselinePower, Baselines
 from llenergymeasure.core.energy_accounting import account_energy
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices

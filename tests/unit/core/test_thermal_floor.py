@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
-from llenergymeasure.config.models import ThermalFloorConfig
+from llenergymeasure.config.measurement import ThermalFloorConfig
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlSampleSource
 from llenergymeasure.core.thermal_floor import apply_thermal_floor

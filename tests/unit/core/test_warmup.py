@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 
-from llenergymeasure.config.models import WarmupConfig
+from llenergymeasure.config.measurement import WarmupConfig
 from llenergymeasure.core.warmup import coefficient_of_variation, warmup_until_converged
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import llenergymeasure as llem
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, Steps, install
-from llenergymeasure.config.models import EnergyConfig
+from llenergymeasure.config.measurement import EnergyConfig
 from llenergymeasure.core.energy_backends import select_energy_backends
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource

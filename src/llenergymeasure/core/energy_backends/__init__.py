@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from llenergymeasure.config.models import EnergyConfig
+from llenergymeasure.config.measurement import EnergyConfig
 from llenergymeasure.core.energy_backends.base import EnergyBackend
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
 from llenergymeasure.core.energy_backends.estimate import CpuEstimateBackend
