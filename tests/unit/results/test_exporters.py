@@ -25,11 +25,8 @@ from llenergymeasure.domain.metrics import (
     MeasurementWarning,
     ThermalThrottleInfo,
 )
-from llenergymeasure.results.exporters import (
-    _order_columns,
-    export_aggregated_to_csv,
-    export_raw_to_csv,
-)
+from llenergymeasure.results.csv_columns import order_columns
+from llenergymeasure.results.exporters import export_aggregated_to_csv, export_raw_to_csv
 from llenergymeasure.results.layout import read_model
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -416,10 +413,10 @@ def test_raw_csv_one_row_per_process(tmp_path: Path) -> None:
 
 def test_order_columns_refuses_unknown_names() -> None:
     shuffled = ["process_1_tokens", "timeseries_path", "process_0_energy_j", *reversed(CORE)]
-    ordered = _order_columns(shuffled, CORE)
+    ordered = order_columns(shuffled, CORE)
     assert ordered == [*CORE, "timeseries_path", "process_0_energy_j", "process_1_tokens"]
     with pytest.raises(ValueError, match="total_energy_j"):
-        _order_columns(["total_energy_j"], CORE)
+        order_columns(["total_energy_j"], CORE)
 
 
 def raw_result(index: int) -> RawProcessResult:
