@@ -12,27 +12,16 @@ asked for (`core/energy_accounting.py`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
+from llenergymeasure.api.devices import Devices, EnergyChoice, WindowDevices
 from llenergymeasure.api.kept_sampler import KeptSampler
-from llenergymeasure.config.measurement import (
-    BaselineConfig,
-    EnergyBackendChoice,
-    EnergyConfig,
-    MeasurementConfig,
-)
-from llenergymeasure.core.baseline import Baselines, measure_baselines
-from llenergymeasure.core.energy_backends import EnergySources, select_energy_backends
 from llenergymeasure.core.window import MeasurementWindow, WindowResult, window_sample_sources
 from llenergymeasure.core.window_summary import summarise_window
 from llenergymeasure.defaults import SAMPLE_INTERVAL_MS
-from llenergymeasure.domain.device import cuda_ordinal
 from llenergymeasure.domain.energy import ComponentEnergy, EnergyBoundary
-from llenergymeasure.domain.environment import GpuInfo
 from llenergymeasure.domain.metrics import (
     EnergyBreakdown,
     EnergyMeasurement,
@@ -41,10 +30,7 @@ from llenergymeasure.domain.metrics import (
     ThermalThrottleInfo,
 )
 from llenergymeasure.domain.samples import PowerThermalSample
-from llenergymeasure.errors import ConfigError
 
-EnergyChoice = EnergyBackendChoice
-Devices = Sequence[int | str] | None
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -98,45 +84,6 @@ class Measurement:
         return {c.component: c.method for c in self.components}
 
 
-class _Devices:
-    """The CUDA devices a window covers, how they are synchronised and what measures them."""
-
-    def __init__(
-        self,
-        devices: Devices,
-        sample_interval_ms: int,
-        baseline: bool | float,
-        energy: EnergyChoice,
-        barrier: Callable[[], None] | None = None,
-    ) -> None:
-        self.config = _measurement_config(sample_interval_ms, baseline, energy)
-        self.barrier = barrier
-        self.cuda_ordinals = _cuda_ordinals(devices)
-        self.synchronize, self.sync_warning = _synchronizer(self.cuda_ordinals)
-        self._baselines: Baselines | None = None
-        self._gpu_infos: list[GpuInfo] | None = None
-
-    def open_sources(self) -> EnergySources:
-        """A fresh set of energy backends for one window."""
-        return select_energy_backends(self.config.energy, self.cuda_ordinals)
-
-    def baselines(self, sources: EnergySources) -> Baselines:
-        """The idle baseline, measured (or read from llem's cache) once, before any window."""
-        if self._baselines is None:
-            from llenergymeasure.models.builtin import llem_cache_dir
-
-            self._baselines = measure_baselines(
-                sources.backends, self.config.baseline, llem_cache_dir() / "baseline.json"
-            )
-        return self._baselines
-
-    def gpu_infos(self, sources: EnergySources) -> list[GpuInfo]:
-        """The GPUs as they were when first opened (persistence mode, for its check)."""
-        if self._gpu_infos is None:
-            self._gpu_infos = [gpu.info() for gpu in sources.gpus]
-        return self._gpu_infos
-
-
 class _OpenWindow:
     """One window between `begin` and `end`.
 
@@ -146,7 +93,7 @@ class _OpenWindow:
     """
 
     def __init__(
-        self, devices: _Devices, name: str | None, kept: KeptSampler | None = None
+        self, devices: WindowDevices, name: str | None, kept: KeptSampler | None = None
     ) -> None:
         self.devices = devices
         self.measurement = Measurement(name=name)
@@ -280,7 +227,7 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
         energy: EnergyChoice = "auto",
         barrier: Callable[[], None] | None = None,
     ) -> None:
-        self._devices = _Devices(devices, sample_interval_ms, baseline, energy, barrier)
+        self._devices = WindowDevices(devices, sample_interval_ms, baseline, energy, barrier)
         self._kept = KeptSampler(self._devices.open_sources, sample_interval_ms)
         self._open: list[_OpenWindow] = []
 
@@ -345,7 +292,7 @@ class EnergyMonitor:
         baseline: bool | float = False,
         energy: EnergyChoice = "auto",
     ) -> None:
-        self._devices = _Devices(devices, sample_interval_ms, baseline, energy)
+        self._devices = WindowDevices(devices, sample_interval_ms, baseline, energy)
         sources = self._devices.open_sources()
         try:
             self._devices.baselines(sources)
@@ -382,62 +329,3 @@ class EnergyMonitor:
         if window is None:
             raise ValueError(f"no measurement window {name!r} is open")
         return window.end()
-
-
-def _measurement_config(
-    sample_interval_ms: int, baseline: bool | float, energy: EnergyChoice
-) -> MeasurementConfig:
-    try:
-        baseline_config = (
-            BaselineConfig(enabled=bool(baseline))
-            if isinstance(baseline, bool)
-            else BaselineConfig(duration_s=baseline)
-        )
-        return MeasurementConfig(
-            energy=EnergyConfig(backend=energy, sample_interval_ms=sample_interval_ms),
-            baseline=baseline_config,
-        )
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"llem.measure: {where}: {first['msg']}") from None
-
-
-def _cuda_ordinals(devices: Devices) -> list[int]:
-    if devices is None:
-        return _visible_cuda_devices()
-    ordinals = []
-    for device in devices:
-        ordinal = cuda_ordinal(device)
-        if ordinal is None:
-            raise ConfigError(f"llem.measure: device {device!r} is not a CUDA ordinal or 'cuda:N'")
-        ordinals.append(ordinal)
-    return ordinals
-
-
-def _visible_cuda_devices() -> list[int]:
-    from llenergymeasure.core.device import visible_gpu_count
-
-    return list(range(visible_gpu_count()))
-
-
-def _synchronizer(ordinals: list[int]) -> tuple[Callable[[], None], MeasurementWarning | None]:
-    if not ordinals:
-        return (lambda: None), None
-    from llenergymeasure.core.device import synchronize, visible_gpu_count
-
-    if visible_gpu_count() == 0:
-        return (lambda: None), MeasurementWarning(
-            code="devices_not_synchronised",
-            message=f"CUDA devices {ordinals} were measured but not synchronised at the "
-            "window's edges (torch sees no CUDA device here): work queued on them may "
-            "fall outside",
-            remediation="install a CUDA build of torch, or synchronise the devices yourself",
-        )
-    devices = [f"cuda:{ordinal}" for ordinal in ordinals]
-
-    def synchronize_all() -> None:
-        for device in devices:
-            synchronize(device)
-
-    return synchronize_all, None

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.api.devices import Devices, EnergyChoice
 from llenergymeasure.api.experiments import aggregate
-from llenergymeasure.api.measurement import Devices, EnergyChoice, Measurement, measure
+from llenergymeasure.api.measurement import Measurement, measure
 from llenergymeasure.config.loader import validate_config
 from llenergymeasure.core.environment import collect_environment
 from llenergymeasure.core.host import host_identity
