@@ -193,19 +193,15 @@ class RankResults:
             return value
         import torch
 
+        from llenergymeasure.orchestration.collectives import broadcast_bytes
+
         device = (
             torch.device("cuda", torch.cuda.current_device())
             if self._dist.get_backend() == "nccl"
             else torch.device("cpu")
         )
-        payload = (value or "").encode() if self.rank == 0 else b""
-        size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
-        self._dist.broadcast(size, src=0)
-        buffer = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
-        if self.rank == 0 and payload:
-            buffer.copy_(torch.frombuffer(bytearray(payload), dtype=torch.uint8))
-        self._dist.broadcast(buffer, src=0)
-        return buffer.cpu().numpy().tobytes().decode()
+        payload = value.encode() if value is not None else None
+        return broadcast_bytes(payload, device).decode()
 
 
 def _process_group() -> tuple[int, int, Any]:

@@ -25,12 +25,10 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psutil
 import torch
 from accelerate import PartialState
@@ -48,6 +46,7 @@ from llenergymeasure.errors import ConfigError, LlemError, ModelNotFound, Result
 from llenergymeasure.log import logger
 from llenergymeasure.models import llem_cache_dir
 from llenergymeasure.models.builtin import ensure_builtin
+from llenergymeasure.orchestration.collectives import all_ranks_succeeded, broadcast_json, world_max
 from llenergymeasure.orchestration.deployment_checks import check_deployment
 from llenergymeasure.orchestration.manifest import (
     claim_experiment,
@@ -310,30 +309,6 @@ def build_models_on_host(state: PartialState, model_name: str) -> None:
         raise ModelNotFound(error or f"building {model_name} failed on another host; see its log")
 
 
-def all_ranks_succeeded(state: PartialState, succeeded: bool) -> bool:
-    """True on every rank when every rank succeeded; a collective call, so also a barrier."""
-    if state.num_processes == 1:
-        return succeeded
-    failed = torch.tensor([0 if succeeded else 1], dtype=torch.int64, device=state.device)
-    torch.distributed.all_reduce(failed, op=torch.distributed.ReduceOp.MAX)
-    return int(failed.item()) == 0
-
-
-def world_max(state: PartialState) -> Callable[[float], float]:
-    """The maximum of a value over every rank: a tensor-parallel group spans the world.
-
-    (transformers builds its tensor mesh over the whole launch, so tensor > 1 needs
-    `parallel.data: 1`, `orchestration/deployment_checks.py`.)
-    """
-
-    def agree(value: float) -> float:
-        tensor = torch.tensor([value], dtype=torch.float64, device=state.device)
-        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
-        return float(tensor.item())
-
-    return agree
-
-
 def finish_experiment(state: PartialState, joined: JoinedExperiment) -> None:
     """Once every rank is done, the creator of the manifest marks it completed."""
     state.wait_for_everyone()
@@ -351,25 +326,6 @@ def record_end(
     """Record how the run ended in a manifest it created (`llem run` records its own)."""
     if joined is not None and joined.owns_manifest:
         record_manifest_end(joined.experiment_dir, status, error)
-
-
-def broadcast_json(state: PartialState, data: dict[str, Any] | None) -> dict[str, Any]:
-    """Rank 0's `data` on every rank, sent as JSON bytes (never pickled).
-
-    Two broadcasts over the process group: the length, then the bytes, as tensors on
-    this process's device (gloo on the CPU, NCCL on a GPU).
-    """
-    if state.num_processes == 1:
-        assert data is not None
-        return data
-    payload = orjson.dumps(data) if state.is_main_process else b""
-    size = torch.tensor([len(payload)], dtype=torch.int64, device=state.device)
-    torch.distributed.broadcast(size, src=0)
-    buffer = torch.zeros(int(size.item()), dtype=torch.uint8, device=state.device)
-    if state.is_main_process:
-        buffer.copy_(torch.frombuffer(bytearray(payload), dtype=torch.uint8))
-    torch.distributed.broadcast(buffer, src=0)
-    return orjson.loads(buffer.cpu().numpy().tobytes())
 
 
 def configure_logging(rank: int, verbose: bool) -> None:
