@@ -16,6 +16,10 @@ the quickstart on `transformers-cb` under a Poisson load (its energy split by ph
 the engine's steps) and, where vLLM is installed, on `engine: vllm`. Record the output
 in docs/validation/README.md.
 
+The window is built from llem's core parts, not the public `llem.measure`: the
+sampler-off runs read the NVML counter with no sampler at all, which no public window
+does, and the integral is compared with the counter of the same window.
+
     make gpu-check        (or .venv/bin/python bench/gpu_check.py --help)
 """
 

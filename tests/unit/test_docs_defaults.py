@@ -43,11 +43,14 @@ STATED = [
     ("docs/formats.md", r"(\d+) Hz buckets by default", [default(TimeseriesConfig, "resample_hz")]),
     ("README.md", r"samples over time \((\d+) Hz\)", [default(TimeseriesConfig, "resample_hz")]),
     ("docs/python-api.md", r"the default (\d+) s one", [default(BaselineConfig, "duration_s")]),
+    ("docs/python-api.md", r"`sample_interval_ms` \((\d+)\)", [defaults.SAMPLE_INTERVAL_MS]),
 ]
 RESULTS_ROOT = [
     ("docs/formats.md", r"`--results-dir` \(default `([^`]+)`\)"),
     ("docs/formats.md", r"\(`results_dir`, default\s+`([^`]+)`\)"),
     ("README.md", r"\(default `([^`]+)`, the config's `results_dir`\)"),
+    ("docs/python-api.md", r"`llem\.load_result\(id_or_path, results_dir=\"([^\"]+)\"\)`"),
+    ("docs/python-api.md", r"`llem\.RankResults\(name, model_name, results_dir=\"([^\"]+)\"\)`"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Every example in docs/python-api.md runs, in order, as a reader would run them."""
+"""Every example in docs/python-api.md runs, in order, as a reader would run them; so
+does README's, given the model and inputs of the doc's first example."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "python-api.md"
+REPO = Path(__file__).resolve().parents[3]
+DOC = REPO / "docs" / "python-api.md"
+README = REPO / "README.md"
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```$", DOC.read_text(), flags=re.M | re.S)
+def blocks(language: str, path: Path = DOC) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", path.read_text(), flags=re.M | re.S)
 
 
 def test_the_doc_has_examples() -> None:
@@ -28,3 +31,12 @@ def test_every_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert namespace["answer"].last_measurement.done
     assert [w.name for w in (namespace["first"], namespace["second"])] == ["first", "second"]
     assert (tmp_path / "results" / "aggregated").is_dir()
+
+
+def test_the_readme_example_runs() -> None:
+    (example,) = blocks("python", README)
+    namespace: dict = {}
+    exec(compile(blocks("python")[0], f"{DOC.name} example 1", "exec"), namespace)  # noqa: S102
+    del namespace["m"]
+    exec(compile(example, README.name, "exec"), namespace)  # noqa: S102
+    assert namespace["m"].done and namespace["m"].energy_j is not None
