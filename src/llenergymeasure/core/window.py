@@ -119,8 +119,13 @@ class MeasurementWindow:
         self._clock = clock
 
     def count_as_own(self, pids: Sequence[int]) -> None:
-        """Count the CPU time of `pids`, the engine's own processes, as this process's."""
+        """Count `pids`, the engine's own processes, as this process's.
+
+        Their CPU time is this process's, and a GPU they compute on is not shared.
+        """
         self.cpu_time.add_processes(pids)
+        for backend in self.backends:
+            backend.count_as_own(pids)
 
     def run(
         self, body: Callable[[], T], wait_for_all: Callable[[], None] = lambda: None

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pynvml
 import pytest
 
 from fakes.nvml import FakeNvml, ManualClock, SimGpu, SimMig, install
 from llenergymeasure.core.energy_backends.cuda_devices import open_cuda_devices
-from llenergymeasure.core.energy_backends.nvml import NvmlBackend
+from llenergymeasure.core.energy_backends.nvml import NvmlBackend, NvmlSampleSource
 from llenergymeasure.core.measurement_warnings import collect_measurement_warnings
+from llenergymeasure.core.window import MeasurementWindow
 from llenergymeasure.errors import DeviceError
 
 A = "GPU-aaaaaaaa-0000"
@@ -78,3 +81,35 @@ def test_a_gpu_of_its_own_gives_no_warning(monkeypatch: pytest.MonkeyPatch) -> N
     measured, warnings = window_warnings(monkeypatch, SimGpu(A, compute_pids=[os.getpid()]))
     assert measured.devices[0].other_processes == []
     assert "gpu_shared" not in {w.code for w in warnings}
+
+
+def test_the_engines_own_processes_on_the_gpu_are_not_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """vLLM's engine core (or an endpoint's server) computes on the GPU for the run."""
+    clock = ManualClock()
+    core = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    engine_core, stranger = core.pid, 17
+    gpu = SimGpu(A, compute_pids=[os.getpid(), engine_core, stranger])
+    install(monkeypatch, FakeNvml([gpu], clock=clock.monotonic))
+    devices = open_cuda_devices([0], visible="0")
+    window = MeasurementWindow(
+        [NvmlBackend(devices, clock=clock.monotonic)],
+        [NvmlSampleSource(devices)],
+        60_000,
+        clock=clock.monotonic,
+        sampling="thread",
+    )
+    try:
+        window.count_as_own([engine_core])
+        result = window.run(lambda: clock.advance(5.0))
+    finally:
+        core.kill()
+        core.wait()
+    (reading,) = result.readings
+    assert reading.devices[0].other_processes == [stranger]
+    warnings = collect_measurement_warnings(
+        duration_s=5.0, power_readings={0: 50}, readings=result.readings, energy_requested=True
+    )
+    (shared,) = [w for w in warnings if w.code == "gpu_shared"]
+    assert f"{A}: pid {stranger}" in shared.message and str(engine_core) not in shared.message

@@ -6,7 +6,7 @@ import socket
 import statistics
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,6 +73,13 @@ class EnergyBackend(ABC):
         )
         self._start_unix_s = self._start_mono_s = None
         return measurement
+
+    def count_as_own(self, pids: Iterable[int]) -> None:  # noqa: B027 - most backends ignore it
+        """Processes of the run besides this one (an engine's).
+
+        A device backend does not count them as other work on its devices; machine-level
+        backends ignore them.
+        """
 
     def complete(
         self, reading: EnergyMeasurement, power_integrals_j: Mapping[int, float | None]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from llenergymeasure.core.energy_backends.base import IDLE_SUBWINDOWS, EnergyBackend, IdlePower
@@ -118,6 +118,7 @@ class NvmlBackend(EnergyBackend):
         self.method = "nvml_counter" if has_counter else "nvml_power_integral"
         self._start_mj: dict[str, int | None] = {}
         self._others: dict[str, list[int] | None] = {}
+        self._own_pids: set[int] = set()
         for d in self.devices:
             if d.is_mig:
                 logger.warning(
@@ -290,12 +291,17 @@ class NvmlBackend(EnergyBackend):
             assumptions=assumptions,
         )
 
+    def count_as_own(self, pids: Iterable[int]) -> None:
+        """The engine's processes (vLLM's engine core, an endpoint's server) are not others."""
+        self._own_pids |= set(pids)
+
     def _other_processes(self, device: NvmlDevice) -> list[int] | None:
         try:
-            return device.compute_processes()
+            pids = device.compute_processes()
         except DeviceError as e:
             logger.warning(f"NVML: compute processes of {device.uuid} unreadable: {e}")
             return None
+        return None if pids is None else [pid for pid in pids if pid not in self._own_pids]
 
     def _others_over_window(self, device: NvmlDevice) -> list[int] | None:
         """Other compute processes seen on the GPU at the window's start or end."""
