@@ -21,6 +21,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from llenergymeasure.core.engines.endpoint import server_pids
+
 from llem_testing import run_llem, tiny_config_dict, write_yaml
 
 REQUESTS = 6
@@ -34,7 +36,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, int]]:
     from llenergymeasure.models import resolve_model
 
     model = str(resolve_model("builtin:tiny-llama").path)
@@ -72,7 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"transformers serve did not start:\n{log.read_text()[-2000:]}")
                 time.sleep(1.0)
-        yield url, model
+        yield url, model, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -83,8 +85,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
 
 
 @pytest.fixture(scope="module")
-def endpoint_result(server: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    url, model = server
+def endpoint_result(server: tuple[str, str, int], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    url, model, _ = server
     root = tmp_path_factory.mktemp("endpoint")
     config = tiny_config_dict(
         root / "results",
@@ -125,6 +127,15 @@ def test_the_endpoint_mode_measures_a_real_local_server(endpoint_result: dict) -
     assert result["energy_breakdown"]["raw_j"] > 0
     assert result["flops"]["flops_useful"] is None  # nothing of the model is known here
     assert result["load"]["goodput"]["good_requests"] == REQUESTS
+    assert "endpoint_server_unseen" not in {w["code"] for w in result["warnings"]}
+
+
+def test_the_servers_processes_are_found_by_its_port(server: tuple[str, str, int]) -> None:
+    """Its CPU time is the run's, and on its GPUs it is not another process."""
+    url, _, pid = server
+    found = server_pids(url)
+    assert found is not None and pid in found
+    assert server_pids(f"http://127.0.0.1:{free_port()}/v1") is None  # nothing listens
 
 
 def test_a_server_that_does_not_answer_is_one_line(tmp_path: Path) -> None:

@@ -13,12 +13,15 @@ Nothing of the model is known here: dtype and FLOPs are null.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
+import psutil
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.engines.base import EngineOutput, LoadedModel, RequestsDoneFn, Workload
@@ -41,6 +44,26 @@ def listed_models(body: bytes) -> list[str]:
         return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
     except (orjson.JSONDecodeError, AttributeError, TypeError):
         return []
+
+
+def server_pids(url: str) -> list[int] | None:
+    """The processes of the server listening on `url`'s port here, with their children.
+
+    None where no listener's owner can be seen (a process of another user, or of another
+    PID namespace: the kernel hides its sockets' owner).
+    """
+    port = urlsplit(url).port  # the config requires one
+    listeners = {
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+    }
+    pids: set[int] = set()
+    for pid in listeners:
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(pid).children(recursive=True)
+            pids |= {pid, *(child.pid for child in children)}
+    return sorted(pids) or None
 
 
 def endpoint_latencies_ms(record: LoadRequestRecord) -> LatencySamples:
@@ -66,6 +89,7 @@ class EndpointEngine:
         self.cuda_ordinals = list(config.load.endpoint_gpus)
         self.device = f"cuda:{self.cuda_ordinals[0]}" if self.cuda_ordinals else "cpu"
         self.chunk_counted = 0
+        self.server: list[int] | None = None
 
     def load(self) -> LoadedModel:
         """Check the server answers and, where it lists its models, serves `model.name`.
@@ -90,6 +114,9 @@ class EndpointEngine:
                 f"model.name {self.config.model.name!r}: the server at {self.url} serves "
                 + ", ".join(map(repr, served))
             )
+        self.server = server_pids(self.url)
+        if self.server is None:
+            logger.warning(f"{self.url}: the server's processes cannot be seen from here")
         return LoadedModel(source=self.url, dtype="unknown", geometry=None, context_tokens=None)
 
     def prepare(self, prompts: list[Prompt], max_prompt_tokens: int | None) -> Workload:
@@ -140,8 +167,8 @@ class EndpointEngine:
         """Nothing to wait for here: a request is done when its last chunk arrived."""
 
     def helper_pids(self) -> list[int]:
-        """None: the server is the user's, not a process this run started."""
-        return []
+        """The server's processes: their CPU time and their GPU work are the run's."""
+        return list(self.server or [])
 
     def close(self) -> None:
         """The server is the user's: it is left running."""
@@ -206,13 +233,25 @@ class EndpointEngine:
         }
 
     def _warnings(self) -> list[MeasurementWarning]:
-        if not self.chunk_counted:
-            return []
-        return [
-            MeasurementWarning(
-                code="endpoint_tokens_from_chunks",
-                message=f"{self.chunk_counted} response(s) had no usage: their output tokens "
-                "are the streamed chunks that carried text, and their input tokens are unknown",
-                remediation="use a server that sends usage with stream_options.include_usage",
+        warnings = []
+        if self.chunk_counted:
+            warnings.append(
+                MeasurementWarning(
+                    code="endpoint_tokens_from_chunks",
+                    message=f"{self.chunk_counted} response(s) had no usage: their output "
+                    "tokens are the streamed chunks that carried text, and their input "
+                    "tokens are unknown",
+                    remediation="use a server that sends usage with stream_options.include_usage",
+                )
             )
-        ]
+        if self.server is None:
+            warnings.append(
+                MeasurementWarning(
+                    code="endpoint_server_unseen",
+                    message=f"the processes of the server at {self.url} cannot be seen from "
+                    "here (another user's, or another PID namespace's): its CPU time counts "
+                    "as other work on the host, and on its GPUs as another process's",
+                    remediation="run llem as the server's user, in the same PID namespace",
+                )
+            )
+        return warnings
