@@ -122,7 +122,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "csv-ttft-p95-from-p50",
         "latency_ttft_p95_ms exported from the p50",
-        "results/exporters.py",
+        "results/csv_columns.py",
         '"latency_ttft_p95_ms": "latency.ttft_p95_ms"',
         '"latency_ttft_p95_ms": "latency.ttft_p50_ms"',
         EXPORTS,
@@ -130,7 +130,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "csv-baseline-from-spread",
         "energy_baseline_w exported from the baseline's standard deviation",
-        "results/exporters.py",
+        "results/csv_columns.py",
         '"energy_baseline_w": "energy_breakdown.baseline_power_w"',
         '"energy_baseline_w": "energy_breakdown.baseline_std_w"',
         EXPORTS,
@@ -138,7 +138,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "csv-e2e-mean-from-p95",
         "latency_e2e_mean_ms exported from the p95",
-        "results/exporters.py",
+        "results/csv_columns.py",
         '"latency_e2e_mean_ms": "latency.e2e_mean_ms"',
         '"latency_e2e_mean_ms": "latency.e2e_p95_ms"',
         EXPORTS,
@@ -146,7 +146,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "csv-adjusted-from-raw",
         "energy_adjusted_j exported from the raw energy",
-        "results/exporters.py",
+        "results/csv_columns.py",
         '"energy_adjusted_j": "energy_breakdown.adjusted_j"',
         '"energy_adjusted_j": "energy_breakdown.raw_j"',
         EXPORTS,
@@ -154,7 +154,7 @@ MUTANTS: list[Mutant] = [
     mutant(
         "csv-raw-duration-from-start",
         "the per-process inference_duration_s exported from the window end",
-        "results/exporters.py",
+        "results/csv_columns.py",
         '"inference_duration_s": "inference_duration_s"',
         '"inference_duration_s": "inference_end_unix_s"',
         EXPORTS,
@@ -355,12 +355,11 @@ MUTANTS: list[Mutant] = [
         *BASELINE,
     ),
     mutant(
-        "baseline-over-whole-run",
-        "the baseline subtracted over the whole run instead of the energy window",
-        "core/assembly.py",
+        "baseline-over-busy-time",
+        "the baseline subtracted over the process's busy time instead of the energy window",
+        "core/window_summary.py",
         "        window_s=window.window_s,\n        window_start_unix_s=",
-        "        window_s=(datetime.now(timezone.utc) - started_at).total_seconds(),\n"
-        "        window_start_unix_s=",
+        "        window_s=window.busy_s,\n        window_start_unix_s=",
         LIFECYCLE,
     ),
     mutant(
@@ -776,5 +775,38 @@ MUTANTS: list[Mutant] = [
         "    if not PNG_DATA_URI.fullmatch(data_uri):",
         "    if not PNG_DATA_URI.match(data_uri):",
         REPORT_HTML,
+    ),
+    mutant(
+        "api-persistence-unchecked",
+        "llem.measure's windows not given their GPUs' state, so persistence mode off is silent",
+        "api/measurement.py",
+        "            gpus=self.gpus,\n",
+        "            gpus=(),\n",
+        "tests/unit/api/test_monitor_nvml.py",
+    ),
+    mutant(
+        "power-readings-gpu-without-any-dropped",
+        "a GPU none of whose power reads succeeded left out of the few-samples check's count",
+        "core/power_integral.py",
+        "        if s.device_index != CPU_DEVICE_INDEX:\n            counts[",
+        "        if s.device_index != CPU_DEVICE_INDEX and s.power_w is not None:\n"
+        "            counts[",
+        "tests/unit/core/test_nvml_sample_counts.py",
+    ),
+    mutant(
+        "engine-processes-as-others",
+        "the engine's own processes (vLLM's engine core) reported as other work on its GPU",
+        "core/energy_backends/nvml.py",
+        "[pid for pid in pids if pid not in self._own_pids]",
+        "pids",
+        "tests/unit/core/test_nvml_processes.py",
+    ),
+    mutant(
+        "rank-environment-every-gpu",
+        "a rank's result describing every GPU the process sees, not the rank's own",
+        "api/ranks.py",
+        "environment=collect_environment(self._cuda_ordinals),",
+        "environment=collect_environment(),",
+        "tests/unit/api/test_rank_results_nvml.py",
     ),
 ]

@@ -62,8 +62,12 @@ class WindowDevices:
         return self._baselines
 
     def gpu_infos(self, sources: EnergySources) -> list[GpuInfo]:
-        """The GPUs as they were when first opened (persistence mode, for its check)."""
-        if self._gpu_infos is None:
+        """The GPUs as they were when first opened (persistence mode, for its check).
+
+        Kept once read; a window whose sources opened no GPU (NVML failing then) leaves
+        the next window to read them.
+        """
+        if not self._gpu_infos:
             self._gpu_infos = [gpu.info() for gpu in sources.gpus]
         return self._gpu_infos
 

@@ -58,6 +58,8 @@ class Measurement:
     readings: list[EnergyMeasurement] = field(default_factory=list)
     thermal_throttle: ThermalThrottleInfo | None = None
     extended: ExtendedMetrics | None = None
+    cuda_ordinals: list[int] = field(default_factory=list)
+    sample_interval_ms: int | None = None
     start_unix_s: float | None = None
     duration_s: float | None = None
     busy_s: float | None = None
@@ -96,7 +98,11 @@ class _OpenWindow:
         self, devices: WindowDevices, name: str | None, kept: KeptSampler | None = None
     ) -> None:
         self.devices = devices
-        self.measurement = Measurement(name=name)
+        self.measurement = Measurement(
+            name=name,
+            cuda_ordinals=list(devices.cuda_ordinals),
+            sample_interval_ms=devices.config.energy.sample_interval_ms,
+        )
         lent = kept.lend() if kept is not None else None
         self.kept = kept if lent is not None else None
         self.kept_problem = kept.problem if kept is not None else None
@@ -153,6 +159,8 @@ class _OpenWindow:
             config=self.devices.config,
             has_gpu=bool(self.devices.cuda_ordinals),
             gpus=self.gpus,
+            # The processes a barrier joins are each other's "others" on a shared host.
+            check_contention=self.devices.barrier is None,
         )
         own = [w for w in (self.devices.sync_warning, self._kept_warning()) if w is not None]
         account = summary.account
@@ -211,7 +219,10 @@ class measure:  # noqa: N801 - used as a function: `with llem.measure():`, `@lle
             the GPUs and RAPL, else the labelled estimate, for the host.
         barrier: called before the window opens and after the body, before the energy
             stops (e.g. `torch.distributed.barrier`): every process's window then opens
-            together and covers the whole job, as in `llem run`.
+            together and covers the whole job, as in `llem run`. Such a window is one of
+            several processes, which on a shared host are each other's other work: as in
+            a multi-process `llem run`, it records the CPU figures (`extended`) without a
+            `host_contention` warning.
 
     Raises:
         ConfigError: an argument is out of range or not one of the choices.

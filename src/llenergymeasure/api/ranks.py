@@ -75,8 +75,6 @@ class RankResults:
         self.experiment_id: str = self._broadcast(created)
         self.experiment_dir = self.layout.experiment_dir(self.experiment_id)
         self._started_at = datetime.now(timezone.utc)
-        self._cuda_ordinals: list[int] = []
-        self._sample_interval_ms = self.config.measurement.energy.sample_interval_ms
 
     def measure(
         self,
@@ -91,10 +89,7 @@ class RankResults:
         devices idle before its first window.
         """
         barrier = self._dist.barrier if self._dist is not None else None
-        window = measure(devices, sample_interval_ms, baseline, energy, barrier=barrier)
-        self._cuda_ordinals = window.cuda_ordinals
-        self._sample_interval_ms = sample_interval_ms
-        return window
+        return measure(devices, sample_interval_ms, baseline, energy, barrier=barrier)
 
     def write(
         self,
@@ -142,7 +137,8 @@ class RankResults:
     ) -> RawProcessResult:
         assert m.breakdown is not None and m.start_unix_s is not None
         assert m.busy_s is not None and m.duration_s is not None
-        on_gpu = bool(self._cuda_ordinals)
+        ordinals = m.cuda_ordinals
+        on_gpu = bool(ordinals)
         wanted = BOUNDARY_COMPONENTS[headline_boundary(on_gpu)]
         methods = [c.method for c in m.components if c.component in wanted]
         per_device = power_readings_per_device(m.samples)
@@ -155,7 +151,7 @@ class RankResults:
             pid=os.getpid(),
             config_name=self.config.name,
             model_name=self.config.model.name,
-            device=",".join(f"cuda:{o}" for o in self._cuda_ordinals) or "cpu",
+            device=",".join(f"cuda:{o}" for o in ordinals) or "cpu",
             started_at=self._started_at,
             ended_at=datetime.now(timezone.utc),
             inference_start_unix_s=m.start_unix_s,
@@ -179,9 +175,9 @@ class RankResults:
                 else None
             ),
             thermal_throttle=m.thermal_throttle,
-            environment=collect_environment(self._cuda_ordinals),
+            environment=collect_environment(ordinals),
             extended=m.extended,
-            sample_interval_ms=self._sample_interval_ms,
+            sample_interval_ms=m.sample_interval_ms,
             sample_count=min(per_device.values()) if per_device else None,
             warnings=m.warnings,
         )

@@ -74,8 +74,8 @@ def assemble_result(
         has_gpu=gpu,
         gpus=environment.gpus,
         output_tokens=output_tokens,
-        # Several workers on one host are each other's "others": their check belongs to
-        # the aggregate, over the sum of their CPU time.
+        # Several workers on one host are each other's "others": a multi-process run
+        # records the CPU figures (extended) without flagging each process.
         check_contention=ctx.num_processes == 1,
     )
     account, warnings = summary.account, summary.warnings

@@ -11,4 +11,4 @@ def on_gpu(device: str | None) -> bool:
 def cuda_ordinal(device: int | str) -> int | None:
     """The ordinal of a CUDA device given as `N` or `"cuda:N"`; None for anything else."""
     digits = str(device).removeprefix("cuda:")
-    return int(digits) if digits.isdigit() else None
+    return int(digits) if digits.isascii() and digits.isdigit() else None

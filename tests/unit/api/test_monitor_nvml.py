@@ -115,6 +115,26 @@ def test_measure_reports_throttling_resource_use_and_persistence_as_a_run_does(
     assert extended.process_rss_peak_mb is not None and extended.process_rss_peak_mb > 0
 
 
+def test_a_failure_at_the_first_window_does_not_turn_the_gpu_checks_off(
+    monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+) -> None:
+    fake = install(
+        monkeypatch, FakeNvml([SimGpu(A, persistence_mode=False)], clock=clock.monotonic)
+    )
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", A)
+    monitor = llem.EnergyMonitor(devices=[0])
+    fake.fail("*", start_s=fake.now_s(), end_s=fake.now_s() + 0.5)  # NVML down a moment
+    monitor.begin_window("first")  # opens no GPU: its energy is null, with a reason
+    clock.advance(1.0)
+    first = monitor.end_window("first")
+    monitor.begin_window("second")
+    clock.advance(1.0)
+    second = monitor.end_window("second")
+    assert "gpu_energy_unavailable" in [w.code for w in first.warnings]
+    assert second.methods.get("gpu") == "nvml_counter"
+    assert "persistence_mode_off" in [w.code for w in second.warnings]
+
+
 def test_window_names_are_checked(two_gpus: FakeNvml) -> None:
     monitor = llem.EnergyMonitor(devices=[0])
     monitor.begin_window("x")
@@ -126,8 +146,9 @@ def test_window_names_are_checked(two_gpus: FakeNvml) -> None:
 
 
 def test_arguments_are_checked_before_measuring() -> None:
-    with pytest.raises(ConfigError, match="device 'gpu0'"):
-        llem.measure(devices=["gpu0"])
+    for device in ("gpu0", "cuda:\u00b2", "\u0663", " 3", "cuda", -1, True):
+        with pytest.raises(ConfigError, match="is not a CUDA ordinal"):
+            llem.measure(devices=[device])
     with pytest.raises(ConfigError, match="sample_interval_ms"):
         llem.EnergyMonitor(sample_interval_ms=0)
 
