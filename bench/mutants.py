@@ -805,7 +805,7 @@ MUTANTS: list[Mutant] = [
         "rank-environment-every-gpu",
         "a rank's result describing every GPU the process sees, not the rank's own",
         "api/ranks.py",
-        "environment=collect_environment(self._cuda_ordinals),",
+        "environment=collect_environment(ordinals),",
         "environment=collect_environment(),",
         "tests/unit/api/test_rank_results_nvml.py",
     ),
