@@ -14,14 +14,23 @@ from llenergymeasure.domain.experiment import RawProcessResult
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 
 
-def test_a_rank_records_its_own_gpus_its_interval_and_its_baseline(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    clock = ManualClock()
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def ranks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clock: ManualClock) -> llem.RankResults:
+    """GPU A draws 100 W, GPU B 50 W; a one-process job's RankResults."""
     gpus = [SimGpu(A, power_w=Steps.constant(100.0)), SimGpu(B, power_w=Steps.constant(50.0))]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{A},{B}")
     install(monkeypatch, FakeNvml(gpus, clock=clock.monotonic))
-    ranks = llem.RankResults("one-rank", model_name="my-model", results_dir=tmp_path)
+    return llem.RankResults("one-rank", model_name="my-model", results_dir=tmp_path)
+
+
+def test_a_rank_records_its_own_gpus_its_interval_and_its_baseline(
+    ranks: llem.RankResults, clock: ManualClock
+) -> None:
     with ranks.measure(devices=[1], sample_interval_ms=20, baseline=0.3) as measured:
         time.sleep(0.15)  # real time for the sampling process's ticks
         clock.advance(2.0)
@@ -40,13 +49,8 @@ def test_a_rank_records_its_own_gpus_its_interval_and_its_baseline(
 
 
 def test_write_describes_the_measurement_it_is_given(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ranks: llem.RankResults, clock: ManualClock
 ) -> None:
-    clock = ManualClock()
-    gpus = [SimGpu(A, power_w=Steps.constant(100.0)), SimGpu(B, power_w=Steps.constant(50.0))]
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{A},{B}")
-    install(monkeypatch, FakeNvml(gpus, clock=clock.monotonic))
-    ranks = llem.RankResults("one-rank", model_name="my-model", results_dir=tmp_path)
     with ranks.measure(devices=[1], sample_interval_ms=20) as measured:
         time.sleep(0.1)
         clock.advance(2.0)
