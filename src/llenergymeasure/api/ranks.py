@@ -85,8 +85,11 @@ class RankResults:
     ) -> measure:
         """A `measure` window of this rank that stays open until every rank's body ended.
 
-        The arguments are `llem.measure`'s; with a baseline, each rank measures its own
-        devices idle before its first window.
+        The arguments are `llem.measure`'s. With a baseline, each rank measures its
+        devices idle as its first window opens, before the ranks meet at the barrier:
+        unlike `llem run`'s, the ranks' baselines are not taken together, so a machine-level
+        one (RAPL, the estimate) may see a sibling still at work, which it reports
+        (`baseline_host_busy`).
         """
         barrier = self._dist.barrier if self._dist is not None else None
         return measure(devices, sample_interval_ms, baseline, energy, barrier=barrier)
