@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from llenergymeasure.config.campaign import format_value
 from llenergymeasure.domain.campaign import CampaignManifest
 from llenergymeasure.domain.metrics import MeasurementWarning
 from llenergymeasure.results.campaigns import campaign_dir, read_campaign_manifest
@@ -116,8 +117,9 @@ def question_table(
 ) -> Html:
     """What is swept over which values, and what every configuration shares."""
     flat = flatten_config(samples[0].manifest.config)
+    rows = comparison.rows
     swept = [
-        (f"swept: {p}", ", ".join(dict.fromkeys(str(r.parameters[p]) for r in comparison.rows)))
+        (f"swept: {p}", ", ".join(dict.fromkeys(format_value(r.parameters[p]) for r in rows)))
         for p in comparison.parameter_names
     ]
     fixed = [(p, plain(flat.get(p))) for p in FIXED_FIELDS if p not in comparison.parameter_names]
@@ -147,7 +149,7 @@ def comparison_table(comparison: Comparison, samples: list[Sample]) -> list[Cell
     rows = [
         [
             row.label,
-            *(str(row.parameters[p]) for p in comparison.parameter_names),
+            *(format_value(row.parameters[p]) for p in comparison.parameter_names),
             str(len(row.experiment_ids)),
             *(_interval(row, m) for m in TABLE_METRICS),
             number(row.ratio_to_best, "x"),

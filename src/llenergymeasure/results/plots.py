@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llenergymeasure.config.campaign import format_value
 from llenergymeasure.domain.experiment import AggregatedResult, RawProcessResult
 from llenergymeasure.errors import LlemError, ResultsError
 from llenergymeasure.fileio import atomic_target
@@ -301,7 +302,9 @@ def _series(comparison: Comparison, x: str) -> dict[str, list[ComparisonRow]]:
     others = [p for p in comparison.parameter_names if p != x]
     series: dict[str, list[ComparisonRow]] = {}
     for row in comparison.rows:
-        label = ", ".join(f"{p.rsplit('.', 1)[-1]}={row.parameters[p]}" for p in others)
+        label = ", ".join(
+            f"{p.rsplit('.', 1)[-1]}={format_value(row.parameters[p])}" for p in others
+        )
         series.setdefault(label, []).append(row)
     return series
 
@@ -359,10 +362,10 @@ def _x_positions(values: list[Any], ax: Axes) -> tuple[dict[str, float], bool]:
         positions = {repr(v): float(v) for v in distinct}
         if min(distinct) > 0 and max(distinct) / min(distinct) >= 8:
             ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(positions.values()), [str(v) for v in sorted(distinct)])
+        ax.set_xticks(sorted(positions.values()), [format_value(v) for v in sorted(distinct)])
         ax.minorticks_off()
         return positions, True
-    ax.set_xticks(range(len(distinct)), [str(v) for v in distinct])
+    ax.set_xticks(range(len(distinct)), [format_value(v) for v in distinct])
     ax.margins(x=0.25)
     return {repr(v): float(i) for i, v in enumerate(distinct)}, False
 

@@ -10,7 +10,7 @@ import pytest
 
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.results.compare import Comparison, ComparisonRow, Interval
-from llenergymeasure.results.plots import plot_campaign
+from llenergymeasure.results.plots import campaign_figure, plot_campaign
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -88,3 +88,23 @@ def test_a_dollar_in_a_name_is_drawn_as_text(tmp_path: Path) -> None:
     named = replace(COMPARISON, model_names=[r"/models/$\notacommand$"])
     path = plot_campaign(named, "energy_per_output_token_j", "model.dtype", tmp_path / "a.png")
     assert png_size(path) == (1280, 800)
+
+
+def test_a_null_parameter_is_written_as_the_config_writes_it() -> None:
+    """An unquantized configuration is `bits=null` in the legend and on the axis, not None."""
+    rows = [
+        replace(r, parameters={"model.quantization.bits": bits, "model.dtype": r_dtype})
+        for r, (bits, r_dtype) in zip(
+            COMPARISON.rows[:4],
+            [(None, "float32"), (4, "float32"), (None, "bfloat16"), (4, "bfloat16")],
+            strict=True,
+        )
+    ]
+    names = ["model.quantization.bits", "model.dtype"]
+    swept = replace(COMPARISON, rows=rows, parameter_names=names)
+    by_dtype = campaign_figure(swept, "energy_per_output_token_j", "model.dtype")
+    (ax,) = by_dtype.axes
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["bits=4", "bits=null"]
+    by_bits = campaign_figure(swept, "energy_per_output_token_j", "model.quantization.bits")
+    (ax,) = by_bits.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["null", "4"]
