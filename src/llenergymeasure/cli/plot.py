@@ -38,7 +38,7 @@ def power(
     refuse_overwrite(out, "--out", force)
     from llenergymeasure.errors import IncompleteExperiment, ResultsError
     from llenergymeasure.results.layout import locate_experiment
-    from llenergymeasure.results.plots import plot_power
+    from llenergymeasure.results.power_plot import plot_power
     from llenergymeasure.results.repository import load_experiment
     from llenergymeasure.results.verification import check_completeness
 

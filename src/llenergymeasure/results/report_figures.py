@@ -16,13 +16,8 @@ from typing import TYPE_CHECKING
 from llenergymeasure.domain.experiment import AggregatedResult, RawProcessResult
 from llenergymeasure.errors import ResultsError
 from llenergymeasure.results.compare import METRICS, Comparison, device_name
-from llenergymeasure.results.plots import (
-    campaign_figure,
-    finish_axes,
-    new_figure,
-    power_figure,
-    titles,
-)
+from llenergymeasure.results.plots import campaign_figure, finish_axes, new_figure, titles
+from llenergymeasure.results.power_plot import power_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
