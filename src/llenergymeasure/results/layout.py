@@ -81,6 +81,13 @@ def locate_experiment(target: str | Path, results_dir: Path) -> tuple[ResultsLay
         # Absolute without following a symlink, which the layout refuses when it leads
         # out of the results root.
         absolute = Path(os.path.abspath(path))
+        if absolute.parent.name != "raw":
+            # Its root would be read as the grandparent: another experiment of that id
+            # there, or none, instead of this one.
+            raise ResultsError(
+                f"{target}: an experiment directory is read where llem writes it, "
+                f"<results root>/raw/<id>; this one is in {absolute.parent}"
+            )
         return ResultsLayout(absolute.parent.parent), absolute.name
     if path.is_dir() and path.parent.name == "raw" and any(path.iterdir()):
         # An experiment's directory whose manifest is gone (a run killed as it wrote it).

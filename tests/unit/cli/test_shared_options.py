@@ -84,6 +84,22 @@ def test_a_path_that_is_no_experiment_is_refused(tmp_path: Path, words: str) -> 
     assert f"error: {not_one}: not an experiment directory" in stderr
 
 
+@pytest.mark.parametrize("words", ["aggregate", "results show", "plot power", "export", "report"])
+def test_a_copied_experiment_outside_raw_is_refused_not_read_from_raw(
+    tmp_path: Path, words: str
+) -> None:
+    """Its root would be taken as the grandparent: results/raw/<id>, the original."""
+    for where in ("raw", "backup"):
+        copy = tmp_path / "results" / where / "tiny_20260101T000000Z_abcd"
+        copy.mkdir(parents=True)
+        (copy / "experiment.json").write_text("{}")
+    args = [*words.split(), copy] + (["--csv"] if words == "export" else [])
+    code, _, stderr = run_llem_here(*args)
+    assert code == 2
+    assert f"error: {copy}: an experiment directory is read where llem writes it" in stderr
+    assert f"this one is in {copy.parent}" in stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
