@@ -809,4 +809,20 @@ MUTANTS: list[Mutant] = [
         "environment=collect_environment(),",
         "tests/unit/api/test_rank_results_nvml.py",
     ),
+    mutant(
+        "experiment-copy-read-as-original",
+        "an experiment directory outside <root>/raw/ resolved to <grandparent>/raw/<id>",
+        "results/layout.py",
+        '        if absolute.parent.name != "raw":\n',
+        "        if False:\n",
+        "tests/unit/cli/test_shared_options.py",
+    ),
+    mutant(
+        "plot-null-as-python",
+        "a swept parameter's null written as Python's None in a figure's legend",
+        "results/plots.py",
+        "={format_value(row.parameters[p])}",
+        "={row.parameters[p]}",
+        "tests/unit/results/test_plots.py",
+    ),
 ]
